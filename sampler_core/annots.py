@@ -1,0 +1,267 @@
+"""Annotation geometry of a sampled window.
+
+The sampler hands this module the ids of the annotations that overlap a window;
+it returns their boxes, segmentations (``kwimage.MultiPolygon``) and keypoints
+(``kwimage.Points``) as ``kwimage.Detections`` in *window* coordinates
+(``rel = abs - (x0, y0)``, where ``(x0, y0)`` is the top-left corner of the padded
+window in image space).
+
+Two flavours are produced:
+
+* ``frame_dets``: the seed's geometry, translated but not clipped, so a box that
+  sticks out of the window keeps its full extent (ndsampler 0.8 behaviour).
+* ``clipped_dets``: boxes clipped to the window, polygons intersected with it
+  (self-intersecting polygons are repaired with shapely ``make_valid`` first) and
+  keypoints outside the window removed.
+
+Parsed geometry is cached per annotation id, so sampling the same annotation
+again costs a translation only. Segmentations that cannot be parsed become
+``None`` with a warning naming the annotation, instead of failing the sample.
+
+Example:
+    >>> import kwcoco
+    >>> from sampler_core.annots import AnnotGeometry
+    >>> dset = kwcoco.CocoDataset.demo('shapes8')
+    >>> geom = AnnotGeometry(dset)
+    >>> dets = geom.frame_dets([1], gid=1, offset=(-200, -250), space_dims=(600, 600))
+    >>> dets.boxes.to_xywh().data.tolist() == [[234 - 200, 283 - 250, 162, 63]]
+    True
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Iterable, Sequence
+
+import numpy as np
+
+WITH_ANNOTS_KINDS = ('boxes', 'segmentation', 'keypoints')
+
+
+def coerce_with_annots(with_annots) -> tuple[str, ...]:
+    """Normalise ``with_annots`` to a tuple of kinds.
+
+    Args:
+        with_annots: ``True`` (all kinds), ``False`` / ``None`` (none), a string
+            such as ``'boxes+keypoints'`` or a list of kinds.
+
+    Raises:
+        ValueError: an unknown kind.
+
+    Example:
+        >>> coerce_with_annots(True)
+        ('boxes', 'segmentation', 'keypoints')
+        >>> coerce_with_annots('boxes+segmentation')
+        ('boxes', 'segmentation')
+    """
+    if with_annots is True or (isinstance(with_annots, (int, np.integer))
+                               and not isinstance(with_annots, bool) and with_annots):
+        return WITH_ANNOTS_KINDS
+    if not with_annots:
+        return ()
+    if isinstance(with_annots, str):
+        kinds = [k for k in with_annots.split('+') if k]
+    else:
+        kinds = list(with_annots)
+    kinds = ['segmentation' if k == 'segmentations' else k for k in kinds]
+    bad = [k for k in kinds if k not in WITH_ANNOTS_KINDS]
+    if bad:
+        raise ValueError(f'unknown with_annots kind(s) {bad}; choose from {list(WITH_ANNOTS_KINDS)}')
+    return tuple(kinds)
+
+
+class AnnotGeometry:
+    """Parses and caches the kwimage geometry of a dataset's annotations.
+
+    Args:
+        dset (kwcoco.CocoDataset): the dataset.
+    """
+
+    def __init__(self, dset):
+        self.dset = dset
+        self.classes = dset.object_categories()
+        self.kp_classes = dset.keypoint_categories()
+        self._sseg: dict[int, object] = {}
+        self._kpts: dict[int, object] = {}
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state['_sseg'], state['_kpts'] = {}, {}
+        return state
+
+    def segmentation(self, aid: int, space_dims: Sequence[int] | None = None):
+        """``kwimage.MultiPolygon`` of annotation ``aid`` in image space, or ``None``."""
+        try:
+            return self._sseg[aid]
+        except KeyError:
+            pass
+        import kwimage
+        ann = self.dset.anns[aid]
+        sseg = ann.get('segmentation', None)
+        out = None
+        if sseg is not None and len(sseg) > 0:
+            try:
+                out = kwimage.MultiPolygon.coerce(sseg, dims=space_dims)
+            except Exception as ex:  # malformed polygons / RLE in real data
+                warnings.warn(f'annotation {aid}: segmentation cannot be parsed ({ex}); ignored')
+                out = None
+        self._sseg[aid] = out
+        return out
+
+    def keypoints(self, aid: int):
+        """``kwimage.Points`` of annotation ``aid`` in image space, or ``None``."""
+        try:
+            return self._kpts[aid]
+        except KeyError:
+            pass
+        import kwimage
+        ann = self.dset.anns[aid]
+        coco_kpts = ann.get('keypoints', None)
+        out = None
+        if coco_kpts is not None and len(coco_kpts) > 0:
+            try:
+                if isinstance(coco_kpts[0], dict):
+                    out = kwimage.Points.from_coco(coco_kpts, classes=self.kp_classes)
+                else:
+                    names = self.dset._lookup_kpnames(ann['category_id'])
+                    idxs = [self.kp_classes.index(n) for n in names]
+                    out = kwimage.Points.from_coco(coco_kpts, idxs, self.kp_classes)
+            except Exception as ex:
+                warnings.warn(f'annotation {aid}: keypoints cannot be parsed ({ex}); ignored')
+                out = None
+        self._kpts[aid] = out
+        return out
+
+    def frame_dets(self, aids: Iterable[int], gid: int, offset: Sequence[float],
+                   space_dims: Sequence[int] | None = None,
+                   with_annots: Sequence[str] = WITH_ANNOTS_KINDS, rel_frame_index: int = 0,
+                   visible: np.ndarray | None = None):
+        """Detections of ``aids`` translated by ``offset`` (``(dx, dy)``, pixels).
+
+        Args:
+            aids: annotation ids (all in image ``gid``).
+            gid: their image.
+            offset: ``(dx, dy)`` added to image coordinates (minus the window's
+                top-left corner).
+            space_dims: ``(height, width)`` of the image (for RLE masks).
+            with_annots: kinds to fill; missing kinds are ``None`` per annotation.
+            rel_frame_index: frame number within the sample.
+            visible: optional ``(N,)`` visible fractions, stored as data key.
+
+        Returns:
+            kwimage.Detections with data keys ``boxes``, ``aids``, ``cids``,
+            ``segmentations``, ``keypoints`` (and ``visible``), meta ``gid``,
+            ``rel_frame_index``.
+        """
+        import kwimage
+        aids = [int(a) for a in aids]
+        anns = [self.dset.anns[a] for a in aids]
+        xywh = np.array([ann['bbox'] for ann in anns], dtype=np.float64).reshape(-1, 4)
+        xywh[:, 0] += offset[0]
+        xywh[:, 1] += offset[1]
+        want_sseg = 'segmentation' in with_annots
+        want_kpts = 'keypoints' in with_annots
+        ssegs, kpts = [], []
+        for aid in aids:
+            sseg = self.segmentation(aid, space_dims) if want_sseg else None
+            kp = self.keypoints(aid) if want_kpts else None
+            ssegs.append(None if sseg is None else sseg.translate(offset))
+            kpts.append(None if kp is None else kp.translate(offset))
+        kpts = kwimage.PointsList(kpts)
+        kpts.meta['classes'] = self.kp_classes
+        data = {
+            'boxes': kwimage.Boxes(xywh, 'xywh'),
+            'aids': np.array(aids, dtype=np.int64),
+            'cids': np.array([ann['category_id'] for ann in anns], dtype=np.int64),
+            'segmentations': kwimage.PolygonList(ssegs),
+            'keypoints': kpts,
+        }
+        datakeys = ['aids', 'cids']
+        if visible is not None:
+            data['visible'] = np.asarray(visible, dtype=np.float64)
+            datakeys.append('visible')
+        meta = {'classes': self.classes, 'gid': gid, 'rel_frame_index': rel_frame_index}
+        return kwimage.Detections(data=data, meta=meta, datakeys=datakeys,
+                                  metakeys=['gid', 'rel_frame_index'], checks=False)
+
+
+def clip_dets(dets, window_dims: Sequence[int]):
+    """Clip window-relative detections to the window ``[0, W] x [0, H]``.
+
+    Boxes are clipped (a box fully outside becomes zero-size at the border),
+    polygons are intersected with the window (invalid ones repaired first; what
+    is left outside becomes ``None``), keypoints outside the half-open window are
+    removed.
+
+    Args:
+        dets (kwimage.Detections): relative detections, e.g. from
+            :meth:`AnnotGeometry.frame_dets`.
+        window_dims: ``(height, width)`` of the window.
+
+    Example:
+        >>> import kwimage
+        >>> dets = kwimage.Detections(boxes=kwimage.Boxes([[-5, 2, 10, 10]], 'xywh'),
+        ...     segmentations=kwimage.PolygonList([kwimage.Polygon.from_coco([-5, 2, 5, 2, 5, 12])]),
+        ...     keypoints=kwimage.PointsList([kwimage.Points(xy=np.array([[-1., 3], [2, 3]]))]))
+        >>> out = clip_dets(dets, (8, 8))
+        >>> out.boxes.to_ltrb().data.tolist()
+        [[0.0, 2.0, 5.0, 8.0]]
+        >>> out.data['keypoints'][0].xy.tolist()
+        [[2.0, 3.0]]
+    """
+    import kwimage
+    h, w = window_dims
+    ltrb = dets.boxes.to_ltrb().data.astype(np.float64).copy()
+    ltrb[:, 0::2] = ltrb[:, 0::2].clip(0, w)
+    ltrb[:, 1::2] = ltrb[:, 1::2].clip(0, h)
+    data = dict(dets.data)
+    data['boxes'] = kwimage.Boxes(ltrb, 'ltrb')
+    if 'segmentations' in data and data['segmentations'] is not None:
+        data['segmentations'] = kwimage.PolygonList(
+            [clip_polygon(p, (h, w)) for p in data['segmentations'].data])
+    if 'keypoints' in data and data['keypoints'] is not None:
+        kept = []
+        for pts in data['keypoints'].data:
+            if pts is None:
+                kept.append(None)
+                continue
+            xy = pts.xy
+            flags = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+            kept.append(pts.compress(flags))
+        kpts = kwimage.PointsList(kept)
+        kpts.meta.update(dets.data['keypoints'].meta)
+        data['keypoints'] = kpts
+    return kwimage.Detections(data=data, meta=dict(dets.meta), checks=False)
+
+
+def clip_polygon(poly, window_dims: Sequence[int]):
+    """Intersect a kwimage (Multi)Polygon with ``[0, W] x [0, H]``; ``None`` if empty.
+
+    Self-intersecting ("bow-tie") polygons are made valid with shapely's
+    ``make_valid`` before the intersection, so no part of them is lost.
+
+    Example:
+        >>> import kwimage
+        >>> bowtie = kwimage.Polygon(exterior=np.array([[0, 0], [4, 4], [4, 0], [0, 4.]]))
+        >>> clip_polygon(bowtie, (10, 10)).to_shapely().area
+        8.0
+    """
+    if poly is None:
+        return None
+    import kwimage
+    import shapely
+    from shapely.geometry import box as shapely_box
+    h, w = window_dims
+    if isinstance(poly, kwimage.Segmentation):
+        poly = poly.data
+    geom = poly.to_shapely()
+    if not geom.is_valid:
+        geom = shapely.make_valid(geom)
+    geom = geom.intersection(shapely_box(0, 0, w, h))
+    parts = [g for g in getattr(geom, 'geoms', [geom]) if g.geom_type in ('Polygon', 'MultiPolygon')]
+    polys = []
+    for part in parts:
+        polys.extend(getattr(part, 'geoms', [part]))
+    polys = [p for p in polys if not p.is_empty and p.area > 0]
+    if not polys:
+        return None
+    return kwimage.MultiPolygon([kwimage.Polygon.from_shapely(p) for p in polys])

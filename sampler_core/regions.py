@@ -1,0 +1,472 @@
+"""Pools of positive and negative target windows.
+
+:class:`CocoRegions` turns a kwcoco dataset into
+
+* a *target table* (:attr:`CocoRegions.targets`): one row per annotation with a
+  valid box, columns ``aid, gid, category_id, cx, cy, width, height, img_width,
+  img_height`` (pixels, image space);
+* a *positive pool*: indices into that table, chosen by :meth:`CocoRegions.preselect`
+  (default: every row, in table order);
+* a *negative pool*: random windows that overlap no annotation (or less than
+  ``thresh`` of their area), drawn with the spatial index.
+
+A target is a plain dict that :meth:`sampler_core.CocoSampler.load_sample` accepts.
+Negatives have ``aid == -1`` and the background category id.
+
+Example:
+    >>> from sampler_core.regions import CocoRegions
+    >>> self = CocoRegions.demo()
+    >>> n_pos, n_neg = self.preselect(n_neg=4, window_dims=(64, 64), rng=0)
+    >>> neg = self.get_negative(0)
+    >>> (neg['aid'], neg['width'], neg['height'])
+    (-1, 64.0, 64.0)
+    >>> self.overlapping_aids(neg['gid'], [neg['cx'] - 32, neg['cy'] - 32, neg['cx'] + 32, neg['cy'] + 32])
+    []
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from sampler_core.hashid import HashIdentifiable
+from sampler_core.index import FrameIntersectionIndex, coco_box_arrays
+from sampler_core.target import coerce_window_dims
+
+#: columns of the target table, in order
+TARGET_COLUMNS = ('aid', 'gid', 'category_id', 'cx', 'cy', 'width', 'height',
+                  'img_width', 'img_height')
+
+
+class MissingNegativePool(AssertionError):
+    """A specific negative was asked for before a negative pool was preselected."""
+
+
+def _row(table, index: int) -> dict:
+    return {k: table[k][index].item() for k in table.keys()}
+
+
+def tabular_coco_targets(dset):
+    """All annotations with a valid box as a column table.
+
+    Annotations without a ``bbox`` are skipped; boxes that are NaN, infinite or
+    have a negative width / height are skipped with a warning naming them.
+
+    Returns:
+        kwarray.DataFrameArray: columns :data:`TARGET_COLUMNS`; ``cx, cy, width,
+        height`` float64 pixels, the rest int64.
+
+    Example:
+        >>> import kwcoco
+        >>> dset = kwcoco.CocoDataset.demo('shapes8')
+        >>> targets = tabular_coco_targets(dset)
+        >>> len(targets) == len(dset.anns)
+        True
+    """
+    import kwarray
+    aids, gids, xywh = coco_box_arrays(dset)
+    valid = np.isfinite(xywh).all(axis=1) & (xywh[:, 2] >= 0) & (xywh[:, 3] >= 0)
+    if not valid.all():
+        warnings.warn(f'{int((~valid).sum())} annotations have invalid boxes (NaN, inf or '
+                      f'negative size) and are not targets: aids {aids[~valid][:20].tolist()}')
+        aids, gids, xywh = aids[valid], gids[valid], xywh[valid]
+    imgs = dset.imgs
+    img_wh = np.array([(imgs[g].get('width') or -1, imgs[g].get('height') or -1)
+                       for g in np.unique(gids).tolist()], dtype=np.int64).reshape(-1, 2)
+    uniq, inverse = np.unique(gids, return_inverse=True)
+    table = {
+        'aid': aids,
+        'gid': gids,
+        'category_id': np.array([dset.anns[a]['category_id'] for a in aids.tolist()],
+                                dtype=np.int64),
+        'cx': xywh[:, 0] + xywh[:, 2] / 2,
+        'cy': xywh[:, 1] + xywh[:, 3] / 2,
+        'width': xywh[:, 2],
+        'height': xywh[:, 3],
+        'img_width': img_wh[inverse, 0] if len(uniq) else np.empty(0, dtype=np.int64),
+        'img_height': img_wh[inverse, 1] if len(uniq) else np.empty(0, dtype=np.int64),
+    }
+    return kwarray.DataFrameArray(table)
+
+
+def select_positive_regions(targets, window_dims: Sequence[int] = (300, 300),
+                            thresh: float = 0.0, rng=None, verbose: int = 0) -> np.ndarray:
+    """Indices of positives whose windows do not overlap each other (much).
+
+    In each image, windows of ``window_dims`` centred on the annotations get
+    random scores and a non-maximum suppression with IoU ``thresh`` keeps a
+    subset, so fewer near-duplicate windows are sampled.
+
+    Args:
+        targets: the target table (see :func:`tabular_coco_targets`).
+        window_dims: ``(height, width)`` of the windows, pixels.
+        thresh: IoU above which two windows are redundant.
+        rng: seed or RandomState.
+        verbose: progress bar when > 0.
+
+    Returns:
+        sorted ``(M,)`` int array of row indices.
+
+    Example:
+        >>> import kwcoco
+        >>> dset = kwcoco.CocoDataset.demo('shapes8')
+        >>> targets = tabular_coco_targets(dset)
+        >>> keep = select_positive_regions(targets, (300, 300), rng=0)
+        >>> 0 < len(keep) <= len(targets)
+        True
+    """
+    import kwarray
+    import kwimage
+    import ubelt as ub
+    wh, ww = coerce_window_dims(window_dims)
+    rng = kwarray.ensure_rng(rng)
+    gids = np.asarray(targets['gid'])
+    cx, cy = np.asarray(targets['cx']), np.asarray(targets['cy'])
+    ltrb = np.stack([cx - ww / 2, cy - wh / 2, cx + ww / 2, cy + wh / 2], axis=1)
+    selection = []
+    uniq, groups = kwarray.group_indices(gids)
+    for groupx in ub.ProgIter(groups, desc='select positive regions', enabled=verbose > 0):
+        scores = rng.rand(len(groupx))
+        keep = kwimage.non_max_supression(ltrb[groupx], scores, thresh=thresh, impl='numpy')
+        selection.extend(groupx[keep].tolist())
+    return np.array(sorted(selection), dtype=np.int64)
+
+
+class Targets:
+    """Abstract pool API: positives first, then negatives."""
+
+    def get_negative(self, index=None, rng=None):
+        raise NotImplementedError
+
+    def get_positive(self, index=None, rng=None):
+        raise NotImplementedError
+
+    def overlapping_aids(self, gid, box):
+        raise NotImplementedError
+
+    def preselect(self, n_pos=None, n_neg=None, neg_to_pos_ratio=None, window_dims=None,
+                  rng=None, verbose=0):
+        raise NotImplementedError
+
+
+class CocoRegions(Targets, HashIdentifiable):
+    """Positive / negative target pools over a kwcoco dataset.
+
+    Args:
+        dset (kwcoco.CocoDataset): images need ``width`` / ``height``.
+        workdir: kept for ndsampler compatibility (pools are cheap to rebuild).
+        verbose: verbosity.
+    """
+
+    def __init__(self, dset, workdir=None, verbose: int = 1):
+        super().__init__()
+        self.dset = dset
+        self.workdir = workdir
+        self.verbose = verbose
+        self._targets = None
+        self._isect_index = None
+        self._neg_anchors = None
+        self._pos_select_idxs = None
+        self._negative_pool = None
+        self._negative_idx = 0
+        bg = dset.name_to_cat.get('background', None) if hasattr(dset, 'name_to_cat') else None
+        self.BACKGROUND_CLASS_ID = bg['id'] if bg is not None else 0
+
+    @classmethod
+    def demo(cls, key: str = 'shapes8', **kw) -> 'CocoRegions':
+        """Regions of ``kwcoco.CocoDataset.demo(key, **kw)``."""
+        import kwcoco
+        return cls(kwcoco.CocoDataset.demo(key, **kw))
+
+    def _depends(self):
+        return ['CocoRegions', self.dset._build_hashid(hash_pixels=False)]
+
+    def __repr__(self) -> str:
+        return (f'<CocoRegions(n_pos={self.n_positives}, n_neg={self.n_negatives}, '
+                f'n_images={self.n_images})>')
+
+    # ------------------------------------------------------------ counts
+    @property
+    def classes(self):
+        return self.dset.object_categories()
+
+    @property
+    def catgraph(self):
+        """Deprecated alias of :attr:`classes`."""
+        return self.classes
+
+    @property
+    def n_negatives(self) -> int:
+        return 0 if self._negative_pool is None else len(self._negative_pool['gid'])
+
+    @property
+    def n_positives(self) -> int:
+        if self._pos_select_idxs is not None:
+            return len(self._pos_select_idxs)
+        return len(self.targets)
+
+    @property
+    def n_samples(self) -> int:
+        return self.n_positives + self.n_negatives
+
+    @property
+    def class_ids(self) -> list:
+        return list(self.dset.cats.keys())
+
+    @property
+    def image_ids(self) -> list:
+        return list(self.dset.imgs.keys())
+
+    @property
+    def n_annots(self) -> int:
+        return len(self.dset.anns)
+
+    @property
+    def n_images(self) -> int:
+        return len(self.dset.imgs)
+
+    @property
+    def n_categories(self) -> int:
+        return len(self.dset.cats)
+
+    def lookup_class_name(self, class_id):
+        return self.dset.cats[class_id]['name']
+
+    def lookup_class_id(self, class_name):
+        return self.dset.name_to_cat[class_name]['id']
+
+    # ------------------------------------------------------------ tables
+    @property
+    def targets(self):
+        """All viable positives (annotations with a valid box) as a table."""
+        if self._targets is None:
+            self._targets = tabular_coco_targets(self.dset)
+        return self._targets
+
+    @property
+    def isect_index(self) -> FrameIntersectionIndex:
+        """The spatial index of all annotation boxes (built on first use)."""
+        if self._isect_index is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')  # the target table warned already
+                self._isect_index = FrameIntersectionIndex.from_coco(self.dset)
+        return self._isect_index
+
+    @property
+    def neg_anchors(self) -> np.ndarray:
+        """``(K, 2)`` negative window sizes ``(w, h)`` relative to ``min(img_h, img_w)``.
+
+        Drawn (seeded, up to 1000) from the sizes of the positive boxes, so
+        negatives look like positives in size.
+        """
+        if self._neg_anchors is None:
+            t = self.targets
+            z = np.minimum(t['img_width'], t['img_height']).astype(np.float64)
+            wh = np.stack([t['width'], t['height']], axis=1)
+            ok = (z > 0) & (wh > 0).all(axis=1)
+            anchors = wh[ok] / z[ok, None]
+            rng = np.random.RandomState(0)
+            rng.shuffle(anchors)
+            anchors = anchors[:1000]
+            if len(anchors) == 0:
+                anchors = np.array([[0.25, 0.25]])
+            self._neg_anchors = anchors
+        return self._neg_anchors
+
+    # ------------------------------------------------------------ queries
+    def visible_aids(self, gid: int, region: Any, visible_thresh: float = 0.0):
+        """``(aids, fractions)`` of annotations in ``region`` at least ``visible_thresh`` visible.
+
+        Args:
+            gid: image id.
+            region: ``kwimage.Boxes`` (one box) or ltrb numbers, image space.
+            visible_thresh: in ``[0, 1]``.
+
+        Raises:
+            ValueError: ``visible_thresh`` outside ``[0, 1]``.
+            KeyError: unknown ``gid``.
+        """
+        visible_thresh = float(visible_thresh)
+        if not (0.0 <= visible_thresh <= 1.0):
+            raise ValueError(f'visible_thresh must be in [0, 1], got {visible_thresh!r}')
+        aids, frac = self.isect_index.visible(gid, region)
+        if visible_thresh > 0:
+            keep = frac >= visible_thresh
+            aids, frac = aids[keep], frac[keep]
+        return aids, frac
+
+    def overlapping_aids(self, gid: int, region: Any, visible_thresh: float = 0.0) -> list:
+        """Ids of the annotations of ``gid`` overlapping ``region``.
+
+        Args:
+            gid: image id.
+            region: ``kwimage.Boxes`` (one box) or ltrb numbers, image space.
+            visible_thresh: leave out annotations with a smaller visible fraction.
+
+        Example:
+            >>> self = CocoRegions.demo()
+            >>> ann = self.dset.anns[1]
+            >>> x, y, w, h = ann['bbox']
+            >>> 1 in self.overlapping_aids(ann['image_id'], [x, y, x + w, y + h])
+            True
+        """
+        return self.visible_aids(gid, region, visible_thresh)[0].tolist()
+
+    def get_segmentations(self, aids):
+        """kwimage segmentations of ``aids`` (image space), ``None`` where absent."""
+        from sampler_core.annots import AnnotGeometry
+        geom = AnnotGeometry(self.dset)
+        return [geom.segmentation(a) for a in aids]
+
+    # ------------------------------------------------------------ pools
+    def preselect(self, n_pos: int | None = None, n_neg: int | None = None,
+                  neg_to_pos_ratio: float | None = None, window_dims=None, rng=None,
+                  verbose: int = 0, thresh: float = 0.0) -> tuple[int, int]:
+        """Choose the positive and negative pools.
+
+        Args:
+            n_pos: number of positives; ``None`` keeps every target. A number
+                below the table size draws a random subset (kept in table
+                order); a larger one repeats targets.
+            n_neg: number of negatives. Exclusive with ``neg_to_pos_ratio``.
+            neg_to_pos_ratio: ``n_neg = int(ratio * n_pos)``; default 0.
+            window_dims: ``(height, width)`` of the negatives; ``None`` draws
+                negative sizes from :attr:`neg_anchors`.
+            rng: seed or RandomState; the same seed gives the same pools.
+            verbose: print what was chosen.
+            thresh: largest overlap of a negative with an annotation, as a
+                fraction of the negative's area.
+
+        Returns:
+            ``(n_pos, n_neg)`` actually chosen.
+
+        Raises:
+            ValueError: both ``n_neg`` and ``neg_to_pos_ratio``, or negative counts.
+        """
+        import kwarray
+        if neg_to_pos_ratio is not None and n_neg is not None:
+            raise ValueError('give n_neg or neg_to_pos_ratio, not both')
+        rng = kwarray.ensure_rng(rng)
+        n_pos = self._preselect_positives(n_pos, window_dims=window_dims, rng=rng,
+                                          verbose=verbose)
+        if n_neg is None:
+            ratio = 0.0 if neg_to_pos_ratio is None else float(neg_to_pos_ratio)
+            if ratio < 0:
+                raise ValueError(f'neg_to_pos_ratio must not be negative, got {neg_to_pos_ratio!r}')
+            n_neg = int(ratio * n_pos)
+        n_neg = self._preselect_negatives(n_neg, window_dims=window_dims, thresh=thresh,
+                                          rng=rng, verbose=verbose)
+        return n_pos, n_neg
+
+    def _preselect_positives(self, num=None, window_dims=None, rng=None, verbose=None) -> int:
+        import kwarray
+        rng = kwarray.ensure_rng(rng)
+        t = self.targets
+        rows = np.arange(len(t))
+        if window_dims is None:
+            # a zero-size box cannot define its own window
+            ok = (np.asarray(t['width']) > 0) & (np.asarray(t['height']) > 0)
+            if not ok.all():
+                warnings.warn(f'{int((~ok).sum())} zero-size annotations are left out of the '
+                              f'positive pool because window_dims is None')
+                rows = rows[ok]
+        if num is not None:
+            num = int(num)
+            if num < 0:
+                raise ValueError(f'n_pos must not be negative, got {num}')
+            if len(rows) == 0 and num > 0:
+                raise ValueError('the dataset has no positive targets to choose from')
+            if num <= len(rows):
+                rows = np.sort(rng.choice(rows, size=num, replace=False))
+            else:
+                extra = rng.choice(rows, size=num - len(rows), replace=True)
+                rows = np.sort(np.concatenate([rows, extra]))
+        self._pos_select_idxs = rows
+        if verbose:
+            print(f'Preselected {len(rows)} positives')
+        return len(rows)
+
+    def _preselect_negatives(self, num, window_dims=None, thresh: float = 0.0, rng=None,
+                             verbose=None) -> int:
+        num = int(num)
+        if num < 0:
+            raise ValueError(f'n_neg must not be negative, got {num}')
+        if window_dims is not None:
+            wh, ww = coerce_window_dims(window_dims)
+            kw = {'window_size': (ww, wh)}
+        else:
+            kw = {'anchors': self.neg_anchors}
+        gids, boxes = self.isect_index.random_negatives(
+            num, thresh=thresh, exact='warn', rng=rng, **kw)
+        cxywh = boxes.to_cxywh().data.reshape(-1, 4)
+        dims = self.isect_index.image_dims
+        self._negative_pool = {
+            'aid': np.full(len(gids), -1, dtype=np.int64),
+            'gid': gids.astype(np.int64),
+            'category_id': np.full(len(gids), self.BACKGROUND_CLASS_ID, dtype=np.int64),
+            'cx': cxywh[:, 0], 'cy': cxywh[:, 1], 'width': cxywh[:, 2], 'height': cxywh[:, 3],
+            'img_width': np.array([dims[g][1] for g in gids.tolist()], dtype=np.int64),
+            'img_height': np.array([dims[g][0] for g in gids.tolist()], dtype=np.int64),
+        }
+        self._negative_idx = 0
+        if verbose:
+            print(f'Preselected {len(gids)} negatives')
+        return len(gids)
+
+    def get_positive(self, index: int | None = None, rng=None) -> dict:
+        """The ``index``-th positive of the pool, or a random one when ``None``.
+
+        Raises:
+            IndexError: ``index`` outside the pool.
+        """
+        n = self.n_positives
+        if index is None:
+            import kwarray
+            if n == 0:
+                raise IndexError('the positive pool is empty')
+            index = int(kwarray.ensure_rng(rng).randint(0, n))
+        index = int(index)
+        if not (-n <= index < n):
+            raise IndexError(f'positive index {index} outside the pool of {n}')
+        if self._pos_select_idxs is not None:
+            index = int(self._pos_select_idxs[index])
+        return _row(self.targets, index)
+
+    def get_negative(self, index: int | None = None, rng=None) -> dict:
+        """The ``index``-th negative of the pool.
+
+        With ``index=None`` the pool is walked in order (and redrawn, one
+        window, when it does not exist or is used up).
+
+        Raises:
+            MissingNegativePool: a specific index before :meth:`preselect`.
+            IndexError: ``index`` outside the pool.
+        """
+        if index is None:
+            if self._negative_pool is None or self._negative_idx >= self.n_negatives:
+                self._preselect_negatives(1, rng=rng)
+                if self.n_negatives == 0:
+                    raise ValueError('could not find any negative window in this dataset')
+            tr = _row(self._negative_pool, self._negative_idx)
+            self._negative_idx += 1
+            return tr
+        if self._negative_pool is None:
+            raise MissingNegativePool(
+                f'negative index={index} was asked for, but no negative pool exists; '
+                f'call preselect(n_neg=...) first')
+        n = self.n_negatives
+        index = int(index)
+        if not (-n <= index < n):
+            raise IndexError(f'negative index {index} outside the pool of {n}')
+        return _row(self._negative_pool, index)
+
+    def get_item(self, index: int | None, rng=None) -> dict:
+        """Positives first (``index < n_positives``), then negatives."""
+        if index is None:
+            import kwarray
+            index = int(kwarray.ensure_rng(rng).randint(0, self.n_samples))
+        if index < self.n_positives:
+            return self.get_positive(index, rng=rng)
+        return self.get_negative(index - self.n_positives, rng=rng)
+

@@ -1,0 +1,585 @@
+"""The sampler: load a window of pixels and its annotations for a target.
+
+:class:`CocoSampler` is the ndsampler 0.8 ``CocoSampler`` for 2-D images:
+
+* ``sampler.regions`` holds the positive / negative pools
+  (:class:`sampler_core.regions.CocoRegions`);
+* ``sampler.frames`` reads pixels (:class:`sampler_core.frames.CocoFrames`);
+* :meth:`CocoSampler.load_sample` turns a target dict into
+  ``{'im', 'target', 'params', 'annots'}``.
+
+Windows are never shifted to fit inside the image: the part outside is padded
+(``padkw``, default zeros). ``im`` is ``(H, W, C)`` with ``H, W`` the requested
+window plus ``2 * pad``; annotations are relative to that padded window.
+
+Example:
+    >>> import sampler_core as ndsampler
+    >>> sampler = ndsampler.CocoSampler.demo('shapes8')
+    >>> sample = sampler.load_sample({'gid': 1, 'cx': 5, 'cy': 2, 'width': 6, 'height': 6})
+    >>> sample['im'].shape
+    (6, 6, 3)
+    >>> sample['params']['tf_rel_to_abs'].tolist()
+    [[1.0, 0.0, 2.0], [0.0, 1.0, -1.0], [0.0, 0.0, 1.0]]
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sampler_core.annots import AnnotGeometry, clip_dets, coerce_with_annots
+from sampler_core.frames import CocoFrames, NoParam
+from sampler_core.hashid import HashIdentifiable
+from sampler_core.regions import CocoRegions
+from sampler_core.target import (CENTER_KEYS, center_extent_to_slices, coerce_pad,
+                                 coerce_padkw, coerce_space_slice, coerce_window_dims,
+                                 embed_window, pad_mode_needs_data, _as_finite, _is_int)
+
+#: target keys that used to be keyword arguments of load_sample
+_LEGACY_KWARGS = ('pad', 'padkw', 'dtype', 'nodata', 'window_dims')
+
+
+class AbstractSampler:
+    """The sampler API: pools of targets and a way to load them.
+
+    Not every sampler implements every method (a sampler that generates data on
+    the fly has no ``load_sample``).
+    """
+
+    @property
+    def class_ids(self):
+        raise NotImplementedError
+
+    @property
+    def n_positives(self):
+        raise NotImplementedError
+
+    def load_sample(self, tr, pad=None, window_dims=None, visible_thresh=0.1):
+        raise NotImplementedError
+
+    def load_item(self, index, pad=None, window_dims=None):
+        raise NotImplementedError
+
+    def load_positive(self, index=None, pad=None, window_dims=None, rng=None):
+        raise NotImplementedError
+
+    def load_negative(self, index=None, pad=None, window_dims=None, rng=None):
+        raise NotImplementedError
+
+    def preselect(self, **kwargs):
+        """Set up a pool of training examples before the epoch begins."""
+        raise NotImplementedError
+
+
+def _ensure_imgsize(dset, verbose: int = 0) -> None:
+    """Fill in missing image ``width`` / ``height`` from the files' headers.
+
+    Raises:
+        FileNotFoundError: an image without size whose file does not exist.
+        ValueError: an image file whose header cannot be read.
+    """
+    import kwimage
+    import ubelt as ub
+    missing = [img for img in dset.imgs.values()
+               if img.get('width') is None or img.get('height') is None]
+    for img in ub.ProgIter(missing, desc='read image sizes', enabled=verbose > 0 and bool(missing)):
+        if img.get('file_name') is None:
+            continue
+        fpath = os.fspath(dset.get_image_fpath(img['id']))
+        if not os.path.exists(fpath):
+            raise FileNotFoundError(f'image file of image id {img["id"]} does not exist: {fpath}')
+        try:
+            shape = kwimage.load_image_shape(fpath)
+        except Exception as ex:
+            raise ValueError(f'cannot read image file {fpath}: {ex}') from None
+        img['height'], img['width'] = int(shape[0]), int(shape[1])
+
+
+def _coerce_dset(data):
+    """A kwcoco.CocoDataset from a dataset, a path, or a demo key."""
+    import kwcoco
+    if isinstance(data, kwcoco.CocoDataset):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        text = os.fspath(data)
+        if os.path.exists(text):
+            if os.path.isdir(text):
+                raise ValueError(f'expected a .kwcoco.json file, got a folder: {text}')
+            try:
+                return kwcoco.CocoDataset(text)
+            except Exception as ex:
+                raise ValueError(f'cannot read dataset {text}: {ex}') from None
+        key = text.split(':', 1)[1] if text.startswith('special:') else text
+        if key.startswith(('shapes', 'vidshapes')) and os.sep not in key and '.json' not in key:
+            return kwcoco.CocoDataset.demo(key)
+        raise FileNotFoundError(f'dataset file does not exist: {text}')
+    raise TypeError(f'cannot make a CocoDataset from {type(data).__name__}: {data!r}')
+
+
+class CocoSampler(AbstractSampler, HashIdentifiable):
+    """Samples windows (positives, negatives, arbitrary targets) of a kwcoco dataset.
+
+    Args:
+        dset: a ``kwcoco.CocoDataset`` or the path of a ``.kwcoco.json`` file.
+        workdir: folder for the frame cache (default ``~/.cache/sampler-explorer``).
+        autoinit: build ``regions`` and ``frames`` now (else call ``_init()``).
+        backend: ``None`` (decode source images on every read), ``'npy'`` /
+            ``'auto'`` (memory-mapped ``.npy`` cache).
+        verbose: verbosity.
+
+    Raises:
+        FileNotFoundError: a dataset path or an image file that does not exist.
+
+    Example:
+        >>> import sampler_core as ndsampler
+        >>> self = ndsampler.CocoSampler.demo('shapes8')
+        >>> sample = self.load_positive(0, pad=(10, 10), target=dict(window_dims=(3, 3)))
+        >>> sample['im'].shape
+        (23, 23, 3)
+        >>> sorted(sample)
+        ['annots', 'classes', 'im', 'kp_classes', 'params', 'target', 'tr']
+    """
+
+    def __init__(self, dset, workdir=None, autoinit: bool = True, backend=None,
+                 verbose: int = 0):
+        super().__init__()
+        self.dset = _coerce_dset(dset)
+        self.workdir = None if workdir is None else Path(workdir)
+        self.backend = backend
+        self.verbose = verbose
+        self.regions = None
+        self.frames = None
+        self._geometry = None
+        if autoinit:
+            self._init()
+
+    def _init(self) -> None:
+        _ensure_imgsize(self.dset, verbose=self.verbose)
+        self.frames = CocoFrames(self.dset, workdir=self.workdir, backend=self.backend,
+                                 verbose=self.verbose)
+        self.regions = CocoRegions(self.dset, workdir=self.workdir, verbose=self.verbose)
+        self._geometry = AnnotGeometry(self.dset)
+        self.kp_classes = self._geometry.kp_classes
+        self.BACKGROUND_CLASS_ID = self.regions.BACKGROUND_CLASS_ID
+
+    @classmethod
+    def demo(cls, key: str = 'shapes', workdir=None, backend=None, **kw) -> 'CocoSampler':
+        """A sampler on ``kwcoco.CocoDataset.demo(key, **kw)`` (generated locally).
+
+        Example:
+            >>> CocoSampler.demo('shapes8').n_images
+            8
+        """
+        import kwcoco
+        return cls(kwcoco.CocoDataset.demo(key, **kw), workdir=workdir, backend=backend)
+
+    @classmethod
+    def coerce(cls, data, **kwargs) -> 'CocoSampler':
+        """A sampler from a sampler, a CocoDataset, a ``.kwcoco.json`` path or a demo key.
+
+        Raises:
+            FileNotFoundError: a path that does not exist.
+            TypeError: anything else.
+        """
+        if isinstance(data, cls):
+            return data
+        return cls(_coerce_dset(data), **kwargs)
+
+    def _depends(self):
+        return ['CocoSampler', self.dset._build_hashid(hash_pixels=False)]
+
+    def __repr__(self) -> str:
+        return (f'<CocoSampler(n_images={self.n_images}, n_annots={self.n_annots}, '
+                f'backend={self.backend!r})>')
+
+    # ------------------------------------------------------------ counts
+    @property
+    def classes(self):
+        """The object categories (``kwcoco.CategoryTree``)."""
+        return self.dset.object_categories()
+
+    @property
+    def catgraph(self):
+        """Deprecated alias of :attr:`classes`."""
+        return self.classes
+
+    def lookup_class_name(self, class_id):
+        return self.regions.lookup_class_name(class_id)
+
+    def lookup_class_id(self, class_name):
+        return self.regions.lookup_class_id(class_name)
+
+    @property
+    def n_positives(self) -> int:
+        return self.regions.n_positives
+
+    @property
+    def n_annots(self) -> int:
+        return self.regions.n_annots
+
+    @property
+    def n_samples(self) -> int:
+        return self.regions.n_samples
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    @property
+    def n_images(self) -> int:
+        return self.regions.n_images
+
+    @property
+    def n_categories(self) -> int:
+        return self.regions.n_categories
+
+    @property
+    def class_ids(self) -> list:
+        return self.regions.class_ids
+
+    @property
+    def image_ids(self) -> list:
+        return self.regions.image_ids
+
+    def preselect(self, **kwargs):
+        """See :meth:`sampler_core.regions.CocoRegions.preselect`."""
+        return self.regions.preselect(**kwargs)
+
+    # ------------------------------------------------------------ images
+    def load_image(self, image_id, cache: bool = True):
+        """The whole image ``(H, W, C)`` (a read-only memmap with the npy backend)."""
+        self._check_gid(image_id)
+        return self.frames.load_image(image_id, cache=cache)
+
+    def load_annotations(self, image_id) -> list[dict]:
+        """The annotation dicts of an image, or of the window of a target dict.
+
+        Args:
+            image_id: an image id, or a target dict (then the annotations
+                visible in its window, honouring ``target['visible_thresh']``).
+        """
+        if isinstance(image_id, dict):
+            target_ = self._infer_target_attributes(image_id)
+            outer, _, _ = embed_window(target_['space_slice'], coerce_pad(target_.get('pad')),
+                                       target_['data_dims'])
+            ltrb = [outer[1].start, outer[0].start, outer[1].stop, outer[0].stop]
+            aids = self.regions.overlapping_aids(target_['gid'], ltrb,
+                                                 image_id.get('visible_thresh', 0.0))
+        else:
+            self._check_gid(image_id)
+            aids = self.dset.index.gid_to_aids[image_id]
+        return [self.dset.anns[aid] for aid in aids]
+
+    def load_image_with_annots(self, image_id, cache: bool = True):
+        """``(img, anns)``: the image dict plus ``'imdata'``, and its annotations."""
+        self._check_gid(image_id)
+        img = dict(self.dset.imgs[image_id])
+        img['imdata'] = self.load_image(image_id, cache=cache)
+        return img, self.load_annotations(image_id)
+
+    # ------------------------------------------------------------ pools
+    def _load_from_pool(self, getter, index, with_annots, target, rng, kw) -> dict:
+        tr = dict(getter(index, rng=rng))
+        extra = dict(kw.pop('tr', None) or {})
+        if target:
+            extra.update(target)
+        visible_thresh = kw.pop('visible_thresh', 0.0)
+        for key in list(kw):
+            extra[key] = kw.pop(key)
+        tr.update(extra)
+        return self.load_sample(tr, with_annots=with_annots, visible_thresh=visible_thresh)
+
+    def load_item(self, index, with_annots=True, target=None, rng=None, **kw) -> dict:
+        """Sample the ``index``-th item of the pools (positives first, then negatives).
+
+        Args:
+            index: index into positives + negatives.
+            with_annots: see :meth:`load_sample`.
+            target: extra target keys (``window_dims``, ``pad`` ...) that update
+                the pool's target.
+            rng: seed or RandomState (for random choices).
+            **kw: more target keys, and ``visible_thresh``.
+        """
+        return self._load_from_pool(self.regions.get_item, index, with_annots, target, rng, kw)
+
+    def load_positive(self, index=None, with_annots=True, target=None, rng=None, **kw) -> dict:
+        """Sample a positive (the ``index``-th, or a random one). See :meth:`load_item`."""
+        return self._load_from_pool(self.regions.get_positive, index, with_annots, target, rng, kw)
+
+    def load_negative(self, index=None, with_annots=True, target=None, rng=None, **kw) -> dict:
+        """Sample a negative (the ``index``-th, or the next one). See :meth:`load_item`."""
+        return self._load_from_pool(self.regions.get_negative, index, with_annots, target, rng, kw)
+
+    # ------------------------------------------------------------ sampling
+    def _check_gid(self, gid):
+        if gid not in self.dset.imgs:
+            raise KeyError(f'unknown image id {gid!r}')
+        return gid
+
+    def load_sample(self, target=None, with_annots=True, annot_ids=None,
+                    visible_thresh: float = 0.0, **kwargs) -> dict:
+        """Load the pixels and annotations of one target window.
+
+        Args:
+            target: a target dict (see :mod:`sampler_core.target`): ``gid`` /
+                ``image_id`` or ``aid``; optionally ``cx, cy, width, height``,
+                ``window_dims`` ((h, w) or ``'square'``), ``slices`` /
+                ``space_slice``, ``pad`` ((h, w)), ``padkw`` (numpy.pad
+                arguments), ``channels``, ``dtype``, ``nodata``, ``as_xarray``,
+                ``clip_annots``.
+            with_annots: ``True``, ``False`` or kinds
+                ``['boxes', 'segmentation', 'keypoints']``.
+            annot_ids: skip the spatial lookup and use these annotations.
+            visible_thresh: leave out annotations with less of their box area
+                inside the (padded) window.
+            **kwargs: old-style ``pad``, ``padkw``, ``dtype``, ``nodata``,
+                ``window_dims`` (moved into the target).
+
+        Returns:
+            dict with
+
+            * ``im``: ``(H, W, C)`` array (or ``xarray.DataArray``);
+            * ``target``: the target with everything inferred (``gid``,
+              ``space_slice``, ``window_dims``, ``rel_cx``, ``rel_cy``, ...);
+            * ``params``: ``offset`` (``(dx, dy)``, image -> window),
+              ``tf_rel_to_abs`` (3x3), ``sample_tlbr`` (kwimage.Boxes, the
+              padded window in image space), ``st_dims``, ``data_dims``, ``pad``;
+            * ``annots``: ``aids``, ``cids``, ``rel_boxes``, ``rel_ssegs``,
+              ``rel_kpts``, ``rel_frame_index``, ``visible``, ``frame_dets``
+              (a list with one kwimage.Detections) and, with
+              ``target['clip_annots']``, ``clipped_dets``.
+
+        Raises:
+            KeyError: unknown ``gid`` / ``aid`` / channel.
+            ValueError: non-positive window, conflicting ``gid`` and ``aid``,
+                unknown pad mode, bad ``visible_thresh``.
+            FileNotFoundError: the image file is missing.
+
+        Example:
+            >>> import sampler_core as ndsampler
+            >>> self = ndsampler.CocoSampler.demo('shapes8')
+            >>> target = self.regions.get_positive(0)
+            >>> target['window_dims'] = 'square'
+            >>> target['pad'] = (25, 25)
+            >>> sample = self.load_sample(target)
+            >>> h, w = sample['target']['window_dims']
+            >>> sample['im'].shape == (h + 50, w + 50, 3) and h == w
+            True
+        """
+        kinds = coerce_with_annots(with_annots)
+        target_ = self._infer_target_attributes(target, **kwargs)
+        sample = self._load_slice(target_)
+        if kinds or annot_ids is not None:
+            self._populate_overlap(sample, visible_thresh=visible_thresh,
+                                   with_annots=kinds or ('boxes',), annot_ids=annot_ids)
+        sample['classes'] = self.classes
+        sample['kp_classes'] = self.kp_classes
+        sample['tr'] = sample['target']
+        return sample
+
+    def _infer_target_attributes(self, target, **kwargs) -> dict:
+        """Resolve a target dict into an explicit window (see :mod:`sampler_core.target`)."""
+        if target is None:
+            target = {}
+        if not isinstance(target, dict):
+            raise TypeError(f'target must be a dict, got {type(target).__name__}: {target!r}')
+        t = dict(target)
+        for key in _LEGACY_KWARGS:
+            if key in kwargs:
+                t[key] = kwargs.pop(key)
+        if kwargs:
+            raise TypeError(f'unexpected keyword arguments {sorted(kwargs)}')
+        for alias, key in (('image_id', 'gid'), ('annot_id', 'aid'), ('video_id', 'vidid'),
+                           ('image_ids', 'gids')):
+            if t.get(alias) is not None and t.get(key) is None:
+                t[key] = t[alias]
+        if t.get('vidid') is not None or t.get('gids') is not None or t.get('time_slice') is not None:
+            raise NotImplementedError(
+                'video targets (vidid / gids / time_slice) are not supported yet; '
+                'sample frames one at a time with gid')
+
+        aid = t.get('aid', None)
+        if aid is not None and aid != -1:
+            try:
+                ann = self.dset.anns[aid]
+            except (KeyError, TypeError):
+                raise KeyError(f'unknown annotation id {aid!r}') from None
+            if t.get('gid') is None:
+                t['gid'] = ann['image_id']
+            elif t['gid'] != ann['image_id']:
+                raise ValueError(f'target gid={t["gid"]!r} conflicts with aid={aid!r}, '
+                                 f'which belongs to image {ann["image_id"]!r}')
+            if not all(k in t for k in CENTER_KEYS) and t.get('slices') is None \
+                    and t.get('space_slice') is None:
+                if ann.get('bbox') is None:
+                    raise ValueError(f'annotation {aid!r} has no bbox to centre a window on')
+                x, y, w, h = (float(v) for v in ann['bbox'])
+                t.setdefault('cx', x + w / 2)
+                t.setdefault('cy', y + h / 2)
+                t.setdefault('width', w)
+                t.setdefault('height', h)
+            t.setdefault('category_id', ann['category_id'])
+
+        gid = t.get('gid', None)
+        if gid is None:
+            raise ValueError(f'target names no image: give gid, image_id or aid (target={target!r})')
+        if gid not in self.dset.imgs:
+            raise KeyError(f'unknown image id {gid!r}')
+        img = self.dset.imgs[gid]
+        data_dims = (int(img['height']), int(img['width']))
+        t['space_dims'] = data_dims
+        t['data_dims'] = data_dims
+
+        slices = t.get('slices', None)
+        space_slice = t.get('space_slice', None)
+        if space_slice is None and slices is not None:
+            if len(tuple(slices)) != 2:
+                raise ValueError(f'2-D image targets need slices=(slice_y, slice_x), got {slices!r}')
+            space_slice = slices
+        if space_slice is not None:
+            space_slice = coerce_space_slice(space_slice, data_dims)
+            if t.get('window_dims') is not None and not isinstance(t['window_dims'], str):
+                want = coerce_window_dims(t['window_dims'])
+                have = (space_slice[0].stop - space_slice[0].start,
+                        space_slice[1].stop - space_slice[1].start)
+                if want != have:
+                    raise ValueError(f'window_dims={want} conflicts with space_slice of size {have}')
+        elif any(k in t for k in CENTER_KEYS):
+            for key in ('cx', 'cy'):
+                if key not in t:
+                    raise ValueError(f'target has {sorted(k for k in CENTER_KEYS if k in t)} '
+                                     f'but no {key!r}')
+                t[key] = _as_finite(t[key], key)
+            height = _as_finite(t['height'], 'height') if 'height' in t else None
+            width = _as_finite(t['width'], 'width') if 'width' in t else None
+            window_dims = coerce_window_dims(t.get('window_dims'), height=height, width=width)
+            space_slice = center_extent_to_slices((t['cy'], t['cx']), window_dims)
+        else:
+            space_slice = (slice(0, data_dims[0]), slice(0, data_dims[1]))
+        t['space_slice'] = space_slice
+        t['slices'] = space_slice
+        t['window_dims'] = (space_slice[0].stop - space_slice[0].start,
+                            space_slice[1].stop - space_slice[1].start)
+        coerce_pad(t.get('pad'))  # validate early
+        t['padkw'] = coerce_padkw(t.get('padkw'))
+        return t
+
+    def _load_slice(self, target_: dict) -> dict:
+        """Read the (padded) window of a resolved target."""
+        import kwimage
+        gid = target_['gid']
+        pad = coerce_pad(target_.get('pad'))
+        padkw = dict(target_['padkw'])
+        outer, inner, extra = embed_window(target_['space_slice'], pad, target_['data_dims'])
+        data = self.frames._data(gid)
+        channels = target_.get('channels', NoParam)
+        idxs = self.frames.channel_indices(gid, channels, data.shape[2])
+        n_chan = data.shape[2] if idxs is None else len(idxs)
+        nodata = target_.get('nodata', None)
+
+        crop = data[inner[0], inner[1]]
+        if idxs is not None:
+            crop = crop[:, :, idxs]
+        out_dtype = data.dtype
+        as_float = nodata is not None
+        if as_float:
+            out_dtype = np.float32
+        out_shape = (outer[0].stop - outer[0].start, outer[1].stop - outer[1].start, n_chan)
+        has_pad = any(a or b for a, b in extra)
+        mode = padkw.get('mode', 'constant')
+        if not has_pad:
+            im = np.array(crop, dtype=out_dtype)
+        elif mode == 'constant':
+            cval = padkw.get('constant_values', np.nan if as_float else 0)
+            if np.ndim(cval) != 0:
+                im = np.pad(np.asarray(crop, dtype=out_dtype), list(extra) + [(0, 0)], **padkw)
+            else:
+                try:
+                    im = np.full(out_shape, cval, dtype=out_dtype)
+                except (ValueError, OverflowError, TypeError):
+                    raise ValueError(
+                        f'padkw constant_values={cval!r} does not fit dtype {out_dtype}') from None
+                (t0, _), (l0, _) = extra
+                im[t0:t0 + crop.shape[0], l0:l0 + crop.shape[1]] = crop
+        else:
+            if crop.size == 0 and pad_mode_needs_data(padkw):
+                raise ValueError(f'pad mode {mode!r} needs image pixels, but the window '
+                                 f'{outer} lies entirely outside image {gid} of size '
+                                 f'{target_["data_dims"]}')
+            im = np.pad(np.asarray(crop, dtype=out_dtype), list(extra) + [(0, 0)], **padkw)
+        if as_float and nodata not in ('float', 'auto'):
+            im[im == nodata] = np.nan
+        dtype = target_.get('dtype', None)
+        if dtype is not None:
+            im = im.astype(dtype, copy=False)
+        if target_.get('as_xarray', False):
+            im = self._to_xarray(im, gid, idxs, data.shape[2])
+
+        y0, x0 = outer[0].start, outer[1].start
+        y1, x1 = outer[0].stop, outer[1].stop
+        target_['rel_cx'] = float(target_['cx'] - x0) if 'cx' in target_ else (x1 - x0) / 2
+        target_['rel_cy'] = float(target_['cy'] - y0) if 'cy' in target_ else (y1 - y0) / 2
+        tf = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+        sym = all(a == b for a, b in pad)
+        params = {
+            'offset': np.array([-x0, -y0]),
+            'tf_rel_to_abs': tf,
+            'sample_tlbr': kwimage.Boxes(np.array([x0, y0, x1, y1]), 'ltrb'),
+            'st_dims': [(y0, y1), (x0, x1)],
+            'data_dims': target_['data_dims'],
+            'pad': tuple(a for a, _ in pad) if sym else pad,
+        }
+        return {'im': im, 'target': target_, 'params': params}
+
+    def _to_xarray(self, im, gid, idxs, num_bands):
+        import xarray as xr
+        from delayed_image.channel_spec import FusedChannelSpec
+        names = FusedChannelSpec.coerce(
+            self.frames._lookup_channels(gid, num_bands)).normalize().as_list()
+        if idxs is not None:
+            names = [names[i] for i in idxs]
+        return xr.DataArray(im, dims=('y', 'x', 'c'), coords={'c': names})
+
+    def _populate_overlap(self, sample: dict, visible_thresh: float = 0.0,
+                          with_annots=('boxes', 'segmentation', 'keypoints'),
+                          annot_ids=None) -> dict:
+        """Add the annotations inside the sample's padded window as ``sample['annots']``."""
+        import kwimage
+        target = sample['target']
+        params = sample['params']
+        gid = target['gid']
+        x0, y0, x1, y1 = params['sample_tlbr'].data.tolist()
+        window = [x0, y0, x1, y1]
+        if annot_ids is None:
+            aids, visible = self.regions.visible_aids(gid, window, visible_thresh)
+        else:
+            from sampler_core.index import visible_fractions
+            aids = np.array([a for a in annot_ids if self.dset.anns[a]['image_id'] == gid],
+                            dtype=np.int64)
+            xywh = np.array([self.dset.anns[a]['bbox'] for a in aids.tolist()],
+                            dtype=np.float64).reshape(-1, 4)
+            xywh[:, 2:] += xywh[:, :2]
+            visible = visible_fractions(xywh, np.array(window, dtype=np.float64))
+        offset = params['offset']
+        dets = self._geometry.frame_dets(
+            aids.tolist(), gid, (float(offset[0]), float(offset[1])),
+            space_dims=target['data_dims'], with_annots=with_annots, visible=visible)
+        annots = {
+            'aids': dets.data['aids'],
+            'cids': dets.data['cids'],
+            'rel_frame_index': np.zeros(len(dets), dtype=np.int64),
+            'rel_boxes': dets.boxes,
+            'rel_ssegs': dets.data['segmentations'],
+            'rel_kpts': dets.data['keypoints'],
+            'visible': visible,
+            'frame_dets': [dets],
+        }
+        if target.get('clip_annots', False):
+            annots['clipped_dets'] = [clip_dets(dets, (y1 - y0, x1 - x0))]
+        main_aid = target.get('aid', None)
+        hits = np.where(annots['aids'] == main_aid)[0] if main_aid is not None else []
+        target['annot_idx'] = int(hits[0]) if len(hits) else -1
+        sample['annots'] = annots
+        return sample
