@@ -19,6 +19,7 @@ kwimage and rtree are imported where they are used.
 """
 from kwcoco import CategoryTree
 
+from sampler_core.config import SamplingConfig
 from sampler_core.frames import CocoFrames, Frames, SimpleFrames
 from sampler_core.hashid import HashIdentifiable
 from sampler_core.index import FrameIntersectionIndex
@@ -31,5 +32,5 @@ __version__ = '0.1.0'
 __all__ = [
     'AbstractSampler', 'CategoryTree', 'CocoFrames', 'CocoRegions', 'CocoSampler',
     'FrameIntersectionIndex', 'Frames', 'HashIdentifiable', 'MissingNegativePool',
-    'SimpleFrames', 'Targets', 'select_positive_regions', 'tabular_coco_targets',
+    'SamplingConfig', 'SimpleFrames', 'Targets', 'select_positive_regions', 'tabular_coco_targets',
 ]

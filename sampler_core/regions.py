@@ -322,7 +322,8 @@ class CocoRegions(Targets, HashIdentifiable):
     # ------------------------------------------------------------ pools
     def preselect(self, n_pos: int | None = None, n_neg: int | None = None,
                   neg_to_pos_ratio: float | None = None, window_dims=None, rng=None,
-                  verbose: int = 0, thresh: float = 0.0) -> tuple[int, int]:
+                  verbose: int = 0, thresh: float = 0.0,
+                  category_ids: Sequence[int] | None = None) -> tuple[int, int]:
         """Choose the positive and negative pools.
 
         Args:
@@ -337,6 +338,8 @@ class CocoRegions(Targets, HashIdentifiable):
             verbose: print what was chosen.
             thresh: largest overlap of a negative with an annotation, as a
                 fraction of the negative's area.
+            category_ids: only annotations of these categories are positives
+                (default: all). Negatives still avoid every annotation.
 
         Returns:
             ``(n_pos, n_neg)`` actually chosen.
@@ -349,7 +352,7 @@ class CocoRegions(Targets, HashIdentifiable):
             raise ValueError('give n_neg or neg_to_pos_ratio, not both')
         rng = kwarray.ensure_rng(rng)
         n_pos = self._preselect_positives(n_pos, window_dims=window_dims, rng=rng,
-                                          verbose=verbose)
+                                          verbose=verbose, category_ids=category_ids)
         if n_neg is None:
             ratio = 0.0 if neg_to_pos_ratio is None else float(neg_to_pos_ratio)
             if ratio < 0:
@@ -359,14 +362,21 @@ class CocoRegions(Targets, HashIdentifiable):
                                           rng=rng, verbose=verbose)
         return n_pos, n_neg
 
-    def _preselect_positives(self, num=None, window_dims=None, rng=None, verbose=None) -> int:
+    def _preselect_positives(self, num=None, window_dims=None, rng=None, verbose=None,
+                             category_ids=None) -> int:
         import kwarray
         rng = kwarray.ensure_rng(rng)
         t = self.targets
         rows = np.arange(len(t))
+        if category_ids is not None:
+            category_ids = [int(c) for c in category_ids]
+            unknown = sorted(set(category_ids) - set(self.dset.cats))
+            if unknown:
+                raise KeyError(f'unknown category id(s) {unknown}')
+            rows = rows[np.isin(np.asarray(t['category_id']), category_ids)]
         if window_dims is None:
             # a zero-size box cannot define its own window
-            ok = (np.asarray(t['width']) > 0) & (np.asarray(t['height']) > 0)
+            ok = (np.asarray(t['width'])[rows] > 0) & (np.asarray(t['height'])[rows] > 0)
             if not ok.all():
                 warnings.warn(f'{int((~ok).sum())} zero-size annotations are left out of the '
                               f'positive pool because window_dims is None')

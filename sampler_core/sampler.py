@@ -153,6 +153,8 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         self.regions = None
         self.frames = None
         self._geometry = None
+        #: the SamplingConfig this sampler was built from (see from_config)
+        self.config = None
         if autoinit:
             self._init()
 
@@ -187,6 +189,87 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         if isinstance(data, cls):
             return data
         return cls(_coerce_dset(data), **kwargs)
+
+    @classmethod
+    def from_config(cls, config, allow_hash_mismatch: bool = False, **kwargs) -> 'CocoSampler':
+        """Rebuild the sampler and its pools from a :class:`~sampler_core.config.SamplingConfig`.
+
+        ``load_item`` / ``load_positive`` / ``load_negative`` then return the
+        configured windows (window_dims, pad, channels, visible_thresh,
+        with_annots) unless a call overrides them.
+
+        Args:
+            config: a SamplingConfig, a dict, or the path of a YAML / JSON file.
+            allow_hash_mismatch: warn instead of failing when the dataset's
+                content hash differs from ``config.dataset_hash``.
+            **kwargs: passed to the constructor (e.g. ``workdir``).
+
+        Example:
+            >>> from sampler_core import CocoSampler, SamplingConfig
+            >>> cfg = SamplingConfig(dataset='shapes8', window_dims=(64, 64), n_pos=3, n_neg=2)
+            >>> sampler = CocoSampler.from_config(cfg)
+            >>> (sampler.regions.n_positives, sampler.regions.n_negatives)
+            (3, 2)
+            >>> sampler.load_item(4)['im'].shape
+            (64, 64, 3)
+        """
+        from sampler_core.config import SamplingConfig
+        if isinstance(config, dict):
+            config = SamplingConfig.from_dict(config)
+        elif isinstance(config, (str, os.PathLike)):
+            config = SamplingConfig.load(config)
+        elif not isinstance(config, SamplingConfig):
+            raise TypeError(f'expected a SamplingConfig, dict or path, got {type(config).__name__}')
+        kwargs.setdefault('workdir', config.workdir)
+        self = cls(_coerce_dset(config.dataset), backend=config.backend, **kwargs)
+        current = config.check_dataset(self.dset, allow_hash_mismatch=allow_hash_mismatch)
+        self.apply_config(config)
+        self.config.dataset_hash = current
+        return self
+
+    def apply_config(self, config) -> tuple[int, int]:
+        """Preselect the pools of ``config`` and make its target keys the defaults.
+
+        Returns:
+            ``(n_pos, n_neg)``.
+
+        Raises:
+            KeyError: a category name the dataset does not have.
+        """
+        category_ids = None
+        if config.categories:
+            unknown = [c for c in config.categories if c not in self.dset.name_to_cat]
+            if unknown:
+                raise KeyError(f'config key "categories" names unknown categories {unknown}')
+            category_ids = [self.dset.name_to_cat[c]['id'] for c in config.categories]
+        n_neg = config.n_neg
+        counts = self.regions.preselect(
+            n_pos=config.n_pos, n_neg=n_neg,
+            neg_to_pos_ratio=config.neg_to_pos_ratio if n_neg is None else None,
+            window_dims=config.window_dims, rng=config.seed, thresh=config.neg_overlap,
+            category_ids=category_ids)
+        self.config = config
+        return counts
+
+    def to_config(self, **overrides):
+        """The :class:`~sampler_core.config.SamplingConfig` that rebuilds this sampler.
+
+        Starts from the config the sampler was built from (if any), fills in
+        the dataset, its content hash, the backend and workdir, then applies
+        ``overrides``.
+        """
+        from sampler_core.config import SamplingConfig, dataset_hash
+        data = self.config.to_dict() if self.config is not None else {}
+        data.pop('version', None)
+        fpath = getattr(self.dset, 'fpath', None)
+        if fpath and os.path.exists(fpath):
+            data['dataset'] = os.fspath(fpath)
+        data['dataset_hash'] = dataset_hash(self.dset)
+        backend = self.frames.backend
+        data['backend'] = None if backend is None else backend['type']
+        data['workdir'] = None if self.workdir is None else os.fspath(self.workdir)
+        data.update(overrides)
+        return SamplingConfig(**data)
 
     def _depends(self):
         return ['CocoSampler', self.dset._build_hashid(hash_pixels=False)]
@@ -282,13 +365,19 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
     # ------------------------------------------------------------ pools
     def _load_from_pool(self, getter, index, with_annots, target, rng, kw) -> dict:
         tr = dict(getter(index, rng=rng))
+        cfg = self.config
+        if cfg is not None:
+            tr.update(cfg.target_extra())
         extra = dict(kw.pop('tr', None) or {})
         if target:
             extra.update(target)
-        visible_thresh = kw.pop('visible_thresh', 0.0)
+        default_thresh = cfg.visible_thresh if cfg is not None else 0.0
+        visible_thresh = kw.pop('visible_thresh', default_thresh)
         for key in list(kw):
             extra[key] = kw.pop(key)
         tr.update(extra)
+        if with_annots is True and cfg is not None:
+            with_annots = list(cfg.with_annots)
         return self.load_sample(tr, with_annots=with_annots, visible_thresh=visible_thresh)
 
     def load_item(self, index, with_annots=True, target=None, rng=None, **kw) -> dict:

@@ -1,0 +1,266 @@
+"""The sampling config: everything needed to rebuild a sampler and its pools.
+
+A :class:`SamplingConfig` is what the explorer app tunes and exports, and what
+training code loads to get the identical windows. It is a
+``param.Parameterized`` (so the app builds its widgets from it) and is stored as
+YAML or JSON (never pickle), with a ``version`` field::
+
+    version: 1
+    dataset: data/train.kwcoco.json
+    dataset_hash: 3f2a...        # content hash of the dataset file's annotations
+    backend: npy
+    window_dims: [256, 256]      # (height, width), pixels
+    pad: [0, 0]                  # (height, width) context on each side, pixels
+    ...
+
+Loading checks every key: an unknown key raises ``KeyError``, a value of the
+wrong type ``TypeError`` and one out of range ``ValueError``, each naming the
+key. A dataset whose content hash changed raises ``ValueError`` unless
+``allow_hash_mismatch=True`` (then it warns).
+
+Example:
+    >>> import tempfile, os
+    >>> from sampler_core.config import SamplingConfig
+    >>> cfg = SamplingConfig(dataset='shapes8', window_dims=(64, 64), n_pos=4, n_neg=4, seed=1)
+    >>> path = os.path.join(tempfile.mkdtemp(), 'cfg.yaml')
+    >>> cfg.dump(path)
+    >>> SamplingConfig.load(path).to_dict() == cfg.to_dict()
+    True
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import param
+
+from sampler_core.target import PAD_MODES
+
+#: the version written by this code
+CONFIG_VERSION = 1
+
+WITH_ANNOTS_CHOICES = ['boxes', 'segmentation', 'keypoints']
+
+
+def _migrate(data: dict) -> dict:
+    """Upgrade a config dict of an older version to :data:`CONFIG_VERSION`."""
+    version = data.get('version', CONFIG_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise TypeError(f'config key "version" must be an integer, got {version!r}')
+    if version > CONFIG_VERSION:
+        raise ValueError(f'config key "version" is {version}, newer than this library '
+                         f'understands ({CONFIG_VERSION}); upgrade sampler-explorer')
+    if version < 1:
+        raise ValueError(f'config key "version" must be >= 1, got {version}')
+    # version 1 is the first one: nothing to migrate yet
+    data = dict(data)
+    data['version'] = CONFIG_VERSION
+    return data
+
+
+class SamplingConfig(param.Parameterized):
+    """How windows are sampled from a dataset (the exported, versioned config).
+
+    Coordinates: ``window_dims`` and ``pad`` are ``(height, width)`` in pixels
+    of the image.
+    """
+
+    version = param.Integer(default=CONFIG_VERSION, bounds=(1, CONFIG_VERSION), constant=True,
+                            doc='Format version of this config.')
+
+    # --- dataset -------------------------------------------------------------
+    dataset = param.String(default='shapes8', doc=(
+        'Path of the .kwcoco.json file, or a kwcoco demo key such as "shapes8".'))
+    dataset_hash = param.String(default=None, allow_None=True, doc=(
+        'Content hash of the dataset when the config was made; checked on load.'))
+    backend = param.Selector(default='npy', objects=[None, 'npy'], doc=(
+        'Pixel backend: None decodes source images each time, "npy" uses a memmap cache.'))
+    workdir = param.String(default=None, allow_None=True, doc='Folder of the frame cache.')
+
+    # --- windows -------------------------------------------------------------
+    window_dims = param.NumericTuple(default=(256, 256), length=2, allow_None=True, doc=(
+        '(height, width) of every window in pixels; None: each positive uses its box size.'))
+    pad = param.NumericTuple(default=(0, 0), length=2, doc=(
+        '(height, width) context added on each side of the window, pixels.'))
+    pad_mode = param.Selector(default='constant', objects=sorted(PAD_MODES), doc=(
+        'numpy.pad mode for the part of a window outside the image.'))
+    pad_value = param.Number(default=0, doc='Fill value of pad_mode="constant".')
+    channels = param.String(default=None, allow_None=True, doc=(
+        'kwcoco channel code such as "r|g|b"; None: all channels.'))
+    visible_thresh = param.Number(default=0.0, bounds=(0.0, 1.0), doc=(
+        'Drop annotations with less than this fraction of their box inside the window.'))
+    with_annots = param.ListSelector(default=list(WITH_ANNOTS_CHOICES),
+                                     objects=list(WITH_ANNOTS_CHOICES),
+                                     doc='Annotation kinds returned with each window.')
+
+    # --- pools ---------------------------------------------------------------
+    categories = param.List(default=[], item_type=str, doc=(
+        'Category names whose annotations are positives; empty: all.'))
+    n_pos = param.Integer(default=None, allow_None=True, bounds=(0, None), doc=(
+        'Number of positives; None: every annotation.'))
+    n_neg = param.Integer(default=None, allow_None=True, bounds=(0, None), doc=(
+        'Number of negatives; None: neg_to_pos_ratio * n_pos.'))
+    neg_to_pos_ratio = param.Number(default=1.0, bounds=(0.0, None), doc=(
+        'Negatives per positive when n_neg is None.'))
+    neg_overlap = param.Number(default=0.0, bounds=(0.0, 1.0), doc=(
+        'Largest overlap of a negative with any annotation, fraction of its area.'))
+    seed = param.Integer(default=0, bounds=(0, None), doc='Random seed of the pools.')
+
+    #: keys written to files, in order
+    FIELDS = ('version', 'dataset', 'dataset_hash', 'backend', 'workdir', 'window_dims', 'pad',
+              'pad_mode', 'pad_value', 'channels', 'visible_thresh', 'with_annots', 'categories',
+              'n_pos', 'n_neg', 'neg_to_pos_ratio', 'neg_overlap', 'seed')
+
+    def __init__(self, **params):
+        unknown = sorted(set(params) - set(self.FIELDS) - {'name'})
+        if unknown:
+            raise KeyError(f'unknown config key(s) {unknown}; known keys: {list(self.FIELDS)}')
+        params = {k: self._coerce_value(k, v) for k, v in params.items()}
+        try:
+            super().__init__(**params)
+        except ValueError as ex:  # param names the parameter in its message
+            raise _typed_error(ex) from None
+        self._check()
+
+    @classmethod
+    def _coerce_value(cls, key: str, value: Any) -> Any:
+        """JSON/YAML gives lists where the config holds tuples; ints for whole numbers."""
+        if key in ('window_dims', 'pad') and isinstance(value, list):
+            value = tuple(value)
+        if key in ('window_dims', 'pad') and isinstance(value, tuple):
+            for v in value:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or \
+                        not float(v).is_integer():
+                    raise TypeError(f'config key {key!r} must hold whole numbers of pixels, '
+                                    f'got {value!r}')
+            value = tuple(int(v) for v in value)
+        if key == 'version' and value != CONFIG_VERSION:
+            value = _migrate({'version': value})['version']
+        return value
+
+    def _check(self) -> None:
+        if self.window_dims is not None and min(self.window_dims) <= 0:
+            raise ValueError(f'config key "window_dims" must be positive, got {self.window_dims}')
+        if min(self.pad) < 0:
+            raise ValueError(f'config key "pad" must not be negative, got {self.pad}')
+        if isinstance(self.pad_value, float) and not math.isfinite(self.pad_value) \
+                and self.pad_mode == 'constant' and not math.isnan(self.pad_value):
+            raise ValueError(f'config key "pad_value" must be finite or NaN, got {self.pad_value}')
+
+    # ------------------------------------------------------------ (de)serialise
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict of every field (tuples as lists)."""
+        out = {}
+        for key in self.FIELDS:
+            value = getattr(self, key)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, list):
+                value = list(value)
+            out[key] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> 'SamplingConfig':
+        """Validate and build a config from a dict (e.g. parsed YAML).
+
+        Raises:
+            KeyError: an unknown key.
+            TypeError: a value of the wrong type.
+            ValueError: a value out of range, or a newer version.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f'a config must be a mapping of keys to values, got {type(data).__name__}')
+        data = _migrate(data)
+        data.pop('version')
+        return cls(**data)
+
+    def dump(self, path: str | os.PathLike) -> None:
+        """Write the config as YAML (``.yaml`` / ``.yml``) or JSON (anything else).
+
+        The file is written under a temporary name and renamed into place.
+        """
+        path = Path(path)
+        text = self.dumps(fmt='json' if path.suffix.lower() == '.json' else 'yaml')
+        tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+    def dumps(self, fmt: str = 'yaml') -> str:
+        """The config as YAML or JSON text."""
+        data = self.to_dict()
+        if fmt == 'json':
+            return json.dumps(data, indent=2) + '\n'
+        if fmt != 'yaml':
+            raise ValueError(f'unknown config format {fmt!r}; use "yaml" or "json"')
+        import yaml
+        header = '# sampler-explorer sampling config; load with SamplingConfig.load(path)\n'
+        return header + yaml.safe_dump(data, sort_keys=False)
+
+    @classmethod
+    def loads(cls, text: str) -> 'SamplingConfig':
+        """Parse YAML or JSON text (JSON is YAML)."""
+        import yaml
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as ex:
+            raise ValueError(f'config is not valid YAML/JSON: {ex}') from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> 'SamplingConfig':
+        """Read a config file written by :meth:`dump` (or by hand).
+
+        Raises:
+            FileNotFoundError: the file does not exist.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f'config file does not exist: {path}')
+        return cls.loads(path.read_text())
+
+    # ------------------------------------------------------------ use
+    def target_extra(self) -> dict:
+        """The target keys this config adds to every pool target."""
+        extra = {'pad': tuple(self.pad), 'padkw': {'mode': self.pad_mode}}
+        if self.pad_mode == 'constant':
+            extra['padkw']['constant_values'] = self.pad_value
+        if self.window_dims is not None:
+            extra['window_dims'] = tuple(self.window_dims)
+        if self.channels is not None:
+            extra['channels'] = self.channels
+        return extra
+
+    def check_dataset(self, dset, allow_hash_mismatch: bool = False) -> str:
+        """Compare ``dataset_hash`` with the dataset's current hash; return the latter.
+
+        Raises:
+            ValueError: the hashes differ (a warning with ``allow_hash_mismatch``).
+        """
+        current = dataset_hash(dset)
+        if self.dataset_hash is not None and self.dataset_hash != current:
+            msg = (f'config key "dataset_hash" is {self.dataset_hash} but dataset '
+                   f'{self.dataset} now hashes to {current}: the annotations changed')
+            if allow_hash_mismatch:
+                warnings.warn(msg)
+            else:
+                raise ValueError(msg + '; pass allow_hash_mismatch=True to use it anyway')
+        return current
+
+
+def dataset_hash(dset) -> str:
+    """Content hash of a kwcoco dataset's images, annotations and categories."""
+    return dset._build_hashid(hash_pixels=False)
+
+
+def _typed_error(ex: ValueError) -> Exception:
+    """Param raises ValueError for wrong types too; give those back as TypeError."""
+    msg = str(ex)
+    if 'must be' in msg and ('type' in msg or 'not of' in msg or 'instance' in msg) \
+            and 'bound' not in msg and 'length' not in msg:
+        return TypeError(msg)
+    return ValueError(msg)
