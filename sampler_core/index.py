@@ -264,9 +264,9 @@ class FrameIntersectionIndex:
         if self._tree is None:
             return np.empty(0, dtype=np.int64)
         z = float(gid)
-        return np.fromiter(
-            self._tree.intersection((window[0], window[1], z, window[2], window[3], z)),
-            dtype=np.int64)
+        rows, _ = self._tree.intersection_v(
+            np.array([[window[0], window[1], z]]), np.array([[window[2], window[3], z]]))
+        return rows.astype(np.int64)
 
     def visible(self, gid: int, box: Any) -> tuple[np.ndarray, np.ndarray]:
         """Annotations of ``gid`` overlapping ``box`` and their visible fraction.

@@ -281,8 +281,10 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
     # ------------------------------------------------------------ counts
     @property
     def classes(self):
-        """The object categories (``kwcoco.CategoryTree``)."""
-        return self.dset.object_categories()
+        """The object categories (``kwcoco.CategoryTree``, built once)."""
+        if self._geometry is None:
+            return self.dset.object_categories()
+        return self._geometry.classes
 
     @property
     def catgraph(self):
