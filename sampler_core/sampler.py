@@ -547,6 +547,12 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
             width = _as_finite(t['width'], 'width') if 'width' in t else None
             window_dims = coerce_window_dims(t.get('window_dims'), height=height, width=width)
             space_slice = center_extent_to_slices((t['cy'], t['cx']), window_dims)
+        elif t.get('window_dims') is not None:
+            # a size but no place: centre the window on the image, never ignore the size
+            window_dims = coerce_window_dims(t['window_dims'], height=data_dims[0],
+                                             width=data_dims[1])
+            space_slice = center_extent_to_slices((data_dims[0] / 2, data_dims[1] / 2),
+                                                  window_dims)
         else:
             space_slice = (slice(0, data_dims[0]), slice(0, data_dims[1]))
         t['space_slice'] = space_slice
