@@ -222,6 +222,7 @@ def expected_window(target: dict, dset) -> tuple[int, int, int, int]:
       ``floor(c - d / 2)``; the size is ``window_dims``, or ``ceil`` of
       ``height`` / ``width`` (``'square'``: the larger on both sides).
     * ``aid`` alone: the annotation's box, centred as above.
+    * ``gid`` with ``window_dims`` but no centre: centred on the image.
     * ``gid`` alone: the whole image.
     """
     gid = target.get('gid', target.get('image_id'))
@@ -248,7 +249,10 @@ def expected_window(target: dict, dset) -> tuple[int, int, int, int]:
         t.setdefault('width', w)
         t.setdefault('height', h)
     if 'cx' not in t:
-        return (0, H, 0, W)
+        if t.get('window_dims') is None:
+            return (0, H, 0, W)
+        # a size but no place: centred on the image (docs/design.md)
+        t.update(cx=W / 2, cy=H / 2, width=W, height=H)
     wd = t.get('window_dims')
     if wd is None or wd == 'square':
         dh, dw = math.ceil(t['height']), math.ceil(t['width'])
@@ -365,7 +369,7 @@ def expected_aids(dset, gid: int, outer: tuple[int, int, int, int], visible_thre
             maybe.add(aid)
             continue
         frac = visible_fraction(ltrb, window)
-        if w > 0 and (0 < frac < eps or abs(frac - visible_thresh) < eps):
+        if w > 0 and (0 < frac < eps or (frac > 0 and abs(frac - visible_thresh) < eps)):
             maybe.add(aid)
         elif frac > 0 and frac >= visible_thresh:
             sure.add(aid)

@@ -60,6 +60,8 @@ TARGETS = {
                                        'height': 20, 'pad': (4, 6)},
     'center-larger-than-image': lambda c: {'gid': c.gid, 'cx': c.W / 2, 'cy': c.H / 2,
                                            'window_dims': (c.H + 40, c.W + 31)},
+    'gid-window_dims-centred': lambda c: {'gid': c.gid, 'window_dims': (33, 70)},
+    'gid-window_dims-larger-than-image': lambda c: {'gid': c.gid, 'window_dims': (c.H + 9, 20)},
     'slices': lambda c: {'gid': c.gid, 'slices': (slice(10, 60), slice(c.W - 30, c.W + 20))},
     'space_slice': lambda c: {'gid': c.gid, 'space_slice': (slice(-15, 40), slice(None, 25))},
     'space_slice-pad': lambda c: {'gid': c.gid, 'space_slice': (slice(5, 25), slice(7, 30)),
