@@ -253,7 +253,17 @@ def clip_polygon(poly, window_dims: Sequence[int]):
     h, w = window_dims
     if isinstance(poly, kwimage.Segmentation):
         poly = poly.data
-    geom = poly.to_shapely()
+    # rings with fewer than 3 points (lines / points in real data) have no area;
+    # shapely refuses to build them, so drop them instead of failing the sample
+    geoms = []
+    for part in (poly.data if isinstance(poly, kwimage.MultiPolygon) else [poly]):
+        try:
+            geoms.append(part.to_shapely())
+        except (ValueError, shapely.errors.GEOSException):
+            continue
+    if not geoms:
+        return None
+    geom = geoms[0] if len(geoms) == 1 else shapely.geometry.MultiPolygon(geoms)
     if not geom.is_valid:
         geom = shapely.make_valid(geom)
     geom = geom.intersection(shapely_box(0, 0, w, h))
