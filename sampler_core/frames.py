@@ -9,7 +9,8 @@
   later reads memory-map it, so a window costs only the pages it touches.
 
 The cache file of an image is named after a hash of the source file's absolute
-path, size and modification time, so an edited image gets a new cache file. A
+path, size and modification time, so an edited image gets a new cache file (a
+running sampler notices the edit on its next read: one ``stat`` per read). A
 cache file is written under a temporary name in the same folder and renamed
 into place, so a reader never sees a half-written file, and two processes
 preparing the same image at once each rename a complete file. A cache file
@@ -156,7 +157,7 @@ class Frames(HashIdentifiable):
         self.hashid_mode = hashid_mode
         self.workdir = Path(workdir) if workdir is not None else default_cache_root()
         self._backend = self._coerce_backend(backend)
-        self._open: OrderedDict[Any, np.ndarray] = OrderedDict()
+        self._open: OrderedDict[Any, tuple] = OrderedDict()  # id -> (stamp, memmap)
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -290,17 +291,29 @@ class Frames(HashIdentifiable):
             job.result()
 
     # ------------------------------------------------------------- access
+    def _source_stamp(self, image_id) -> tuple:
+        """``(path, size, mtime_ns)`` of the source file: what names its cache entry."""
+        gpath = self._lookup_gpath(image_id)
+        try:
+            st = os.stat(gpath)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f'image file of image id {image_id!r} does not exist: {gpath}') from None
+        return (gpath, st.st_size, st.st_mtime_ns)
+
     def _data(self, image_id) -> np.ndarray:
         """The full ``(H, W, C)`` image: a memmap with a backend, else decoded."""
         if self._backend is None:
             return self._read_source(image_id)
-        data = self._open.get(image_id)
-        if data is None:
-            data = self._ensure_cached(image_id)
-            self._open[image_id] = data
+        # one stat per read, so an image edited while we run is re-cached, not served stale
+        stamp = self._source_stamp(image_id)
+        entry = self._open.get(image_id)
+        if entry is None or entry[0] != stamp:
+            entry = (stamp, self._ensure_cached(image_id))
+            self._open[image_id] = entry
             while len(self._open) > self.max_open:
                 self._open.popitem(last=False)
-        return data
+        return entry[1]
 
     def channel_indices(self, image_id, channels, num_bands: int) -> list[int] | None:
         """Band indices of ``channels`` (a kwcoco channel code) in ``image_id``.

@@ -1,0 +1,361 @@
+"""The ``.npy`` frame cache: creation, validation and rebuild, source edits, concurrency.
+
+Every check compares against the source image decoded independently with PIL and reads
+cache files with plain ``numpy.load``. Datasets are small (three 300x300 RGB PNGs) so the
+multi-process tests stay fast.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import kwcoco
+import numpy as np
+import pytest
+from PIL import Image
+
+import sampler_core
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 300
+N_IMAGES = 3
+
+
+# --------------------------------------------------------------------------- helpers
+def write_png(fpath: Path, pixels: np.ndarray) -> None:
+    Image.fromarray(pixels).save(fpath)
+
+
+def source_pixels(fpath) -> np.ndarray:
+    return np.asarray(Image.open(fpath).convert('RGB'))
+
+
+def make_dataset(dpath: Path, seed: int = 0) -> kwcoco.CocoDataset:
+    """Three random 300x300 RGB images on disk, saved as ``data.kwcoco.json``."""
+    rng = np.random.RandomState(seed)
+    dpath.mkdir(parents=True, exist_ok=True)
+    dset = kwcoco.CocoDataset()
+    dset.fpath = os.fspath(dpath / 'data.kwcoco.json')
+    dset.add_category('thing')
+    for index in range(N_IMAGES):
+        fpath = dpath / f'img_{index}.png'
+        write_png(fpath, rng.randint(0, 256, size=(SIZE, SIZE, 3)).astype(np.uint8))
+        gid = dset.add_image(file_name=os.fspath(fpath), width=SIZE, height=SIZE)
+        dset.add_annotation(image_id=gid, category_id=1, bbox=[10, 20, 30, 40])
+    dset.dump(dset.fpath, newlines=True)
+    return dset
+
+
+@pytest.fixture
+def dset(tmp_path):
+    return make_dataset(tmp_path / 'data')
+
+
+def new_sampler(dset, workdir) -> sampler_core.CocoSampler:
+    """A fresh sampler (fresh Frames: no memory maps carried over)."""
+    return sampler_core.CocoSampler(dset, backend='npy', workdir=workdir)
+
+
+def cache_files(frames) -> list[Path]:
+    dpath = Path(frames.cache_dpath)
+    return sorted(dpath.iterdir()) if dpath.exists() else []
+
+
+def npy_files(frames) -> list[Path]:
+    return [p for p in cache_files(frames) if p.name.endswith('.npy')]
+
+
+def leftovers(frames) -> list[Path]:
+    return [p for p in cache_files(frames) if '.tmp-' in p.name or p.name.startswith('.write-test')]
+
+
+def assert_cache_matches_source(dset, frames, gids=None) -> None:
+    """Every cache file loads with numpy and equals its source image."""
+    for gid in (sorted(dset.imgs) if gids is None else gids):
+        fpath = Path(frames._cache_fpath(gid))
+        assert fpath.exists(), fpath
+        cached = np.load(fpath, mmap_mode='r', allow_pickle=False)
+        expected = source_pixels(dset.get_image_fpath(gid))
+        assert cached.shape == expected.shape
+        assert np.array_equal(cached, expected), f'cache of image {gid} differs from source'
+
+
+# --------------------------------------------------------------------------- creation
+def test_cache_file_created_on_first_access(dset, tmp_path):
+    sampler = new_sampler(dset, tmp_path / 'work')
+    assert npy_files(sampler.frames) == []
+    sample = sampler.load_sample({'gid': 2, 'cx': 100, 'cy': 120, 'width': 40, 'height': 30})
+    files = npy_files(sampler.frames)
+    assert len(files) == 1 and files[0] == Path(sampler.frames._cache_fpath(2))
+    assert files[0].name.startswith('img_1_')  # named after the source file
+    src = source_pixels(dset.get_image_fpath(2))
+    assert np.array_equal(sample['im'], src[105:135, 80:120])
+    assert_cache_matches_source(dset, sampler.frames, gids=[2])
+    assert leftovers(sampler.frames) == []
+
+
+def test_cache_prepare_builds_every_image_without_leftovers(dset, tmp_path):
+    sampler = new_sampler(dset, tmp_path / 'work')
+    sampler.frames.prepare(verbose=0)
+    assert len(npy_files(sampler.frames)) == N_IMAGES
+    assert leftovers(sampler.frames) == []
+    assert_cache_matches_source(dset, sampler.frames)
+    # a second prepare is a hit: nothing is rewritten
+    stamps = {p: p.stat().st_mtime_ns for p in npy_files(sampler.frames)}
+    new_sampler(dset, tmp_path / 'work').frames.prepare(verbose=0)
+    assert {p: p.stat().st_mtime_ns for p in npy_files(sampler.frames)} == stamps
+
+
+def test_cache_prepare_with_two_workers_shows_no_error(dset, tmp_path, capsys):
+    sampler = new_sampler(dset, tmp_path / 'work')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        sampler.frames.prepare(workers=2)  # miss
+        sampler.frames.prepare(workers=2)  # hit
+    out, err = capsys.readouterr()
+    assert 'error' not in err.lower() and 'traceback' not in (out + err).lower()
+    ours = [w for w in caught if 'sampler_core' in os.fspath(w.filename)]
+    assert ours == [], [str(w.message) for w in ours]
+    assert len(npy_files(sampler.frames)) == N_IMAGES
+    assert leftovers(sampler.frames) == []
+    assert_cache_matches_source(dset, sampler.frames)
+
+
+# --------------------------------------------------------------------------- damage
+def _truncate_half(fpath: Path) -> None:
+    data = fpath.read_bytes()
+    fpath.write_bytes(data[:len(data) // 2])
+
+
+def _garbage_header(fpath: Path) -> None:
+    data = bytearray(fpath.read_bytes())
+    data[:64] = os.urandom(64)
+    fpath.write_bytes(bytes(data))
+
+
+def _header_with(fpath: Path, **header) -> None:
+    """Keep the pixel payload but rewrite the header (shape / dtype / order)."""
+    arr = np.load(fpath)
+    meta = {'shape': arr.shape, 'fortran_order': False, 'descr': arr.dtype.str}
+    meta.update(header)
+    with open(fpath, 'wb') as file:
+        np.lib.format.write_array_header_1_0(file, meta)
+        file.write(np.ascontiguousarray(arr).tobytes())
+
+
+def _other_shape(fpath: Path) -> None:
+    np.save(fpath, np.zeros((SIZE - 100, SIZE, 3), np.uint8))  # complete, valid, wrong size
+
+
+def _pickled_objects(fpath: Path) -> None:
+    arr = np.empty((SIZE, SIZE, 3), dtype=object)
+    arr[...] = 0
+    np.save(fpath, arr, allow_pickle=True)
+
+
+DAMAGE = {
+    'truncated-half': _truncate_half,
+    'empty': lambda p: p.write_bytes(b''),
+    'garbage-header': _garbage_header,
+    'header-only': lambda p: p.write_bytes(p.read_bytes()[:128]),
+    'wrong-shape-header': lambda p: _header_with(p, shape=(SIZE + 1, SIZE, 3)),
+    'wrong-dtype-header': lambda p: _header_with(p, descr='<u2'),
+    'fortran-order-header': lambda p: _header_with(p, fortran_order=True),
+    'complete-file-other-shape': _other_shape,
+    'pickled-object-array': _pickled_objects,
+}
+
+
+@pytest.mark.parametrize('damage', list(DAMAGE.values()), ids=list(DAMAGE))
+def test_cache_damaged_file_is_detected_and_rebuilt(dset, tmp_path, damage):
+    workdir = tmp_path / 'work'
+    first = new_sampler(dset, workdir)
+    first.frames.prepare(verbose=0)
+    fpath = Path(first.frames._cache_fpath(1))
+    del first  # drop its memory maps before damaging the file
+    damage(fpath)
+
+    sampler = new_sampler(dset, workdir)
+    assert Path(sampler.frames._cache_fpath(1)) == fpath  # same cache entry is looked up
+    src = source_pixels(dset.get_image_fpath(1))
+    assert np.array_equal(np.asarray(sampler.load_image(1)), src)
+    sample = sampler.load_sample({'gid': 1, 'slices': (slice(250, 310), slice(-5, 40))})
+    expected = np.zeros((60, 45, 3), np.uint8)
+    expected[:50, 5:] = src[250:300, 0:40]
+    assert np.array_equal(sample['im'], expected)
+    assert_cache_matches_source(dset, sampler.frames)  # rebuilt in place, valid again
+    assert leftovers(sampler.frames) == []
+
+
+def test_cache_partial_tmp_file_from_killed_writer_is_never_read(dset, tmp_path):
+    """Simulated SIGKILL: a half-written tmp file (no final file) and a truncated final file."""
+    workdir = tmp_path / 'work'
+    probe = new_sampler(dset, workdir)
+    probe.frames.prepare(gids=[1], verbose=0)
+    final1 = Path(probe.frames._cache_fpath(1))
+    good = final1.read_bytes()
+    final2 = Path(probe.frames._cache_fpath(2))
+    del probe
+    # image 1: the writer died before its rename (only a partial tmp file exists)
+    final1.unlink()
+    stale_tmp = final1.with_name(final1.name + '.tmp-999999-deadbeef')
+    stale_tmp.write_bytes(good[:len(good) // 3])
+    # image 2: something left a truncated file under the final name
+    final2.parent.mkdir(parents=True, exist_ok=True)
+    final2.write_bytes(good[:len(good) - 1000])
+
+    sampler = new_sampler(dset, workdir)
+    for gid in (1, 2):
+        assert np.array_equal(np.asarray(sampler.load_image(gid)),
+                              source_pixels(dset.get_image_fpath(gid)))
+    assert_cache_matches_source(dset, sampler.frames, gids=[1, 2])
+    assert stale_tmp.read_bytes() == good[:len(good) // 3]  # ignored, never renamed into place
+
+
+KILLED_WRITER = textwrap.dedent('''
+    import io, sys, time
+    import numpy as np
+    import sampler_core
+
+    real_write_array = np.lib.format.write_array
+
+    def half_then_hang(file, array, **kwargs):
+        buf = io.BytesIO()
+        real_write_array(buf, array, **kwargs)
+        data = buf.getvalue()
+        file.write(data[:len(data) // 2])
+        file.flush()
+        print('HALF-WRITTEN', flush=True)
+        time.sleep(120)
+
+    np.lib.format.write_array = half_then_hang
+    sampler = sampler_core.CocoSampler(sys.argv[1], backend='npy', workdir=sys.argv[2])
+    sampler.load_image(1)
+''')
+
+
+def test_cache_sigkill_mid_write_leaves_nothing_read_as_valid(dset, tmp_path):
+    workdir = tmp_path / 'work'
+    proc = subprocess.Popen(
+        [sys.executable, '-c', KILLED_WRITER, dset.fpath, os.fspath(workdir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, 'PYTHONPATH': os.fspath(REPO)})
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == 'HALF-WRITTEN', proc.stderr.read()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    sampler = new_sampler(dset, workdir)
+    final = Path(sampler.frames._cache_fpath(1))
+    partial = [p for p in cache_files(sampler.frames) if '.tmp-' in p.name]
+    assert not final.exists()  # the rename never happened
+    assert len(partial) == 1 and partial[0].name.startswith(final.name + '.tmp-')
+    assert np.array_equal(np.asarray(sampler.load_image(1)),
+                          source_pixels(dset.get_image_fpath(1)))
+    assert_cache_matches_source(dset, sampler.frames, gids=[1])
+
+
+# --------------------------------------------------------------------------- source edits
+def test_cache_edited_source_gets_new_file_and_pixels(dset, tmp_path):
+    workdir = tmp_path / 'work'
+    sampler = new_sampler(dset, workdir)
+    gpath = Path(dset.get_image_fpath(1))
+    old = source_pixels(gpath)
+    assert np.array_equal(np.asarray(sampler.load_image(1)), old)
+    old_cache = Path(sampler.frames._cache_fpath(1))
+
+    new = (255 - old[::-1]).copy()
+    write_png(gpath, new)
+    stat = gpath.stat()  # make sure the mtime moves even on coarse-clock file systems
+    os.utime(gpath, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+
+    new_cache = Path(sampler.frames._cache_fpath(1))
+    assert new_cache != old_cache
+    # the same, long-lived sampler sees the edit ...
+    assert np.array_equal(np.asarray(sampler.load_image(1)), new)
+    window = {'gid': 1, 'slices': (slice(0, 10), slice(0, 12))}
+    assert np.array_equal(sampler.load_sample(window)['im'], new[:10, :12])
+    # ... and so does a new one; the new file holds the new pixels
+    assert np.array_equal(np.asarray(new_sampler(dset, workdir).load_image(1)), new)
+    assert new_cache.exists()
+    assert np.array_equal(np.load(new_cache), new)
+    assert np.array_equal(np.load(old_cache), old)  # the old entry is untouched
+
+
+# --------------------------------------------------------------------------- processes
+PREPARE_WORKER = textwrap.dedent('''
+    import os, sys, time
+    import numpy as np
+    from PIL import Image
+    import sampler_core
+
+    dset_path, workdir, gate, index = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+    sampler = sampler_core.CocoSampler(dset_path, backend='npy', workdir=workdir)
+    open(gate + '.ready-' + index, 'w').close()
+    deadline = time.time() + 60
+    while not os.path.exists(gate) and time.time() < deadline:
+        time.sleep(0.002)
+    sampler.frames.prepare(verbose=0)
+    for gid in sampler.image_ids:
+        src = np.asarray(Image.open(sampler.dset.get_image_fpath(gid)).convert('RGB'))
+        if not np.array_equal(np.asarray(sampler.load_image(gid)), src):
+            sys.exit('image %d differs from its source' % gid)
+''')
+
+
+@pytest.mark.parametrize('n_procs', [2, 4], ids=['2-processes', '4-processes'])
+def test_cache_concurrent_processes_prepare_same_cache(dset, tmp_path, n_procs):
+    workdir = tmp_path / 'work'
+    gate = tmp_path / 'go'
+    env = {**os.environ, 'PYTHONPATH': os.fspath(REPO)}
+    procs = [subprocess.Popen(
+        [sys.executable, '-c', PREPARE_WORKER, dset.fpath, os.fspath(workdir), os.fspath(gate),
+         str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+        for i in range(n_procs)]
+    try:
+        deadline = time.time() + 60  # wait until every process is ready, then start together
+        while time.time() < deadline and not all(
+                (tmp_path / f'go.ready-{i}').exists() for i in range(n_procs)):
+            if any(p.poll() is not None for p in procs):
+                break
+            time.sleep(0.01)
+        gate.touch()
+        results = [p.communicate(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0, err
+    frames = new_sampler(dset, workdir).frames
+    assert len(npy_files(frames)) == N_IMAGES
+    assert leftovers(frames) == []
+    assert_cache_matches_source(dset, frames)
+
+
+# --------------------------------------------------------------------------- permissions
+def test_cache_unwritable_folder_raises_permission_error_naming_it(dset, tmp_path):
+    blocker = tmp_path / 'afile'
+    blocker.write_text('a regular file where a folder is needed')
+    sampler = new_sampler(dset, blocker / 'sub')
+    folder = os.fspath(sampler.frames.cache_dpath)
+    with pytest.raises(PermissionError) as info:
+        sampler.frames.prepare(verbose=0)
+    assert folder in str(info.value)
+    with pytest.raises(PermissionError) as info:
+        sampler.load_sample({'gid': 1})
+    assert folder in str(info.value)
+    assert blocker.read_text().startswith('a regular file')
