@@ -76,7 +76,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         data = kwimage.imread(path)
     except Exception as ex:  # kwimage raises OSError / IOError / ValueError
-        raise ValueError(f'cannot read image file {path}: {ex}') from None
+        reason = ' '.join(str(ex).split())  # kwimage's messages span several lines
+        raise ValueError(f'cannot read image file {path}: {reason}') from None
     if data is None:
         raise ValueError(f'cannot read image file {path}')
     if data.ndim == 2:

@@ -349,7 +349,8 @@ class CocoRegions(Targets, HashIdentifiable):
         """
         import kwarray
         if neg_to_pos_ratio is not None and n_neg is not None:
-            raise ValueError('give n_neg or neg_to_pos_ratio, not both')
+            raise ValueError(f'give n_neg or neg_to_pos_ratio, not both (got n_neg={n_neg!r}, '
+                             f'neg_to_pos_ratio={neg_to_pos_ratio!r})')
         rng = kwarray.ensure_rng(rng)
         n_pos = self._preselect_positives(n_pos, window_dims=window_dims, rng=rng,
                                           verbose=verbose, category_ids=category_ids)
@@ -437,8 +438,8 @@ class CocoRegions(Targets, HashIdentifiable):
                 raise IndexError('the positive pool is empty')
             index = int(kwarray.ensure_rng(rng).randint(0, n))
         index = int(index)
-        if not (-n <= index < n):
-            raise IndexError(f'positive index {index} outside the pool of {n}')
+        if not (0 <= index < n):  # no wrap-around: -1 is a bug, not "the last one"
+            raise IndexError(f'positive index {index} outside the pool of {n} (0 to {n - 1})')
         if self._pos_select_idxs is not None:
             index = int(self._pos_select_idxs[index])
         return _row(self.targets, index)
@@ -467,8 +468,8 @@ class CocoRegions(Targets, HashIdentifiable):
                 f'call preselect(n_neg=...) first')
         n = self.n_negatives
         index = int(index)
-        if not (-n <= index < n):
-            raise IndexError(f'negative index {index} outside the pool of {n}')
+        if not (0 <= index < n):
+            raise IndexError(f'negative index {index} outside the pool of {n} (0 to {n - 1})')
         return _row(self._negative_pool, index)
 
     def get_item(self, index: int | None, rng=None) -> dict:
@@ -476,6 +477,8 @@ class CocoRegions(Targets, HashIdentifiable):
         if index is None:
             import kwarray
             index = int(kwarray.ensure_rng(rng).randint(0, self.n_samples))
+        if index < 0:
+            raise IndexError(f'item index {index} is negative; use 0 to {self.n_samples - 1}')
         if index < self.n_positives:
             return self.get_positive(index, rng=rng)
         return self.get_negative(index - self.n_positives, rng=rng)

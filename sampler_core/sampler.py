@@ -94,7 +94,8 @@ def _ensure_imgsize(dset, verbose: int = 0) -> None:
         try:
             shape = kwimage.load_image_shape(fpath)
         except Exception as ex:
-            raise ValueError(f'cannot read image file {fpath}: {ex}') from None
+            reason = ' '.join(str(ex).split())  # kwimage's messages span several lines
+            raise ValueError(f'cannot read image file {fpath}: {reason}') from None
         img['height'], img['width'] = int(shape[0]), int(shape[1])
 
 
