@@ -3,6 +3,10 @@
 Example:
     $ sampler-explorer preview --out preview.png            # the bundled demo
     $ sampler-explorer preview data.kwcoco.json --window 256 256 --num 8
+    $ sampler-explorer serve                                # the explorer on the demo
+    $ sampler-explorer serve data.kwcoco.json --port 5006 --allow-root /data --show
+
+Panel is imported only by ``serve`` (``preview`` and ``--help`` stay fast).
 """
 from __future__ import annotations
 
@@ -71,6 +75,94 @@ def _cmd_preview(args) -> int:
     return 0
 
 
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``serve`` (also parsed by ``panel serve app/main.py --args ...``)."""
+    p.add_argument('dataset', nargs='?', default=DEMO_DATASET,
+                   help=f'a .kwcoco.json file or a demo key (default: {DEMO_DATASET}, generated '
+                        'locally; the demo list in the app also has shapes32, vidshapes8, '
+                        'large2). Its folder is added to the allowed roots.')
+    p.add_argument('--workdir', default=None,
+                   help='frame cache folder (default: ~/.cache/sampler-explorer)')
+    p.add_argument('--port', type=int, default=5006,
+                   help='port to listen on; 0 picks a free one (default: 5006)')
+    p.add_argument('--address', default='localhost',
+                   help='address to bind (default: localhost, reachable from this machine only)')
+    p.add_argument('--allow-root', action='append', default=[], metavar='DIR',
+                   help='also allow datasets (typed, uploaded or in a config) under DIR; '
+                        'repeatable. Default roots: the working directory and the demo folders')
+    p.add_argument('--backend', default='npy', choices=['none', 'npy'],
+                   help='initial pixel backend: npy (memmap cache, fast zoom on large images) '
+                        'or none (decode on every read) (default: npy)')
+    p.add_argument('--show', action='store_true', help='open the page in a web browser')
+
+
+def parse_serve_args(argv) -> argparse.Namespace:
+    """Parse ``serve`` options (for ``panel serve app/main.py --args ...``)."""
+    p = argparse.ArgumentParser(prog='panel serve app/main.py --args')
+    add_serve_arguments(p)
+    return p.parse_args(list(argv))
+
+
+def serve_roots(args) -> list:
+    """Allowed roots: defaults, ``--allow-root`` folders, the dataset's folder."""
+    import os
+    from app.demo import is_demo_key
+    from app.roots import default_roots
+    roots = default_roots() + list(args.allow_root)
+    if not is_demo_key(args.dataset):
+        roots.append(os.path.dirname(os.path.abspath(args.dataset)))
+    return roots
+
+
+def create_page(args):
+    """One session's page (a Panel template) for parsed ``serve`` options."""
+    from app.layout import Explorer
+    backend = None if args.backend == 'none' else args.backend
+    explorer = Explorer(dataset=args.dataset, roots=serve_roots(args), workdir=args.workdir,
+                        backend=backend)
+    return explorer.template()
+
+
+def free_port(address: str = 'localhost') -> int:
+    """A port that is free now on ``address``."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]
+
+
+def serve(args, ready=None):
+    """Start the server (blocks). ``ready(server, url)`` is called once it listens."""
+    import panel as pn
+    from app.layout import ensure_extensions
+    from app.state import ExplorerState
+    ensure_extensions()
+    # build the shared sampler (and refuse a bad dataset) before the first visitor
+    backend = None if args.backend == 'none' else args.backend
+    ExplorerState(dataset=args.dataset, roots=serve_roots(args), workdir=args.workdir,
+                  backend=backend)
+    port = args.port or free_port(args.address)
+    origins = sorted({f'{host}:{port}' for host in (args.address, 'localhost', '127.0.0.1')})
+    server = pn.serve({'/': lambda: create_page(args)}, port=port, address=args.address,
+                      show=False, start=False, title='sampler-explorer', websocket_origin=origins)
+    url = f'http://{args.address}:{server.port}/'
+    print(f'sampler-explorer: serving {args.dataset} at {url}  (Ctrl+C to stop)', flush=True)
+    if ready is not None:
+        ready(server, url)
+    if args.show:
+        server.io_loop.add_callback(server.show, '/')
+    server.start()
+    try:
+        server.io_loop.start()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        pass
+    return 0
+
+
+def _cmd_serve(args) -> int:
+    return serve(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='sampler-explorer',
@@ -98,6 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help='pixel backend: none (decode each time) or npy (memmap cache)')
     p.add_argument('--workdir', default=None, help='cache folder (default: ~/.cache/sampler-explorer)')
     p.set_defaults(func=_cmd_preview)
+
+    p = sub.add_parser('serve', help='serve the interactive explorer (Panel) in the browser',
+                       description='Serve the explorer: browse images, tune the sampling config '
+                                   'live, see positives / negatives, galleries and pool '
+                                   'statistics, export the config. Prints the URL.')
+    add_serve_arguments(p)
+    p.set_defaults(func=_cmd_serve)
+
+    from sampler_core.prepare import add_subcommands  # prepare, export-chips
+    add_subcommands(sub)
     return parser
 
 

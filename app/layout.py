@@ -1,0 +1,556 @@
+"""Widgets and layout of the explorer: the only module that builds Panel objects.
+
+:class:`Explorer` wraps one :class:`app.state.ExplorerState`; every widget is
+linked both ways to a parameter of that state, and every plot is a view
+(:mod:`app.views`) bound to it. The same object displays inline in a notebook
+(``Explorer(dataset)``) and, through :meth:`Explorer.template`, as the served
+page.
+"""
+from __future__ import annotations
+
+import io
+import os
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+
+from app import views
+from app.demo import DEFAULT_DEMO, DEMO_ROOT, DEMOS
+from app.state import URL_UI_KEYS, ExplorerState
+
+#: config fields with a hand-made widget; any other field gets a generic one
+_CUSTOM = {'version', 'dataset', 'dataset_hash', 'backend', 'workdir', 'window_dims', 'pad',
+           'pad_mode', 'pad_value', 'channels', 'visible_thresh', 'with_annots', 'categories',
+           'n_pos', 'n_neg', 'neg_to_pos_ratio', 'neg_overlap', 'seed'}
+#: config fields kept in the URL (the rest: version, hash, workdir are not)
+URL_CONFIG_KEYS = ('dataset', 'backend', 'window_dims', 'pad', 'pad_mode', 'channels',
+                   'visible_thresh', 'with_annots', 'categories', 'n_pos', 'n_neg',
+                   'neg_to_pos_ratio', 'neg_overlap', 'seed')
+
+THUMB = 150
+
+_EXTENSIONS_LOADED = False
+
+
+def ensure_extensions() -> None:
+    """Load Panel's and HoloViews' bokeh extensions (once per process / notebook)."""
+    global _EXTENSIONS_LOADED
+    if not _EXTENSIONS_LOADED:
+        pn.extension(notifications=True)
+        hv.extension('bokeh', logo=False)
+        _EXTENSIONS_LOADED = True
+    elif pn.state.curdoc is not None:
+        pn.config.notifications = True
+
+
+def _png(arr: np.ndarray) -> bytes:
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format='PNG', compress_level=1)
+    return buf.getvalue()
+
+
+class Explorer(pn.viewable.Viewer):
+    """The sampler explorer for one dataset; one state per instance (per session).
+
+    Args:
+        dataset: a demo key (default ``shapes8``), a ``.kwcoco.json`` path or a
+            ``kwcoco.CocoDataset``.
+        roots: folders a path typed in the app may resolve into.
+        **config: initial config / UI values (any :class:`ExplorerState` parameter).
+
+    Example:
+        >>> from app import Explorer           # doctest: +SKIP
+        >>> Explorer('shapes8')                # shows the UI inline in a notebook
+    """
+
+    def __init__(self, dataset=DEFAULT_DEMO, roots=None, state: ExplorerState | None = None,
+                 **config):
+        super().__init__()
+        ensure_extensions()
+        self.state = state if state is not None else ExplorerState(dataset=dataset, roots=roots,
+                                                                   **config)
+        self.colors = views.category_colors(self.state.shared.dset)
+        self._syncing = False
+        self._gallery_cache = (None, None)
+        self._build()
+        self.state.param.watch(self._on_message, ['message'])
+        self.state.param.watch(self._on_dataset, ['dataset_label'])
+
+    # ------------------------------------------------------------ linking
+    def _link(self, name, widget, to_widget=lambda v: v, to_state=lambda v: v, event='value'):
+        """Two-way link between ``widget.<event>`` and ``state.<name>``."""
+        state = self.state
+
+        def w2s(ev):
+            if self._syncing:
+                return
+            try:
+                new = to_state(ev.new)
+            except (TypeError, ValueError) as ex:
+                state.notify(str(ex))
+                return
+            if new != getattr(state, name):
+                state.param.update(**{name: new})
+
+        def s2w(ev):
+            self._syncing = True
+            try:
+                widget.value = to_widget(ev.new)
+            finally:
+                self._syncing = False
+
+        widget.value = to_widget(getattr(state, name))
+        widget.param.watch(w2s, event)
+        state.param.watch(s2w, name)
+        return widget
+
+    def _link_pair(self, name, w_a, w_b, none_toggle=None):
+        """Link a ``(height, width)`` tuple parameter to two integer inputs."""
+        state = self.state
+
+        def to_state(_):
+            if none_toggle is not None and none_toggle.value == 'box size':
+                return None
+            return (int(w_a.value), int(w_b.value))
+
+        def w2s(ev):
+            if self._syncing or w_a.value is None or w_b.value is None:
+                return
+            new = to_state(None)
+            if new != getattr(state, name):
+                state.param.update(**{name: new})
+
+        def s2w(*_):
+            value = getattr(state, name)
+            self._syncing = True
+            try:
+                if none_toggle is not None:
+                    none_toggle.value = 'box size' if value is None else 'fixed'
+                if value is not None:
+                    w_a.value, w_b.value = int(value[0]), int(value[1])
+                w_a.disabled = w_b.disabled = value is None
+            finally:
+                self._syncing = False
+
+        s2w()
+        for w in (w_a, w_b) + ((none_toggle,) if none_toggle is not None else ()):
+            w.param.watch(w2s, 'value')
+        state.param.watch(s2w, name)
+
+    # ------------------------------------------------------------ widgets
+    def _build(self) -> None:
+        s = self.state
+        # dataset
+        self.demo_select = pn.widgets.Select(
+            name='Demo dataset', options=[''] + list(DEMOS),
+            value=s.dataset if s.dataset in DEMOS else '', description='\n'.join(
+                f'{k}: {v}' for k, v in DEMOS.items()))
+        self.demo_select.param.watch(self._on_demo, 'value')
+        self.path_input = pn.widgets.TextInput(
+            name='Dataset path (.kwcoco.json)', placeholder='data/train.kwcoco.json',
+            value='' if s.dataset in DEMOS else s.dataset)
+        self.open_button = pn.widgets.Button(name='Open', button_type='primary')
+        self.open_button.on_click(self._on_open)
+        self.upload = pn.widgets.FileInput(accept='.json', name='Upload a .kwcoco.json')
+        self.upload.param.watch(self._on_upload, 'value')
+        self.alert = pn.pane.Alert('', alert_type='danger', visible=False,
+                                   css_classes=['explorer-alert'])
+        self.dataset_info = pn.pane.Markdown(self._dataset_info(), css_classes=['dataset-info'])
+
+        # windows
+        self.window_mode = pn.widgets.RadioButtonGroup(
+            name='window', options=['fixed', 'box size'], value='fixed', button_type='default')
+        self.window_h = pn.widgets.IntInput(name='window height', start=1, end=4096, step=8,
+                                            value=128, width=110)
+        self.window_w = pn.widgets.IntInput(name='window width', start=1, end=4096, step=8,
+                                            value=128, width=110)
+        self._link_pair('window_dims', self.window_h, self.window_w, self.window_mode)
+        self.pad_h = pn.widgets.IntInput(name='pad height', start=0, end=1024, step=4, value=0,
+                                         width=110)
+        self.pad_w = pn.widgets.IntInput(name='pad width', start=0, end=1024, step=4, value=0,
+                                         width=110)
+        self._link_pair('pad', self.pad_h, self.pad_w)
+        self.pad_mode = pn.widgets.Select.from_param(s.param.pad_mode, name='padkw mode')
+        self.channels = pn.widgets.Select(name='channels', options=self._channel_options())
+        self._link('channels', self.channels, to_widget=lambda v: v or '<all>',
+                   to_state=lambda v: None if v in ('<all>', None) else v)
+        self.visible_thresh = pn.widgets.FloatSlider.from_param(
+            s.param.visible_thresh, step=0.05, value_throttled=s.visible_thresh)
+        self.with_annots = pn.widgets.CheckButtonGroup.from_param(s.param.with_annots,
+                                                                  name='with_annots')
+
+        # pools
+        self.categories = pn.widgets.MultiChoice(name='positive categories (empty: all)',
+                                                 options=s.category_names)
+        self._link('categories', self.categories, to_widget=list, to_state=list)
+        self.n_pos = pn.widgets.IntInput.from_param(s.param.n_pos, name='positives (n_pos)',
+                                                    start=0)
+        self.n_neg = pn.widgets.IntInput.from_param(s.param.n_neg,
+                                                    name='negatives (n_neg, empty: ratio)',
+                                                    start=0)
+        self.neg_ratio = pn.widgets.FloatSlider(name='neg_to_pos_ratio', start=0.0, end=4.0,
+                                                step=0.25)
+        self._link('neg_to_pos_ratio', self.neg_ratio, event='value_throttled')
+        self.neg_overlap = pn.widgets.FloatSlider(name='neg_overlap', start=0.0, end=1.0,
+                                                  step=0.05)
+        self._link('neg_overlap', self.neg_overlap, event='value_throttled')
+        self.seed = pn.widgets.IntInput.from_param(s.param.seed, start=0)
+        self.backend = pn.widgets.Select.from_param(s.param.backend)
+        self.gallery_size = pn.widgets.IntSlider.from_param(s.param.gallery_size,
+                                                            name='gallery size')
+        others = [k for k in s.FIELDS if k not in _CUSTOM]
+        self.more = pn.Param(s.param, parameters=others, show_name=False,
+                             default_layout=pn.Column) if others else None
+
+        # config import / export
+        self.download = pn.widgets.FileDownload(
+            callback=self._export, filename='config.yaml', label='Export config (YAML)',
+            button_type='success', embed=False)
+        self.config_upload = pn.widgets.FileInput(accept='.yaml,.yml,.json',
+                                                  name='Import a config')
+        self.config_upload.param.watch(self._on_import, 'value')
+        snippet = s.python_snippet()
+        self.snippet = pn.pane.Markdown(f'```python\n{snippet}```', css_classes=['snippet'])
+        self.copy_button = pn.widgets.Button(name='Copy snippet', button_type='light')
+        self.copy_button.js_on_click(args={'text': snippet},
+                                     code='navigator.clipboard.writeText(text)')
+
+        # browsing
+        self.search = pn.widgets.TextInput.from_param(s.param.search, name='search images',
+                                                      placeholder='name or id')
+        self.image_categories = pn.widgets.MultiChoice(name='images with category',
+                                                       options=s.category_names)
+        self._link('image_categories', self.image_categories, to_widget=list, to_state=list)
+        self.image_select = pn.widgets.Select(name='image', size=1)
+        self.image_count = pn.pane.Markdown('', css_classes=['image-count'])
+        self._update_image_options()
+        self.image_select.param.watch(self._on_image_select, 'value')
+        s.param.watch(lambda *_: self._update_image_options(),
+                      ['search', 'image_categories', 'gid', 'dataset_label'])
+        self.prev_button = pn.widgets.Button(name='◀ previous', width=100)
+        self.next_button = pn.widgets.Button(name='next ▶', width=100)
+        self.prev_button.on_click(lambda _: s.step_image(-1))
+        self.next_button.on_click(lambda _: s.step_image(1))
+
+        # views
+        self.overview = pn.panel(pn.bind(self._overview, s.param.gid, s.param.dataset_label),
+                                 css_classes=['overview'])
+        self.status = pn.pane.HTML(pn.bind(self._status, s.param.revision),
+                                   css_classes=['status-line'], sizing_mode='stretch_width')
+        self.detail = pn.panel(pn.bind(self._detail, s.param.click_xy, s.param.revision),
+                               css_classes=['detail'])
+        self.galleries = pn.panel(pn.bind(self._galleries, s.param.revision, s.param.gallery_size,
+                                          s.param.selected_item), css_classes=['galleries'])
+        self.stats = pn.panel(pn.bind(self._stats, s.param.revision), css_classes=['stats'])
+
+    def _channel_options(self) -> list:
+        dset = self.state.shared.dset
+        codes = sorted({img.get('channels') or 'r|g|b' for img in dset.imgs.values()})
+        options = ['<all>']
+        for code in codes:
+            parts = code.split('|')
+            for opt in [code] + (parts if len(parts) > 1 else []):
+                if opt not in options:
+                    options.append(opt)
+        if self.state.channels and self.state.channels not in options:
+            options.append(self.state.channels)
+        return options
+
+    def _dataset_info(self) -> str:
+        s = self.state
+        d = s.shared.dset
+        return (f'**{s.dataset_label}**: {len(d.imgs)} images, {len(d.anns)} annotations, '
+                f'{len(d.cats)} categories')
+
+    # ------------------------------------------------------------ callbacks
+    def _on_message(self, event) -> None:
+        msg = event.new
+        if not msg:
+            return
+        self.alert.object = msg['text']
+        self.alert.alert_type = 'danger' if msg['level'] == 'error' else 'warning'
+        self.alert.visible = True
+        notes = pn.state.notifications
+        if notes is not None:
+            getattr(notes, msg['level'] if msg['level'] in ('error', 'warning', 'info')
+                    else 'error')(msg['text'], duration=8000)
+
+    def _on_dataset(self, event) -> None:
+        s = self.state
+        self.colors = views.category_colors(s.shared.dset)
+        self.dataset_info.object = self._dataset_info()
+        self.categories.options = s.category_names
+        self.image_categories.options = s.category_names
+        self.channels.options = self._channel_options()
+        self.alert.visible = False
+        self._syncing = True
+        try:
+            self.demo_select.value = s.dataset if s.dataset in DEMOS else ''
+        finally:
+            self._syncing = False
+
+    def _on_demo(self, event) -> None:
+        if self._syncing or not event.new:
+            return
+        self.alert.visible = False
+        self.state.dataset = event.new
+
+    def _on_open(self, _=None) -> None:
+        text = (self.path_input.value or '').strip()
+        self.alert.visible = False
+        if not text:
+            self.state.notify('type the path of a .kwcoco.json file first')
+            return
+        self.state.dataset = text
+
+    def _on_upload(self, event) -> None:
+        if not event.new:
+            return
+        name = os.path.basename(self.upload.filename or 'upload.kwcoco.json')
+        if not name.endswith('.json'):
+            self.state.notify(f'refused: {name} is not a .json file')
+            return
+        dpath = DEMO_ROOT / 'uploads'
+        dpath.mkdir(parents=True, exist_ok=True)
+        fpath = dpath / name
+        fpath.write_bytes(event.new)
+        self.path_input.value = os.fspath(fpath)
+        self.state.dataset = os.fspath(fpath)
+
+    def _on_import(self, event) -> None:
+        if event.new:
+            self.alert.visible = False
+            self.state.load_config(event.new)
+
+    def _export(self):
+        try:
+            return io.StringIO(self.state.export_yaml())
+        except Exception as ex:  # pragma: no cover - config fields are always valid
+            self.state.notify(f'cannot export: {ex}')
+            return io.StringIO('')
+
+    def _update_image_options(self) -> None:
+        s = self.state
+        from app.pools import filter_images
+        table = filter_images(s.shared.image_table, s.search, s.image_categories, s.shared.dset)
+        options = views.image_options(table)
+        if s.gid is not None and s.gid not in options.values():
+            row = s.shared.image_table[s.shared.image_table['gid'] == s.gid]
+            if len(row):
+                options = {row['label'].iloc[0]: s.gid, **options}
+        self._syncing = True
+        try:
+            self.image_select.options = options
+            if s.gid in options.values():
+                self.image_select.value = s.gid
+        finally:
+            self._syncing = False
+        shown = min(len(table), len(options))
+        self.image_count.object = (f'{len(table)} of {len(s.shared.image_table)} images match'
+                                   + (f' (first {shown} listed)' if shown < len(table) else ''))
+
+    def _on_image_select(self, event) -> None:
+        if not self._syncing and event.new is not None:
+            self.state.gid = int(event.new)
+
+    # ------------------------------------------------------------ views
+    def _overview(self, gid, dataset_label):
+        """A new plot per image: the image (refined on zoom), annotations, windows."""
+        s = self.state
+        if gid is None:
+            return pn.pane.Markdown('No image matches.')
+        sampler = s.sampler
+        img = sampler.dset.imgs[gid]
+        width, height = int(img['width']), int(img['height'])
+
+        def image(x_range=None, y_range=None):
+            try:
+                return views.overview_image(sampler, gid, x_range, y_range)
+            except Exception as ex:
+                s.notify(f'cannot read image {gid}: {ex}')
+                return views.rgb_element(np.zeros((2, 2, 3), np.uint8), (0, 0, width, height))
+
+        rgb = hv.DynamicMap(image, streams=[hv.streams.RangeXY()])
+        annots = hv.DynamicMap(pn.bind(
+            lambda kinds: views.annotation_overlay(sampler.dset, gid, kinds, self.colors),
+            s.param.with_annots))
+        windows = hv.DynamicMap(pn.bind(self._windows, gid, s.param.revision,
+                                        s.param.selected_item, s.param.click_xy))
+        tap = hv.streams.Tap(source=rgb, x=None, y=None)
+        tap.add_subscriber(self._on_tap)
+        ann_hover = [('aid', '@aid'), ('category', '@category'), ('area', '@area{0}')]
+        win_hover = [('window', '@index'), ('kind', '@kind'), ('aid', '@aid')]
+        frame_w = 640
+        frame_h = max(120, min(720, int(round(frame_w * height / max(width, 1)))))
+        plot = (rgb * annots * windows).opts(
+            hv.opts.RGB(frame_width=frame_w, frame_height=frame_h, invert_yaxis=True,
+                        xlim=(0, width), ylim=(0, height), tools=['tap'],
+                        active_tools=['wheel_zoom', 'tap'], default_tools=['pan', 'wheel_zoom',
+                                                                           'box_zoom', 'reset'],
+                        title=f'image {gid}: {img.get("file_name") or ""}'[:90]),
+            hv.opts.Rectangles(fill_alpha=0.0, line_width=2),
+            hv.opts.Rectangles('Boxes', line_color='color', tools=['hover'],
+                               hover_tooltips=ann_hover),
+            hv.opts.Polygons(fill_color='color', line_color='color', fill_alpha=0.25,
+                             line_width=1, tools=['hover'], hover_tooltips=ann_hover),
+            hv.opts.Points(color='color', size=5, line_color='white',
+                           tools=['hover'], hover_tooltips=ann_hover),
+            hv.opts.Rectangles('Positives', line_color=views.POS_COLOR, fill_color=views.POS_COLOR,
+                               fill_alpha=0.08, line_width=2, tools=['hover'],
+                               hover_tooltips=win_hover),
+            hv.opts.Rectangles('Negatives', line_color=views.NEG_COLOR, fill_color=views.NEG_COLOR,
+                               fill_alpha=0.08, line_width=2, tools=['hover'],
+                               hover_tooltips=win_hover),
+            hv.opts.Rectangles('Selected', line_color=views.SELECT_COLOR, line_width=4),
+            hv.opts.Rectangles('Clicked', line_color=views.CLICK_COLOR, line_width=3,
+                               line_dash='dashed'),
+            hv.opts.Overlay(show_legend=False),
+        )
+        return pn.pane.HoloViews(plot, linked_axes=False)
+
+    def _windows(self, gid, revision, selected, click):
+        s = self.state
+        cw = None if click is None else views.click_window(s.pools.config, *click)
+        return views.window_overlay(s.pools, gid, selected, cw)
+
+    def _on_tap(self, x=None, y=None) -> None:
+        if x is None or y is None:
+            return
+        self.state.click_xy = (float(x), float(y))
+
+    def _status(self, revision) -> str:
+        s = self.state
+        _, overall = views.coverage(s.pools, s.shared.dset, s.pad)
+        text = views.summary(s.pools, overall)
+        return f'<div class="status" data-revision="{revision}">{text}</div>'
+
+    def _detail(self, click, revision):
+        s = self.state
+        if click is None or s.gid is None:
+            return pn.pane.Markdown('*Click the overview: a window centred there is sampled and '
+                                    'shown here.*', css_classes=['detail-empty'], width=420)
+        try:
+            sample = views.detail_sample(s.sampler, s.to_config(), s.gid, *click)
+        except Exception as ex:
+            s.notify(f'cannot sample a window at {click}: {ex}')
+            return pn.pane.Markdown(f'**cannot sample this window**: {ex}', width=420)
+        h, w = sample['im'].shape[:2]
+        side = 380
+        scale = side / max(h, w)
+        plot = views.detail_view(sample, s.shared.dset, self.colors).opts(
+            hv.opts.RGB(frame_width=max(60, int(w * scale)), frame_height=max(60, int(h * scale)),
+                        invert_yaxis=True, xlim=(0, w), ylim=(0, h),
+                        title=f'window at ({click[0]:.0f}, {click[1]:.0f}), image {s.gid}'),
+            hv.opts.Rectangles(fill_alpha=0, line_color='color', line_width=2, tools=['hover']),
+            hv.opts.Polygons(fill_color='color', line_color='color', fill_alpha=0.25,
+                             tools=['hover']),
+            hv.opts.Points(color='color', size=6, line_color='white', tools=['hover']),
+            hv.opts.Overlay(show_legend=False))
+        table = pn.pane.DataFrame(views.params_table(sample), index=False,
+                                  css_classes=['params-table'], width=420)
+        return pn.Column(pn.pane.HoloViews(plot), table)
+
+    def _galleries(self, revision, n, selected):
+        s = self.state
+        rows = []
+        key = (revision, n, id(s.pools))
+        if self._gallery_cache[0] == key:
+            galleries = self._gallery_cache[1]
+        else:
+            galleries = {kind: views.gallery(s.sampler, s.pools, kind, n, thumb=THUMB,
+                                             colors=self.colors) for kind in ('pos', 'neg')}
+            self._gallery_cache = (key, galleries)
+            errors = [it['error'] for items in galleries.values() for it in items if it['error']]
+            if errors:
+                s.notify(errors[0] + (f' (and {len(errors) - 1} more)' if len(errors) > 1 else ''))
+        for kind, title in (('pos', 'Positives'), ('neg', 'Negatives')):
+            items = galleries[kind]
+            cards = []
+            for it in items:
+                if it['image'] is None:
+                    pic = pn.pane.Markdown('unreadable', width=THUMB, height=THUMB)
+                else:
+                    pic = pn.pane.PNG(_png(it['image']), width=THUMB, height=THUMB,
+                                      css_classes=['thumb'])
+                mark = ' ★' if selected == it['index'] else ''
+                button = pn.widgets.Button(
+                    name=f"#{it['index']} · img {it['gid']}{mark}", width=THUMB,
+                    button_type='warning' if mark else 'default',
+                    css_classes=[f'thumb-button-{kind}'])
+                button.on_click(lambda _, i=it['index']: s.select_item(i))
+                cards.append(pn.Column(pic, button, margin=2))
+            total = s.pools.n_pos if kind == 'pos' else s.pools.n_neg
+            rows.append(pn.pane.Markdown(f'**{title}** (first {len(items)} of {total}, '
+                                         f'as sampler.load_item returns them)'))
+            rows.append(pn.FlexBox(*cards) if cards else pn.pane.Markdown('*none*'))
+        return pn.Column(*rows, sizing_mode='stretch_width')
+
+    def _stats(self, revision):
+        s = self.state
+        pools, dset = s.pools, s.shared.dset
+        fr = views.visible_fractions(s.sampler.regions, pools, s.pad)
+        per_image, overall = views.coverage(pools, dset, s.pad)
+        size = dict(width=380, height=260)
+        plots = [
+            views.class_balance_plot(pools, dset).opts(
+                xrotation=45, color='category', cmap='Category20', show_legend=False,
+                title='Windows per category', tools=['hover'], **size),
+            views.visible_histogram(fr, s.visible_thresh).opts(
+                hv.opts.Histogram(title=f'Visible fraction of annotations (n={len(fr)})',
+                                  color='#64748b', tools=['hover'], **size),
+                hv.opts.VLine(color='red', line_dash='dashed')),
+            views.negatives_plot(pools).opts(
+                title=f'Negatives: {pools.n_neg} found of {pools.n_neg_asked} asked',
+                color='negatives', cmap=['#94a3b8', views.NEG_COLOR], tools=['hover'], **size),
+            views.coverage_plot(per_image, overall).opts(
+                title=f'Image area covered: {overall:.1%} overall', ylim=(0, 1), xrotation=45,
+                color=views.POS_COLOR, tools=['hover'], **size),
+        ]
+        return pn.GridBox(*[pn.pane.HoloViews(p) for p in plots], ncols=2)
+
+    # ------------------------------------------------------------ layout
+    def sidebar(self) -> list:
+        cards = [
+            pn.Card(self.demo_select, self.path_input, self.open_button, self.upload,
+                    self.dataset_info, self.alert, title='Dataset', collapsed=False),
+            pn.Card(self.window_mode, pn.Row(self.window_h, self.window_w),
+                    pn.Row(self.pad_h, self.pad_w), self.pad_mode, self.channels,
+                    self.visible_thresh, self.with_annots, title='Windows'),
+            pn.Card(self.categories, self.n_pos, self.n_neg, self.neg_ratio, self.neg_overlap,
+                    self.seed, self.backend, self.gallery_size, title='Pools'),
+        ]
+        if self.more is not None:
+            cards.append(pn.Card(self.more, title='More config', collapsed=True))
+        cards.append(pn.Card(self.download, self.config_upload, self.snippet, self.copy_button,
+                             title='Config'))
+        return cards
+
+    def main(self) -> list:
+        browser = pn.Row(self.search, self.image_categories, self.image_select,
+                         pn.Column(pn.Row(self.prev_button, self.next_button), self.image_count))
+        return [
+            browser,
+            self.status,
+            pn.Row(self.overview, self.detail),
+            pn.Card(self.galleries, title='Galleries', sizing_mode='stretch_width'),
+            pn.Card(self.stats, title='Statistics of the pools', sizing_mode='stretch_width'),
+        ]
+
+    def __panel__(self):
+        return pn.Row(pn.Column(*self.sidebar(), width=330), pn.Column(*self.main()),
+                      sizing_mode='stretch_width')
+
+    def template(self, title: str = 'sampler-explorer', sync_url: bool = True):
+        """The served page (FastListTemplate); keeps the state in the URL query."""
+        if sync_url and pn.state.location is not None:
+            keys = list(URL_CONFIG_KEYS) + list(URL_UI_KEYS)
+            pn.state.location.sync(self.state, {k: k for k in keys},
+                                   on_error=self._on_url_error)
+        return pn.template.FastListTemplate(
+            title=title, sidebar=self.sidebar(), main=self.main(), sidebar_width=340,
+            accent='#16a34a', header_background='#14532d')
+
+    def _on_url_error(self, values) -> None:
+        self.state.notify(f'could not apply the link parameters {sorted(values)}')

@@ -1,0 +1,301 @@
+"""The explorer's one state object: a :class:`~sampler_core.config.SamplingConfig` plus UI.
+
+:class:`ExplorerState` *is* a ``SamplingConfig`` (a subclass): its config
+fields are the exported config, so every widget of the sampling config is a
+view of one of its parameters, and :meth:`ExplorerState.to_config` returns a
+plain ``SamplingConfig`` whose YAML is exactly a config file. The extra
+parameters hold what the user looks at (selected image, search text, clicked
+point, gallery selection) and, hidden (``precedence=-1``), what the views read
+(the pools, a revision counter, the last message).
+
+Each state owns a per-session sampler (:func:`app.pools.session_sampler`) on a
+shared, read-only one, so two sessions never see each other's pools or values.
+
+Nothing here imports Panel; the app shows :attr:`ExplorerState.message` as a
+notification.
+
+Example:
+    >>> from app.state import ExplorerState
+    >>> state = ExplorerState(dataset='shapes8', n_pos=4, neg_to_pos_ratio=1.0, backend=None)
+    >>> (state.pools.n_pos, state.pools.n_neg)
+    (4, 4)
+    >>> state.window_dims = (64, 96)
+    >>> state.pools.pos[['x1', 'y1']].iloc[0].tolist() == (
+    ...     state.pools.pos[['x0', 'y0']].iloc[0] + [96, 64]).tolist()
+    True
+    >>> type(state.to_config()).__name__
+    'SamplingConfig'
+"""
+from __future__ import annotations
+
+import os
+import traceback
+
+import param
+
+from app.demo import DEFAULT_DEMO, is_demo_key
+from app.pools import compute_pools, filter_images, get_shared, session_sampler
+from app.roots import check_dataset_files, check_path, normalize_roots
+from sampler_core.config import SamplingConfig
+
+#: config keys that change only how windows are read
+TARGET_KEYS = ('pad', 'pad_mode', 'pad_value', 'channels', 'visible_thresh', 'with_annots')
+#: config keys that change the sampler itself
+SAMPLER_KEYS = ('dataset', 'backend', 'workdir')
+#: config keys that change nothing sampled
+INERT_KEYS = ('version', 'dataset_hash')
+#: every other config key (window_dims, categories, n_pos, seed, ... and fields
+#: added to SamplingConfig later) changes the pools: preselect runs again
+POOL_KEYS = tuple(k for k in SamplingConfig.FIELDS
+                  if k not in TARGET_KEYS + SAMPLER_KEYS + INERT_KEYS)
+#: UI keys kept in the URL besides the config
+URL_UI_KEYS = ('gid', 'search', 'image_categories', 'gallery_size')
+
+#: the largest window side the explorer samples, pixels
+MAX_WINDOW = 4096
+
+
+class ExplorerState(SamplingConfig):
+    """Sampling config + what the explorer shows. See the module docstring.
+
+    Args:
+        dataset: demo key, ``.kwcoco.json`` path or a ``kwcoco.CocoDataset``.
+        roots: folders a typed path may resolve into (default: working
+            directory and demo folders); see :mod:`app.roots`.
+        **params: config fields and UI parameters.
+
+    Raises:
+        PermissionError, FileNotFoundError, ValueError: the initial dataset
+            cannot be opened (later errors go to :attr:`message` instead).
+    """
+
+    # --- app defaults that differ from the library's --------------------------
+    window_dims = param.NumericTuple(default=(128, 128), length=2, allow_None=True, doc=(
+        '(height, width) of every window in pixels; None: each positive uses its box size.'))
+    n_pos = param.Integer(default=16, allow_None=True, bounds=(0, None), doc=(
+        'Number of positives; None: every annotation.'))
+
+    # --- UI ------------------------------------------------------------------
+    gid = param.Integer(default=None, allow_None=True, doc='Image shown in the overview.')
+    search = param.String(default='', doc='Text the image list is filtered by (name or id).')
+    image_categories = param.List(default=[], item_type=str, doc=(
+        'Show only images with annotations of these categories.'))
+    click_xy = param.NumericTuple(default=None, length=2, allow_None=True, doc=(
+        '(x, y) image pixel last clicked in the overview: centre of the detail window.'))
+    selected_item = param.Integer(default=None, allow_None=True, doc=(
+        'load_item index of the gallery window highlighted in the overview.'))
+    gallery_size = param.Integer(default=6, bounds=(1, 24), doc=(
+        'Positives and negatives shown in each gallery.'))
+
+    # --- internal: what views read -------------------------------------------
+    pools = param.Parameter(default=None, precedence=-1, doc='app.pools.Pools of this session.')
+    revision = param.Integer(default=0, precedence=-1, doc='Bumped after every applied change.')
+    message = param.Dict(default=None, allow_None=True, precedence=-1, doc=(
+        'Last problem for the user: {"level", "text", "serial"}.'))
+    dataset_label = param.String(default='', precedence=-1, doc='The loaded dataset.')
+
+    UI_KEYS = ('gid', 'search', 'image_categories', 'click_xy', 'selected_item', 'gallery_size')
+
+    def __init__(self, dataset=DEFAULT_DEMO, roots=None, **params):
+        ui = {k: params.pop(k) for k in list(params) if k in self.UI_KEYS}
+        import kwcoco
+        self._dset_obj = dataset if isinstance(dataset, kwcoco.CocoDataset) else None
+        if self._dset_obj is not None:
+            from app.pools import dataset_key
+            dataset = dataset_key(dataset)[1]
+        super().__init__(dataset=os.fspath(dataset), **params)
+        self.roots = normalize_roots(roots)
+        self.shared = None
+        self.sampler = None
+        self._serial = 0
+        self._busy = False
+        self._load_sampler()
+        self._refresh_pools()
+        self.param.update(**ui)
+        if self.gid is None or self.gid not in self.shared.dset.imgs:
+            self.gid = self.image_ids()[0] if self.image_ids() else None
+        self.param.watch(self._on_config, [k for k in self.FIELDS if k != 'version'])
+        self.param.watch(self._on_gid, ['gid'])
+
+    # ------------------------------------------------------------------ config
+    def config_dict(self) -> dict:
+        """The config fields of this state as a plain dict (``SamplingConfig.to_dict``)."""
+        return SamplingConfig.to_dict(self)
+
+    def to_config(self, with_hash: bool = False) -> SamplingConfig:
+        """A plain :class:`SamplingConfig` of the current values (the exported file).
+
+        Args:
+            with_hash: fill ``dataset_hash`` with the dataset's content hash.
+        """
+        data = self.config_dict()
+        data.pop('version')
+        if with_hash:
+            data['dataset_hash'] = self.shared.dataset_hash
+        return SamplingConfig(**data)
+
+    def export_yaml(self) -> str:
+        """The YAML text of :meth:`to_config` (with the dataset hash)."""
+        return self.to_config(with_hash=True).dumps('yaml')
+
+    @staticmethod
+    def python_snippet(filename: str = 'config.yaml') -> str:
+        """Python code that rebuilds the sampler and its pools from the exported file."""
+        return (
+            'from sampler_core import CocoSampler\n'
+            f"sampler = CocoSampler.from_config('{filename}')\n"
+            'for index in range(len(sampler)):  # positives, then negatives\n'
+            '    sample = sampler.load_item(index)\n'
+            "    im, annots = sample['im'], sample['annots']\n")
+
+    def load_config(self, text: str | bytes) -> bool:
+        """Restore every config field from YAML / JSON text (an imported file).
+
+        Errors (bad file, unknown dataset, refused path) go to :attr:`message`;
+        then nothing changes.
+
+        Returns:
+            whether the config was applied.
+        """
+        if isinstance(text, bytes):
+            text = text.decode('utf8', errors='replace')
+        try:
+            cfg = SamplingConfig.loads(text)
+        except (KeyError, TypeError, ValueError) as ex:
+            self.notify(f'cannot import config: {_msg(ex)}')
+            return False
+        data = cfg.to_dict()
+        data.pop('version')
+        data.pop('dataset_hash')
+        self.param.update(**data)
+        mine = self.config_dict()
+        if any(mine[k] != v for k, v in data.items()):  # refused: the message says why
+            return False
+        if cfg.dataset_hash is not None and self.shared is not None \
+                and cfg.dataset_hash != self.shared.dataset_hash:
+            self.notify(f'the dataset changed since this config was exported '
+                        f'(hash {cfg.dataset_hash[:12]}... != {self.shared.dataset_hash[:12]}...)',
+                        level='warning')
+        return True
+
+    # ------------------------------------------------------------------ messages
+    def notify(self, text: str, level: str = 'error') -> None:
+        """Publish a message for the user (the app shows it as a notification)."""
+        self._serial += 1
+        self.message = {'level': level, 'text': text, 'serial': self._serial}
+
+    # ------------------------------------------------------------------ loading
+    def _open_shared(self, dataset: str):
+        """The shared sampler of ``dataset``, after the allowed-roots check."""
+        if self._dset_obj is not None and dataset == self.dataset_label:
+            return get_shared(self._dset_obj, backend=self.backend, workdir=self.workdir)
+        if is_demo_key(dataset):
+            return get_shared(dataset, backend=self.backend, workdir=self.workdir)
+        real = check_path(dataset, self.roots)  # raises before anything is read
+        if not os.path.isfile(real):
+            raise FileNotFoundError(f'dataset file does not exist: {dataset}')
+        shared = get_shared(real, backend=self.backend, workdir=self.workdir)
+        check_dataset_files(shared.dset, self.roots)
+        return shared
+
+    def _load_sampler(self) -> None:
+        shared = self._open_shared(self.dataset)
+        self.shared = shared
+        self.sampler = session_sampler(shared.sampler)
+        self.dataset_label = self.dataset
+
+    def _refresh_pools(self) -> None:
+        cfg = self.to_config()
+        side = max(cfg.window_dims or (0,)) + 2 * max(cfg.pad)
+        if side > MAX_WINDOW:
+            raise ValueError(f'window {tuple(cfg.window_dims or ())} with pad {tuple(cfg.pad)} '
+                             f'is larger than allowed ({MAX_WINDOW} pixels a side)')
+        if cfg.categories:
+            unknown = [c for c in cfg.categories if c not in self.shared.dset.name_to_cat]
+            if unknown:
+                raise KeyError(f'unknown categories {unknown} in dataset {self.dataset}')
+        self.pools = compute_pools(self.sampler, cfg)
+
+    def _on_config(self, *events) -> None:
+        if self._busy:
+            return
+        names = {e.name for e in events}
+        self._busy = True
+        try:
+            if names & set(SAMPLER_KEYS):
+                self._load_sampler()
+                if 'categories' not in names:
+                    self.categories = [c for c in self.categories
+                                       if c in self.shared.dset.name_to_cat]
+                ids = self.image_ids()
+                if self.gid not in self.shared.dset.imgs:
+                    self.gid = ids[0] if ids else None
+                self.image_categories = []
+                self.click_xy = None
+            if names - set(TARGET_KEYS) - set(INERT_KEYS):
+                self._refresh_pools()
+                self.selected_item = None
+            else:
+                self.sampler.config = self.to_config()
+                self.pools.config = self.sampler.config
+            self.revision += 1
+        except Exception as ex:  # a problem the user can fix: say it, keep the old values
+            if not isinstance(ex, (KeyError, ValueError, TypeError, OSError, IndexError)):
+                traceback.print_exc()
+            self.notify(_msg(ex))
+            self.param.update(**{e.name: e.old for e in events})
+            if names & set(SAMPLER_KEYS):
+                try:
+                    self._load_sampler()
+                except Exception:  # pragma: no cover - the old one loaded before
+                    pass
+            try:
+                self._refresh_pools()
+            except Exception:
+                pass
+        finally:
+            self._busy = False
+
+    def _on_gid(self, event) -> None:
+        if self.selected_item is not None and self.pools is not None:
+            try:
+                if self.pools.item(self.selected_item)['gid'] != event.new:
+                    self.selected_item = None
+            except IndexError:
+                self.selected_item = None
+        self.click_xy = None
+
+    # ------------------------------------------------------------------ browsing
+    def image_ids(self) -> list:
+        """Image ids that pass the search text and category filter, in dataset order."""
+        table = filter_images(self.shared.image_table, self.search, self.image_categories,
+                              self.shared.dset)
+        return table['gid'].tolist()
+
+    def step_image(self, step: int) -> None:
+        """Select the next (``step=1``) or previous (``-1``) image of the filtered list."""
+        ids = self.image_ids()
+        if not ids:
+            return
+        if self.gid in ids:
+            self.gid = ids[(ids.index(self.gid) + step) % len(ids)]
+        else:
+            self.gid = ids[0]
+
+    def select_item(self, index: int) -> None:
+        """Show the image of pool item ``index`` and highlight its window."""
+        row = self.pools.item(int(index))
+        self.param.update(gid=int(row['gid']), selected_item=int(index))
+
+    @property
+    def category_names(self) -> list[str]:
+        """Category names of the loaded dataset (sorted by id)."""
+        cats = self.shared.dset.cats
+        return [cats[c]['name'] for c in sorted(cats)]
+
+
+def _msg(ex: BaseException) -> str:
+    if isinstance(ex, KeyError) and ex.args:
+        return str(ex.args[0])
+    return str(ex) or type(ex).__name__
+

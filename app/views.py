@@ -1,0 +1,473 @@
+"""Views: pure functions from the state's data (sampler, pools, config) to
+HoloViews elements, arrays and tables. No widgets, no Panel.
+
+Coordinates: everything drawn over the overview is in image pixels, ``x`` to
+the right and ``y`` down (the plots invert their y axis); boxes are ltrb.
+Detail and gallery windows are drawn in window pixels (``rel = abs + offset``).
+
+Example:
+    >>> from app.state import ExplorerState
+    >>> from app import views
+    >>> state = ExplorerState(dataset='shapes8', n_pos=4, backend=None)
+    >>> rgb = views.overview_image(state.sampler, state.gid, max_px=100)
+    >>> max(rgb.data.shape[:2]) <= 100
+    True
+    >>> overlay = views.window_overlay(state.pools, state.pools.pos.gid.iloc[0])
+    >>> len(overlay.get(0)) >= 1    # the green positive windows of that image
+    True
+"""
+from __future__ import annotations
+
+import math
+
+import holoviews as hv
+import numpy as np
+
+#: colour of positive / negative / highlighted / clicked windows
+POS_COLOR, NEG_COLOR, SELECT_COLOR, CLICK_COLOR = '#16a34a', '#dc2626', '#facc15', '#06b6d4'
+#: largest side (pixels) of the overview image sent to the browser
+OVERVIEW_PX = 1000
+#: most pool windows looked at for the visible-fraction histogram
+STATS_LIMIT = 2000
+
+
+# ---------------------------------------------------------------- colours
+def category_colors(dset) -> dict:
+    """``{category id: '#rrggbb'}``, stable for a dataset (sorted ids, Category20)."""
+    from bokeh.palettes import Category20_20
+    return {cid: Category20_20[i % 20] for i, cid in enumerate(sorted(dset.cats))}
+
+
+# ---------------------------------------------------------------- browsing
+def image_options(table, limit: int = 500) -> dict:
+    """``{label: gid}`` for a selector (at most ``limit`` entries, dataset order)."""
+    sub = table.iloc[:limit]
+    return dict(zip(sub['label'].tolist(), sub['gid'].tolist()))
+
+
+# ---------------------------------------------------------------- overview
+def image_region(sampler, gid: int, x_range=None, y_range=None, max_px: int = OVERVIEW_PX):
+    """A strided read of the visible part of an image, at most ``max_px`` a side.
+
+    Only ``rows[y0:y1:step], cols[x0:x1:step]`` is read (from the memmap cache
+    with the npy backend), so a 5000x4000 image is never sent whole.
+
+    Args:
+        sampler: the session sampler.
+        gid: image id.
+        x_range, y_range: visible ``(low, high)`` in image pixels (default all).
+        max_px: largest side of the returned array.
+
+    Returns:
+        ``(rgb, bounds, step)``: ``(h, w, 3)`` uint8, ``(x0, y0, x1, y1)`` image
+        pixels covered, and the stride.
+    """
+    img = sampler.dset.imgs[gid]
+    height, width = int(img['height']), int(img['width'])
+
+    def clamp(rng, size):
+        if rng is None or rng[0] is None or not all(map(math.isfinite, rng)):
+            return 0, size
+        lo, hi = sorted(rng)
+        lo, hi = max(0, int(math.floor(lo))), min(size, int(math.ceil(hi)))
+        if hi <= lo:
+            return 0, size
+        return lo, hi
+
+    x0, x1 = clamp(x_range, width)
+    y0, y1 = clamp(y_range, height)
+    step = max(1, int(math.ceil(max(x1 - x0, y1 - y0) / max_px)))
+    # snap to the stride so that refined tiles line up with the coarse ones
+    x0, y0 = (x0 // step) * step, (y0 // step) * step
+    data = sampler.frames.load_region(gid, (slice(y0, y1, step), slice(x0, x1, step)))
+    rgb = to_rgb8(data)
+    h, w = rgb.shape[:2]
+    return rgb, (x0, y0, x0 + w * step, y0 + h * step), step
+
+
+def to_rgb8(data: np.ndarray) -> np.ndarray:
+    """``(H, W, C)`` of any dtype -> ``(H, W, 3)`` uint8 (first 3 channels or gray)."""
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.shape[2] >= 3:
+        data = data[:, :, :3]
+    else:
+        data = np.repeat(data[:, :, :1], 3, axis=2)
+    if data.dtype != np.uint8:
+        data = data.astype(np.float32)
+        finite = np.isfinite(data)
+        lo = float(data[finite].min()) if finite.any() else 0.0
+        hi = float(data[finite].max()) if finite.any() else 1.0
+        if data.dtype.kind == 'f' and lo >= 0 and hi <= 1:
+            lo, hi = 0.0, 1.0
+        data = np.nan_to_num((data - lo) / max(hi - lo, 1e-12) * 255, nan=0.0)
+        data = data.clip(0, 255).astype(np.uint8)
+    return np.ascontiguousarray(data)
+
+
+def rgb_element(rgb: np.ndarray, bounds) -> hv.RGB:
+    """``hv.RGB`` in image coordinates (y down: the plot inverts its y axis)."""
+    x0, y0, x1, y1 = bounds
+    return hv.RGB(rgb[::-1], bounds=(x0, y0, x1, y1), kdims=['x', 'y'])
+
+
+def overview_image(sampler, gid: int, x_range=None, y_range=None,
+                   max_px: int = OVERVIEW_PX) -> hv.RGB:
+    """The visible part of image ``gid`` as ``hv.RGB`` (see :func:`image_region`)."""
+    rgb, bounds, _ = image_region(sampler, gid, x_range, y_range, max_px)
+    return rgb_element(rgb, bounds)
+
+
+def _keypoints_xy(ann) -> np.ndarray:
+    kpts = ann.get('keypoints')
+    if not kpts:
+        return np.empty((0, 2))
+    if isinstance(kpts[0], dict):
+        return np.array([k['xy'] for k in kpts if 'xy' in k], dtype=np.float64).reshape(-1, 2)
+    arr = np.asarray(kpts, dtype=np.float64).reshape(-1, 3)
+    return arr[arr[:, 2] > 0, :2]
+
+
+def _polygons_xy(sseg, dims) -> list[np.ndarray]:
+    """Exterior rings ``(K, 2)`` xy of a COCO / kwcoco segmentation."""
+    if not sseg:
+        return []
+    import kwimage
+    try:
+        mpoly = kwimage.MultiPolygon.coerce(sseg, dims=dims)
+    except Exception:
+        return []
+    if mpoly is None:
+        return []
+    if not isinstance(mpoly, kwimage.MultiPolygon):
+        mpoly = mpoly.to_multi_polygon()
+    return [np.asarray(p.data['exterior'].data, dtype=np.float64) for p in mpoly.data]
+
+
+_ANN_VDIMS = ['aid', 'category', 'area', 'color']
+
+
+def annotation_overlay(dset, gid: int, with_annots=('boxes', 'segmentation', 'keypoints'),
+                       colors: dict | None = None) -> hv.Overlay:
+    """Annotations of image ``gid`` in image pixels: boxes, polygons, keypoints.
+
+    Each element carries ``aid``, ``category``, ``area`` and ``color`` value
+    dimensions (for hover and colouring). Kinds not in ``with_annots`` are empty.
+
+    Returns:
+        ``hv.Overlay`` of ``hv.Rectangles``, ``hv.Polygons``, ``hv.Points``
+        (always all three, so the plot structure never changes).
+    """
+    colors = colors or category_colors(dset)
+    img = dset.imgs[gid]
+    dims = (int(img['height']), int(img['width']))
+    rects, polys, points = [], [], []
+    for aid in dset.index.gid_to_aids.get(gid, ()):
+        ann = dset.anns[aid]
+        cid = ann.get('category_id')
+        name = dset.cats[cid]['name'] if cid in dset.cats else str(cid)
+        color = colors.get(cid, '#ffffff')
+        bbox = ann.get('bbox')
+        area = float(ann.get('area') or (bbox[2] * bbox[3] if bbox else 0.0))
+        if 'boxes' in with_annots and bbox is not None:
+            x, y, w, h = (float(v) for v in bbox)
+            rects.append((x, y, x + w, y + h, aid, name, area, color))
+        if 'segmentation' in with_annots:
+            for ring in _polygons_xy(ann.get('segmentation'), dims):
+                polys.append({'x': ring[:, 0], 'y': ring[:, 1], 'aid': aid, 'category': name,
+                              'area': area, 'color': color})
+        if 'keypoints' in with_annots:
+            for x, y in _keypoints_xy(ann):
+                points.append((x, y, aid, name, area, color))
+    return hv.Overlay([
+        hv.Rectangles(rects, kdims=['x0', 'y0', 'x1', 'y1'], vdims=_ANN_VDIMS, label='boxes'),
+        hv.Polygons(polys, kdims=['x', 'y'], vdims=_ANN_VDIMS, label='polygons'),
+        hv.Points(points, kdims=['x', 'y'], vdims=_ANN_VDIMS, label='keypoints'),
+    ])
+
+
+_WIN_VDIMS = ['index', 'kind', 'aid']
+
+
+def _rects(rows) -> list:
+    return [(r.x0, r.y0, r.x1, r.y1, int(r.index), r.kind, int(r.aid))
+            for r in rows.itertuples(index=False)]
+
+
+def window_overlay(pools, gid: int, selected: int | None = None,
+                   click_window=None) -> hv.Overlay:
+    """The pool windows of image ``gid``: positives, negatives, highlight, click.
+
+    Args:
+        pools: :class:`app.pools.Pools`.
+        gid: image id.
+        selected: ``load_item`` index to highlight (yellow).
+        click_window: ``(x0, y0, x1, y1)`` of the clicked detail window (cyan).
+
+    Returns:
+        ``hv.Overlay`` of four ``hv.Rectangles`` (positives, negatives,
+        selected, clicked), each with ``index``, ``kind``, ``aid`` value dims.
+    """
+    pos = pools.pos[pools.pos['gid'] == gid]
+    neg = pools.neg[pools.neg['gid'] == gid]
+    sel = []
+    if selected is not None:
+        try:
+            row = pools.item(int(selected))
+            if row['gid'] == gid:
+                sel = [(row['x0'], row['y0'], row['x1'], row['y1'], int(row['index']),
+                        row['kind'], int(row['aid']))]
+        except IndexError:
+            pass
+    click = [] if click_window is None else [tuple(click_window) + (-1, 'click', -1)]
+    kd = ['x0', 'y0', 'x1', 'y1']
+    return hv.Overlay([
+        hv.Rectangles(_rects(pos), kdims=kd, vdims=_WIN_VDIMS, label='positives'),
+        hv.Rectangles(_rects(neg), kdims=kd, vdims=_WIN_VDIMS, label='negatives'),
+        hv.Rectangles(sel, kdims=kd, vdims=_WIN_VDIMS, label='selected'),
+        hv.Rectangles(click, kdims=kd, vdims=_WIN_VDIMS, label='clicked'),
+    ])
+
+
+# ---------------------------------------------------------------- detail
+def detail_dims(config) -> tuple[int, int]:
+    """``(height, width)`` of a clicked window: window_dims, or 128x128 when None."""
+    return tuple(config.window_dims) if config.window_dims is not None else (128, 128)
+
+
+def click_window(config, x: float, y: float) -> tuple[float, float, float, float]:
+    """ltrb (image pixels, without pad) of the window centred on a click."""
+    h, w = detail_dims(config)
+    x0, y0 = math.floor(x - w / 2), math.floor(y - h / 2)
+    return (x0, y0, x0 + w, y0 + h)
+
+
+def detail_sample(sampler, config, gid: int, x: float, y: float) -> dict:
+    """``CocoSampler.load_sample`` of the window centred on ``(x, y)`` with clipped annots.
+
+    The window has the config's window_dims (128x128 when None), pad, pad
+    mode and channels; ``target['clip_annots']`` gives ``annots['clipped_dets']``.
+    """
+    target = {'gid': int(gid), 'cx': float(x), 'cy': float(y)}
+    target.update(config.target_extra())
+    target['window_dims'] = detail_dims(config)
+    target['clip_annots'] = True
+    return sampler.load_sample(target, with_annots=list(config.with_annots) or ['boxes'],
+                               visible_thresh=config.visible_thresh)
+
+
+def dets_overlay(dets, classes=None, colors: dict | None = None) -> hv.Overlay:
+    """kwimage.Detections (window pixels) as Rectangles / Polygons / Points."""
+    colors = colors or {}
+    rects, polys, points = [], [], []
+    aids = dets.data.get('aids', np.full(len(dets), -1))
+    cids = dets.data.get('cids', np.full(len(dets), -1))
+    ltrb = dets.boxes.to_ltrb().data.reshape(-1, 4) if len(dets) else np.empty((0, 4))
+    ssegs = dets.data.get('segmentations')
+    kpts = dets.data.get('keypoints')
+    for i in range(len(dets)):
+        cid = int(cids[i])
+        name = classes[cid] if classes is not None and cid in classes else str(cid)
+        color = colors.get(cid, '#ffffff')
+        x0, y0, x1, y1 = (float(v) for v in ltrb[i])
+        area = (x1 - x0) * (y1 - y0)
+        rects.append((x0, y0, x1, y1, int(aids[i]), name, area, color))
+        sseg = None if ssegs is None else ssegs.data[i]
+        if sseg is not None:
+            mp = sseg.to_multi_polygon() if hasattr(sseg, 'to_multi_polygon') else sseg
+            for poly in mp.data:
+                ring = np.asarray(poly.data['exterior'].data, dtype=np.float64)
+                polys.append({'x': ring[:, 0], 'y': ring[:, 1], 'aid': int(aids[i]),
+                              'category': name, 'area': area, 'color': color})
+        pts = None if kpts is None else kpts.data[i]
+        if pts is not None:
+            for x, y in np.asarray(pts.xy).reshape(-1, 2):
+                points.append((float(x), float(y), int(aids[i]), name, area, color))
+    return hv.Overlay([
+        hv.Rectangles(rects, kdims=['x0', 'y0', 'x1', 'y1'], vdims=_ANN_VDIMS, label='boxes'),
+        hv.Polygons(polys, kdims=['x', 'y'], vdims=_ANN_VDIMS, label='polygons'),
+        hv.Points(points, kdims=['x', 'y'], vdims=_ANN_VDIMS, label='keypoints'),
+    ])
+
+
+def _class_lookup(dset) -> dict:
+    return {cid: cat['name'] for cid, cat in dset.cats.items()}
+
+
+def detail_view(sample: dict, dset, colors: dict | None = None) -> hv.Overlay:
+    """The sampled window (``im``) with its clipped annotations, window pixels."""
+    im = to_rgb8(sample['im'])
+    h, w = im.shape[:2]
+    dets = sample['annots'].get('clipped_dets', sample['annots']['frame_dets'])[0]
+    return rgb_element(im, (0, 0, w, h)) * dets_overlay(dets, _class_lookup(dset), colors)
+
+
+def params_table(sample: dict):
+    """``pandas.DataFrame`` (key, value) of a sample's params and target."""
+    import pandas as pd
+    p, t = sample['params'], sample['target']
+    tf = np.asarray(p['tf_rel_to_abs'])
+    rows = [
+        ('gid', t['gid']),
+        ('center (cx, cy)', f"({t.get('cx', float('nan')):.1f}, {t.get('cy', float('nan')):.1f})"),
+        ('window_dims (h, w)', tuple(int(v) for v in t['window_dims'])),
+        ('pad', p['pad']),
+        ('offset (dx, dy)', tuple(int(v) for v in np.asarray(p['offset']).tolist())),
+        ('tf_rel_to_abs', '[' + '; '.join(' '.join(f'{v:g}' for v in r) for r in tf) + ']'),
+        ('sample ltrb', tuple(int(v) for v in p['sample_tlbr'].to_ltrb().data.ravel())),
+        ('im shape', tuple(sample['im'].shape)),
+        ('annotations', len(sample['annots']['aids'])),
+    ]
+    return pd.DataFrame(rows, columns=['param', 'value']).astype({'value': str})
+
+
+# ---------------------------------------------------------------- galleries
+def draw_sample(sample: dict, color: str, thumb: int = 160, colors: dict | None = None) -> np.ndarray:
+    """A ``(thumb, thumb, 3)`` uint8 picture of a sample: annotations drawn, coloured frame."""
+    import kwimage
+    im = to_rgb8(sample['im']).copy()
+    dets = sample['annots']['frame_dets'][0]
+    if len(dets):
+        cmap = colors or {}
+        box_colors = [kwimage.Color(cmap.get(int(c), '#ffffff')).as255()
+                      for c in dets.data['cids']]
+        im = dets.boxes.draw_on(im, color=box_colors, thickness=max(1, im.shape[0] // 100))
+        for sseg, c in zip(dets.data['segmentations'].data, box_colors):
+            if sseg is not None:
+                im = sseg.draw_on(im, color=c, alpha=0.35)
+        for pts in dets.data['keypoints'].data:
+            if pts is not None:
+                im = pts.draw_on(im, color='white', radius=max(2, im.shape[0] // 60))
+    im = kwimage.ensure_uint255(im[:, :, :3])
+    canvas = kwimage.imresize(im, dsize=(thumb, thumb), letterbox=True)
+    canvas = kwimage.ensure_uint255(canvas[:, :, :3]).copy()
+    rgb = kwimage.Color(color).as255()
+    canvas[:3, :], canvas[-3:, :], canvas[:, :3], canvas[:, -3:] = rgb, rgb, rgb, rgb
+    return canvas
+
+
+def gallery(sampler, pools, kind: str, n: int, thumb: int = 160,
+            colors: dict | None = None) -> list[dict]:
+    """The first ``n`` positives (``kind='pos'``) or negatives as the training loop gets them.
+
+    Each window is ``sampler.load_item(index)`` (the config applied), drawn.
+
+    Returns:
+        list of ``{'index', 'gid', 'aid', 'image' ((thumb, thumb, 3) uint8 or
+        None), 'n_annots', 'error' (None or the message)}``.
+    """
+    table = pools.pos if kind == 'pos' else pools.neg
+    color = POS_COLOR if kind == 'pos' else NEG_COLOR
+    out = []
+    for row in table.iloc[:n].itertuples(index=False):
+        item = {'index': int(row.index), 'gid': int(row.gid), 'aid': int(row.aid),
+                'image': None, 'n_annots': 0, 'error': None}
+        try:
+            sample = sampler.load_item(int(row.index))
+            item['image'] = draw_sample(sample, color, thumb, colors)
+            item['n_annots'] = len(sample['annots']['aids'])
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as ex:
+            item['error'] = f'window {row.index} (image {row.gid}): {ex}'
+        out.append(item)
+    return out
+
+
+# ---------------------------------------------------------------- statistics
+def class_balance(pools, dset):
+    """``pandas.DataFrame`` (category, windows): positives per category, negatives last."""
+    import pandas as pd
+    counts = pools.pos['category_id'].value_counts()
+    names = [dset.cats[c]['name'] if c in dset.cats else str(c) for c in counts.index]
+    df = pd.DataFrame({'category': names, 'windows': counts.to_numpy()})
+    df = df.sort_values('category', kind='stable').reset_index(drop=True)
+    neg = pd.DataFrame({'category': ['(negatives)'], 'windows': [pools.n_neg]})
+    return pd.concat([df, neg], ignore_index=True)
+
+
+def class_balance_plot(pools, dset) -> hv.Bars:
+    return hv.Bars(class_balance(pools, dset), 'category', 'windows',
+                   label='Windows per category')
+
+
+def visible_fractions(regions, pools, pad=(0, 0), limit: int = STATS_LIMIT) -> np.ndarray:
+    """Visible fraction of every annotation in the (padded) pool windows.
+
+    This is ``annots['visible']`` of each ``load_item`` without reading pixels
+    (at most ``limit`` windows, evenly spaced over the pools).
+    """
+    table = pools.all
+    if len(table) > limit:
+        table = table.iloc[np.linspace(0, len(table) - 1, limit).astype(int)]
+    ph, pw = (int(v) for v in pad)
+    out = []
+    for r in table.itertuples(index=False):
+        _, frac = regions.visible_aids(int(r.gid), [r.x0 - pw, r.y0 - ph, r.x1 + pw, r.y1 + ph])
+        out.append(frac)
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def visible_histogram(fractions: np.ndarray, thresh: float = 0.0, bins: int = 20):
+    """Histogram of visible fractions, with the visible_thresh line (``hv.Overlay``)."""
+    counts, edges = np.histogram(fractions, bins=bins, range=(0.0, 1.0))
+    title = f'Visible fraction of annotations in windows (n={len(fractions)})'
+    hist = hv.Histogram((edges, counts), kdims=['visible fraction'], vdims=['annotations'],
+                        label=title)
+    return hist * hv.VLine(float(thresh), label='visible_thresh')
+
+
+def negatives_plot(pools) -> hv.Bars:
+    """Negatives asked for vs found."""
+    return hv.Bars([('asked', pools.n_neg_asked), ('found', pools.n_neg)], 'negatives', 'windows',
+                   label=f'Negatives: {pools.n_neg} found of {pools.n_neg_asked} asked')
+
+
+def coverage(pools, dset, pad=(0, 0), max_res: int = 512):
+    """Fraction of each image's area covered by the union of its pool windows.
+
+    Returns:
+        ``(per_image, overall)``: ``pandas.DataFrame`` (gid, covered) of the
+        images that have windows, and the covered fraction of all image area.
+    """
+    import pandas as pd
+    table = pools.all
+    ph, pw = (int(v) for v in pad)
+    rows = []
+    covered_px = 0.0
+    for gid, grp in table.groupby('gid', sort=True):
+        img = dset.imgs[int(gid)]
+        h, w = int(img['height']), int(img['width'])
+        s = max(1.0, max(h, w) / max_res)
+        mh, mw = max(1, int(math.ceil(h / s))), max(1, int(math.ceil(w / s)))
+        mask = np.zeros((mh, mw), dtype=bool)
+        for r in grp.itertuples(index=False):
+            x0 = int(np.clip(math.floor((r.x0 - pw) / s), 0, mw))
+            x1 = int(np.clip(math.ceil((r.x1 + pw) / s), 0, mw))
+            y0 = int(np.clip(math.floor((r.y0 - ph) / s), 0, mh))
+            y1 = int(np.clip(math.ceil((r.y1 + ph) / s), 0, mh))
+            mask[y0:y1, x0:x1] = True
+        frac = float(mask.mean())
+        rows.append((int(gid), frac))
+        covered_px += frac * h * w
+    total = float(sum(int(i['height']) * int(i['width']) for i in dset.imgs.values()))
+    per_image = pd.DataFrame(rows, columns=['gid', 'covered'])
+    return per_image, (covered_px / total if total else 0.0)
+
+
+def coverage_plot(per_image, overall: float, limit: int = 30) -> hv.Bars:
+    top = per_image.sort_values('covered', ascending=False).iloc[:limit]
+    top = top.assign(image=top['gid'].astype(str))
+    return hv.Bars(top, 'image', 'covered',
+                   label=f'Image area covered: {overall:.1%} overall '
+                         f'({len(per_image)} images with windows)')
+
+
+def summary(pools, overall_coverage: float | None = None) -> str:
+    """One line: pool sizes, window size, coverage (the app's status line)."""
+    cfg = pools.config
+    wd = 'box size' if cfg.window_dims is None else f'{cfg.window_dims[0]}x{cfg.window_dims[1]}'
+    text = (f'{pools.n_pos} positives, {pools.n_neg} negatives (asked {pools.n_neg_asked}), '
+            f'window {wd}, pad {cfg.pad[0]}x{cfg.pad[1]}, seed {cfg.seed}')
+    if overall_coverage is not None:
+        text += f', covers {overall_coverage:.1%} of the image area'
+    return text
