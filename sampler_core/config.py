@@ -12,6 +12,15 @@ YAML or JSON (never pickle), with a ``version`` field::
     window_dims: [256, 256]      # (height, width), pixels
     pad: [0, 0]                  # (height, width) context on each side, pixels
     ...
+    mode: random                 # random pools, or grid (sliding windows)
+    balance: inverse             # none | inverse | weights (then class_weights)
+    split_by: image              # none | image | video | block
+    val_fraction: 0.2
+
+Fields added after the first release have defaults, so a version-1 file
+without them loads unchanged (``balance: none``, ``split_by: none``,
+``mode: random``): the version is bumped only when the meaning of an existing
+field changes.
 
 Loading checks every key: an unknown key raises ``KeyError``, a value of the
 wrong type ``TypeError`` and one out of range ``ValueError``, each naming the
@@ -44,6 +53,23 @@ from sampler_core.target import PAD_MODES
 CONFIG_VERSION = 1
 
 WITH_ANNOTS_CHOICES = ['boxes', 'segmentation', 'keypoints']
+#: ``mode``: random positive / negative pools, or a sliding-window grid
+MODE_CHOICES = ['random', 'grid']
+#: ``grid_edge``: what happens to the last grid window of a row / column
+GRID_EDGE_CHOICES = ['shift', 'pad', 'drop']
+#: ``balance`` of the positive pool over categories
+BALANCE_CHOICES = ['none', 'inverse', 'weights']
+#: ``split_by``: the unit assigned as a whole to train or val
+SPLIT_BY_CHOICES = ['none', 'image', 'video', 'block']
+#: largest seed numpy accepts
+MAX_SEED = 2 ** 32 - 1
+#: fields holding (height, width) pairs of whole pixels
+_PIXEL_PAIRS = ('window_dims', 'pad', 'split_block')
+#: integer fields (bools are rejected although Python counts them as ints)
+_INT_FIELDS = ('n_pos', 'n_neg', 'seed', 'split_seed', 'version')
+#: number fields
+_NUM_FIELDS = ('pad_value', 'visible_thresh', 'neg_to_pos_ratio', 'neg_overlap',
+               'grid_overlap', 'val_fraction')
 
 
 def _migrate(data: dict) -> dict:
@@ -108,12 +134,44 @@ class SamplingConfig(param.Parameterized):
         'Negatives per positive when n_neg is None.'))
     neg_overlap = param.Number(default=0.0, bounds=(0.0, 1.0), doc=(
         'Largest overlap of a negative with any annotation, fraction of its area.'))
-    seed = param.Integer(default=0, bounds=(0, None), doc='Random seed of the pools.')
+    seed = param.Integer(default=0, bounds=(0, MAX_SEED), doc='Random seed of the pools.')
+
+    # --- sampling mode (added in version 1, default keeps older files' meaning)
+    mode = param.Selector(default='random', objects=MODE_CHOICES, doc=(
+        '"random": positive / negative pools (n_pos, n_neg); "grid": every window of a '
+        'sliding grid over each image (needs window_dims).'))
+    grid_overlap = param.Number(default=0.0, bounds=(0.0, 1.0), inclusive_bounds=(True, False),
+                                doc='Fraction of a window shared with its grid neighbour.')
+    grid_edge = param.Selector(default='shift', objects=GRID_EDGE_CHOICES, doc=(
+        'Last grid window of a row / column: "shift" it inside the image, "pad" the part '
+        'outside, or "drop" it.'))
+
+    # --- class balance of the positives --------------------------------------
+    balance = param.Selector(default='none', objects=BALANCE_CHOICES, doc=(
+        '"none": positives in dataset proportions; "inverse": every category equally '
+        'often (inverse category frequency); "weights": in proportion to class_weights.'))
+    class_weights = param.Dict(default={}, doc=(
+        '{category name: relative frequency >= 0} used by balance="weights"; '
+        'categories not listed get 1.0.'))
+
+    # --- leak-free train / val split -----------------------------------------
+    split_by = param.Selector(default='none', objects=SPLIT_BY_CHOICES, doc=(
+        'Unit assigned as a whole to train or val: "image", "video" (images without a '
+        'video count as their own), "block" (square tiles of split_block pixels); "none": '
+        'no split, every window is in "train".'))
+    val_fraction = param.Number(default=0.2, bounds=(0.0, 1.0), doc=(
+        'Fraction of the units (images, videos or blocks) assigned to val.'))
+    split_seed = param.Integer(default=0, bounds=(0, MAX_SEED), doc=(
+        'Seed of the split (independent of seed, so pools can change and the split not).'))
+    split_block = param.NumericTuple(default=(1024, 1024), length=2, doc=(
+        '(height, width) of a split block, pixels (split_by="block").'))
 
     #: keys written to files, in order
     FIELDS = ('version', 'dataset', 'dataset_hash', 'backend', 'workdir', 'window_dims', 'pad',
               'pad_mode', 'pad_value', 'channels', 'visible_thresh', 'with_annots', 'categories',
-              'n_pos', 'n_neg', 'neg_to_pos_ratio', 'neg_overlap', 'seed')
+              'n_pos', 'n_neg', 'neg_to_pos_ratio', 'neg_overlap', 'seed',
+              'mode', 'grid_overlap', 'grid_edge', 'balance', 'class_weights',
+              'split_by', 'val_fraction', 'split_seed', 'split_block')
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.FIELDS) - {'name'})
@@ -129,9 +187,11 @@ class SamplingConfig(param.Parameterized):
     @classmethod
     def _coerce_value(cls, key: str, value: Any) -> Any:
         """JSON/YAML gives lists where the config holds tuples; ints for whole numbers."""
-        if key in ('window_dims', 'pad') and isinstance(value, list):
+        if isinstance(value, bool) and key in _INT_FIELDS + _NUM_FIELDS:
+            raise TypeError(f'config key {key!r} must be a number, got {value!r}')
+        if key in _PIXEL_PAIRS and isinstance(value, list):
             value = tuple(value)
-        if key in ('window_dims', 'pad') and isinstance(value, tuple):
+        if key in _PIXEL_PAIRS and isinstance(value, tuple):
             for v in value:
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or \
                         not float(v).is_integer():
@@ -150,6 +210,37 @@ class SamplingConfig(param.Parameterized):
         if isinstance(self.pad_value, float) and not math.isfinite(self.pad_value) \
                 and self.pad_mode == 'constant' and not math.isnan(self.pad_value):
             raise ValueError(f'config key "pad_value" must be finite or NaN, got {self.pad_value}')
+        if not math.isfinite(self.neg_to_pos_ratio):
+            raise ValueError(f'config key "neg_to_pos_ratio" must be finite, '
+                             f'got {self.neg_to_pos_ratio}')
+        if min(self.split_block) <= 0:
+            raise ValueError(f'config key "split_block" must be positive, got {self.split_block}')
+        self._check_class_weights()
+        if self.mode == 'grid' and self.window_dims is None:
+            raise ValueError('config key "window_dims" must be set when mode is "grid"')
+
+    def _check_class_weights(self) -> None:
+        for name, weight in self.class_weights.items():
+            if not isinstance(name, str) or not name:
+                raise TypeError(f'config key "class_weights" must map category names to '
+                                f'weights, got the key {name!r}')
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise TypeError(f'config key "class_weights" must hold numbers, got '
+                                f'{name!r}: {weight!r}')
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f'config key "class_weights" must hold finite weights >= 0, '
+                                 f'got {name!r}: {weight!r}')
+        if self.balance == 'weights' and not any(w > 0 for w in self.class_weights.values()):
+            raise ValueError('config key "class_weights" needs at least one weight > 0 when '
+                             'balance is "weights"')
+
+    def validate(self) -> None:
+        """Check the cross-field rules again (after parameters were set one by one).
+
+        Raises:
+            ValueError / TypeError: naming the key.
+        """
+        self._check()
 
     # ------------------------------------------------------------ (de)serialise
     def to_dict(self) -> dict:
@@ -161,6 +252,8 @@ class SamplingConfig(param.Parameterized):
                 value = list(value)
             elif isinstance(value, list):
                 value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
             out[key] = value
         return out
 
@@ -234,6 +327,80 @@ class SamplingConfig(param.Parameterized):
         if self.channels is not None:
             extra['channels'] = self.channels
         return extra
+
+    def category_ids(self, dset) -> list[int] | None:
+        """Ids of :attr:`categories` in ``dset`` (``None``: all categories).
+
+        Raises:
+            KeyError: a category name the dataset does not have.
+        """
+        if not self.categories:
+            return None
+        unknown = [c for c in self.categories if c not in dset.name_to_cat]
+        if unknown:
+            raise KeyError(f'config key "categories" names unknown categories {unknown}; '
+                           f'the dataset has {sorted(dset.name_to_cat)}')
+        return [dset.name_to_cat[c]['id'] for c in self.categories]
+
+    def balance_arg(self, dset):
+        """The ``balance`` argument of ``preselect``: ``None``, ``'inverse'`` or ``{id: w}``.
+
+        Raises:
+            KeyError: ``class_weights`` names a category the dataset does not have.
+        """
+        if self.balance == 'none':
+            return None
+        if self.balance == 'inverse':
+            return 'inverse'
+        unknown = [c for c in self.class_weights if c not in dset.name_to_cat]
+        if unknown:
+            raise KeyError(f'config key "class_weights" names unknown categories {unknown}; '
+                           f'the dataset has {sorted(dset.name_to_cat)}')
+        return {cat['id']: float(self.class_weights.get(name, 1.0))
+                for name, cat in dset.name_to_cat.items()}
+
+    def split_selector(self, dset, subset: str | None = 'train'):
+        """The :class:`~sampler_core.split.SubsetSelector` of ``subset`` (``None``: no split).
+
+        Args:
+            dset (kwcoco.CocoDataset): the dataset.
+            subset: ``'train'``, ``'val'``, or ``None`` for every window
+                regardless of the split.
+
+        Raises:
+            ValueError: an unknown subset, or ``'val'`` when ``split_by`` is ``'none'``.
+        """
+        from sampler_core.split import Split
+        if subset not in (None, 'train', 'val'):
+            raise ValueError(f"subset must be 'train', 'val' or None, got {subset!r}")
+        split = Split.from_config(self)
+        if split is None:
+            if subset == 'val':
+                raise ValueError('config key "split_by" is "none": there is no "val" subset; '
+                                 'set split_by to image, video or block')
+            return None
+        if subset is None:
+            return None
+        return split.select(dset, subset, pad=tuple(self.pad))
+
+    def preselect_kwargs(self, dset, subset: str | None = 'train') -> dict:
+        """Keyword arguments of ``CocoRegions.preselect`` that build this config's pools.
+
+        Example:
+            >>> import kwcoco
+            >>> dset = kwcoco.CocoDataset.demo('shapes8')
+            >>> cfg = SamplingConfig(n_pos=4, balance='inverse', split_by='image')
+            >>> kw = cfg.preselect_kwargs(dset, 'val')
+            >>> kw['balance'], kw['split'].name, kw['n_pos']
+            ('inverse', 'val', 4)
+        """
+        n_neg = self.n_neg
+        return dict(
+            n_pos=self.n_pos, n_neg=n_neg,
+            neg_to_pos_ratio=self.neg_to_pos_ratio if n_neg is None else None,
+            window_dims=self.window_dims, rng=self.seed, thresh=self.neg_overlap,
+            category_ids=self.category_ids(dset), balance=self.balance_arg(dset),
+            split=self.split_selector(dset, subset))
 
     def check_dataset(self, dset, allow_hash_mismatch: bool = False) -> str:
         """Compare ``dataset_hash`` with the dataset's current hash; return the latter.

@@ -183,16 +183,37 @@ class FrameIntersectionIndex:
                 f'size) are left out of the index: aids {aids[~valid][:20].tolist()}')
             aids, gids, ltrb = aids[valid], gids[valid], ltrb[valid]
         self.aids, self.gids, self.ltrb = aids, gids, ltrb
-        if len(aids):
-            index = _rtree()
-            props = index.Property()
-            props.dimension = 3
-            z = gids.astype(np.float64)[:, None]
-            mins = np.ascontiguousarray(np.hstack([ltrb[:, 0:2], z]))
-            maxs = np.ascontiguousarray(np.hstack([ltrb[:, 2:4], z]))
-            self._tree = index.Index(
-                (np.arange(len(aids), dtype=np.int64), mins, maxs), properties=props)
+        self._tree = self._build_tree()
         return self
+
+    def _build_tree(self):
+        """Bulk-load the rtree from :attr:`gids` / :attr:`ltrb` (``None`` when empty)."""
+        if not len(self.aids):
+            return None
+        index = _rtree()
+        props = index.Property()
+        props.dimension = 3
+        z = self.gids.astype(np.float64)[:, None]
+        mins = np.ascontiguousarray(np.hstack([self.ltrb[:, 0:2], z]))
+        maxs = np.ascontiguousarray(np.hstack([self.ltrb[:, 2:4], z]))
+        return index.Index(
+            (np.arange(len(self.aids), dtype=np.int64), mins, maxs), properties=props)
+
+    # rtree indexes do not pickle: the tree is dropped and rebuilt on first use
+    # (e.g. in each DataLoader worker started with spawn)
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop('_tree', None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def __getattr__(self, name):
+        if name == '_tree' and 'ltrb' in self.__dict__:
+            self._tree = self._build_tree()
+            return self._tree
+        raise AttributeError(f'{type(self).__name__!r} object has no attribute {name!r}')
 
     @classmethod
     def from_coco(cls, dset, verbose: int = 0) -> 'FrameIntersectionIndex':

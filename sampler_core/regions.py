@@ -323,7 +323,8 @@ class CocoRegions(Targets, HashIdentifiable):
     def preselect(self, n_pos: int | None = None, n_neg: int | None = None,
                   neg_to_pos_ratio: float | None = None, window_dims=None, rng=None,
                   verbose: int = 0, thresh: float = 0.0,
-                  category_ids: Sequence[int] | None = None) -> tuple[int, int]:
+                  category_ids: Sequence[int] | None = None, balance=None,
+                  split=None) -> tuple[int, int]:
         """Choose the positive and negative pools.
 
         Args:
@@ -340,6 +341,14 @@ class CocoRegions(Targets, HashIdentifiable):
                 fraction of the negative's area.
             category_ids: only annotations of these categories are positives
                 (default: all). Negatives still avoid every annotation.
+            balance: ``None`` / ``'none'`` (default, dataset proportions),
+                ``'inverse'`` (every category equally often) or
+                ``{category_id: weight}``; balanced pools of ``n_pos`` (default:
+                the number of candidates) are drawn with replacement. See
+                :mod:`sampler_core.balance`.
+            split (sampler_core.split.SubsetSelector): keep only windows (with
+                pad) of one subset of a train / val split. See
+                :mod:`sampler_core.split`.
 
         Returns:
             ``(n_pos, n_neg)`` actually chosen.
@@ -353,20 +362,28 @@ class CocoRegions(Targets, HashIdentifiable):
                              f'neg_to_pos_ratio={neg_to_pos_ratio!r})')
         rng = kwarray.ensure_rng(rng)
         n_pos = self._preselect_positives(n_pos, window_dims=window_dims, rng=rng,
-                                          verbose=verbose, category_ids=category_ids)
+                                          verbose=verbose, category_ids=category_ids,
+                                          balance=balance, split=split)
         if n_neg is None:
             ratio = 0.0 if neg_to_pos_ratio is None else float(neg_to_pos_ratio)
             if ratio < 0:
                 raise ValueError(f'neg_to_pos_ratio must not be negative, got {neg_to_pos_ratio!r}')
             n_neg = int(ratio * n_pos)
         n_neg = self._preselect_negatives(n_neg, window_dims=window_dims, thresh=thresh,
-                                          rng=rng, verbose=verbose)
+                                          rng=rng, verbose=verbose, split=split)
         return n_pos, n_neg
 
-    def _preselect_positives(self, num=None, window_dims=None, rng=None, verbose=None,
-                             category_ids=None) -> int:
-        import kwarray
-        rng = kwarray.ensure_rng(rng)
+    def positive_candidates(self, window_dims=None, category_ids=None, split=None,
+                            warn: bool = True) -> np.ndarray:
+        """Rows of :attr:`targets` that may enter the positive pool.
+
+        Args:
+            window_dims, category_ids, split: see :meth:`preselect`.
+            warn: warn about zero-size boxes left out.
+
+        Returns:
+            sorted ``(M,)`` int64 rows.
+        """
         t = self.targets
         rows = np.arange(len(t))
         if category_ids is not None:
@@ -379,10 +396,34 @@ class CocoRegions(Targets, HashIdentifiable):
             # a zero-size box cannot define its own window
             ok = (np.asarray(t['width'])[rows] > 0) & (np.asarray(t['height'])[rows] > 0)
             if not ok.all():
-                warnings.warn(f'{int((~ok).sum())} zero-size annotations are left out of the '
-                              f'positive pool because window_dims is None')
+                if warn:
+                    warnings.warn(f'{int((~ok).sum())} zero-size annotations are left out of '
+                                  f'the positive pool because window_dims is None')
                 rows = rows[ok]
-        if num is not None:
+        if split is not None:
+            from sampler_core.split import target_windows
+            ltrb = target_windows(np.asarray(t['cx'])[rows], np.asarray(t['cy'])[rows],
+                                  np.asarray(t['width'])[rows], np.asarray(t['height'])[rows],
+                                  window_dims)
+            rows = rows[split.keep(np.asarray(t['gid'])[rows], ltrb)]
+        return rows
+
+    def _preselect_positives(self, num=None, window_dims=None, rng=None, verbose=None,
+                             category_ids=None, balance=None, split=None) -> int:
+        import kwarray
+        from sampler_core.balance import balanced_choice, coerce_balance
+        rng = kwarray.ensure_rng(rng)
+        balance = coerce_balance(balance)
+        rows = self.positive_candidates(window_dims, category_ids, split)
+        if balance is not None:
+            num = len(rows) if num is None else int(num)
+            if num < 0:
+                raise ValueError(f'n_pos must not be negative, got {num}')
+            if len(rows) == 0 and num > 0:
+                raise ValueError('the dataset has no positive targets to choose from')
+            cids = np.asarray(self.targets['category_id'])[rows]
+            rows = balanced_choice(rows, cids, num, balance, rng)
+        elif num is not None:
             num = int(num)
             if num < 0:
                 raise ValueError(f'n_pos must not be negative, got {num}')
@@ -399,7 +440,7 @@ class CocoRegions(Targets, HashIdentifiable):
         return len(rows)
 
     def _preselect_negatives(self, num, window_dims=None, thresh: float = 0.0, rng=None,
-                             verbose=None) -> int:
+                             verbose=None, split=None) -> int:
         num = int(num)
         if num < 0:
             raise ValueError(f'n_neg must not be negative, got {num}')
@@ -408,8 +449,12 @@ class CocoRegions(Targets, HashIdentifiable):
             kw = {'window_size': (ww, wh)}
         else:
             kw = {'anchors': self.neg_anchors}
-        gids, boxes = self.isect_index.random_negatives(
-            num, thresh=thresh, exact='warn', rng=rng, **kw)
+        if split is not None:
+            gids, boxes = split.random_negatives(self.isect_index, num, thresh=thresh, rng=rng,
+                                                 **kw)
+        else:
+            gids, boxes = self.isect_index.random_negatives(
+                num, thresh=thresh, exact='warn', rng=rng, **kw)
         cxywh = boxes.to_cxywh().data.reshape(-1, 4)
         dims = self.isect_index.image_dims
         self._negative_pool = {

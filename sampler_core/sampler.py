@@ -192,7 +192,8 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         return cls(_coerce_dset(data), **kwargs)
 
     @classmethod
-    def from_config(cls, config, allow_hash_mismatch: bool = False, **kwargs) -> 'CocoSampler':
+    def from_config(cls, config, allow_hash_mismatch: bool = False, subset: str | None = 'train',
+                    **kwargs) -> 'CocoSampler':
         """Rebuild the sampler and its pools from a :class:`~sampler_core.config.SamplingConfig`.
 
         ``load_item`` / ``load_positive`` / ``load_negative`` then return the
@@ -203,6 +204,9 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
             config: a SamplingConfig, a dict, or the path of a YAML / JSON file.
             allow_hash_mismatch: warn instead of failing when the dataset's
                 content hash differs from ``config.dataset_hash``.
+            subset: ``'train'`` or ``'val'`` side of the config's split
+                (``split_by``; without a split everything is ``'train'``), or
+                ``None`` for every window regardless of the split.
             **kwargs: passed to the constructor (e.g. ``workdir``).
 
         Example:
@@ -224,32 +228,35 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         kwargs.setdefault('workdir', config.workdir)
         self = cls(_coerce_dset(config.dataset), backend=config.backend, **kwargs)
         current = config.check_dataset(self.dset, allow_hash_mismatch=allow_hash_mismatch)
-        self.apply_config(config)
+        self.apply_config(config, subset=subset)
         self.config.dataset_hash = current
         return self
 
-    def apply_config(self, config) -> tuple[int, int]:
+    def apply_config(self, config, subset: str | None = 'train') -> tuple[int, int]:
         """Preselect the pools of ``config`` and make its target keys the defaults.
+
+        Args:
+            config (SamplingConfig): the config.
+            subset: ``'train'`` / ``'val'`` side of the config's split, or ``None``.
 
         Returns:
             ``(n_pos, n_neg)``.
 
         Raises:
             KeyError: a category name the dataset does not have.
+            ValueError: ``subset='val'`` without a split.
+            NotImplementedError: ``mode='grid'`` before ``regions.new_sample_grid`` exists.
         """
-        category_ids = None
-        if config.categories:
-            unknown = [c for c in config.categories if c not in self.dset.name_to_cat]
-            if unknown:
-                raise KeyError(f'config key "categories" names unknown categories {unknown}')
-            category_ids = [self.dset.name_to_cat[c]['id'] for c in config.categories]
-        n_neg = config.n_neg
-        counts = self.regions.preselect(
-            n_pos=config.n_pos, n_neg=n_neg,
-            neg_to_pos_ratio=config.neg_to_pos_ratio if n_neg is None else None,
-            window_dims=config.window_dims, rng=config.seed, thresh=config.neg_overlap,
-            category_ids=category_ids)
+        kwargs = config.preselect_kwargs(self.dset, subset=subset)
+        if config.mode == 'grid':
+            if not hasattr(self.regions, 'new_sample_grid'):
+                raise NotImplementedError(
+                    'config key "mode" is "grid", but this version of sampler_core has no '
+                    'sliding-window grid (regions.new_sample_grid) yet; use mode: random')
+            raise NotImplementedError('config key "mode": "grid" pools are not wired yet')
+        counts = self.regions.preselect(**kwargs)
         self.config = config
+        self.subset = subset
         return counts
 
     def to_config(self, **overrides):

@@ -1,0 +1,292 @@
+"""PyTorch training: a map-style dataset of sampled windows (optional extra ``[torch]``).
+
+``pip install sampler-explorer[torch]``. This module imports ``torch`` only when
+a dataset item is built, so ``import sampler_core`` never imports torch.
+
+:class:`SampleDataset` wraps a sampler (or builds one from a
+:class:`~sampler_core.config.SamplingConfig`): item ``i`` is the window
+``pool[order[i]]`` where ``order`` is a permutation drawn from ``seed + epoch``
+(like ``torch.utils.data.DistributedSampler``), so
+
+* item ``i`` of epoch ``e`` is the same in every run, in the main process and in
+  any number of DataLoader workers, started with ``fork`` or ``spawn``;
+* :meth:`SampleDataset.set_epoch` reshuffles. Call it before iterating the
+  loader (workers are started per epoch; with ``persistent_workers=True`` the
+  workers keep the epoch they started with).
+
+An item is a dict of tensors (shapes for a window of ``H x W`` pixels including
+the pad, ``C`` channels and ``N`` annotations)::
+
+    image   (C, H, W) float32 (uint8 pixels scaled to [0, 1]) or uint8
+    boxes   (N, 4) float32, ltrb, pixels of the window, clipped to it
+    labels  (N,) int64 category ids of the dataset
+    aids    (N,) int64 annotation ids
+    masks   (N, H, W) uint8, only with masks=True (0 where no segmentation)
+    target  dict of int64 tensors: index, pool_index, epoch, gid, aid (-1 for a
+            negative), category_id, window ((4,) ltrb of the padded window, image
+            pixels)
+
+:func:`collate` batches items with different numbers of boxes: images are
+stacked (a list when sizes differ), per-box fields become lists, target fields
+are stacked.
+
+The sampler is pickled with the dataset for ``spawn`` workers; its rtree and
+memory maps are not pickled but reopened on first use in each worker. Forked
+workers drop the memory maps they inherited.
+
+Example:
+    >>> # xdoctest: +REQUIRES(module:torch)
+    >>> import torch
+    >>> from sampler_core import SamplingConfig
+    >>> from sampler_core.torch import SampleDataset, collate
+    >>> cfg = SamplingConfig(dataset='shapes8', window_dims=(64, 64), n_pos=6, n_neg=2,
+    ...                      backend=None, split_by='image', val_fraction=0.25)
+    >>> train = SampleDataset(cfg, mode='train')
+    >>> item = train[0]
+    >>> item['image'].shape, item['image'].dtype, item['boxes'].shape[1]
+    (torch.Size([3, 64, 64]), torch.float32, 4)
+    >>> loader = torch.utils.data.DataLoader(train, batch_size=4, collate_fn=collate)
+    >>> batch = next(iter(loader))
+    >>> batch['image'].shape, len(batch['boxes']), batch['target']['window'].shape
+    (torch.Size([4, 3, 64, 64]), 4, torch.Size([4, 4]))
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+#: image dtypes an item can have
+IMAGE_DTYPES = ('float32', 'uint8')
+
+
+class SampleDataset:
+    """Map-style dataset: item ``i`` is pool window ``order[i]`` as a dict of tensors.
+
+    Args:
+        config_or_sampler: a :class:`~sampler_core.config.SamplingConfig`, its
+            dict, the path of a YAML / JSON config, or a sampler whose pools are
+            already chosen (a ``sampler_core.CocoSampler``, or an
+            ``ndsampler.CocoSampler``).
+        mode: ``'train'`` or ``'val'``: the side of the config's split
+            (``split_by``); also the default of ``shuffle``.
+        shuffle: permute the items per epoch (default: ``mode == 'train'``).
+        seed: seed of the permutation (default: the config's ``seed``, else 0).
+        image_dtype: ``'float32'`` (uint8 pixels divided by 255, other dtypes
+            cast unchanged) or ``'uint8'`` (uint8 data only).
+        masks: add ``masks`` rasterised from the segmentations.
+        target: extra target keys for every window (e.g. ``window_dims``, ``pad``
+            for a sampler built without a config).
+        visible_thresh: leave out annotations less visible than this (default:
+            the config's, else 0).
+        allow_hash_mismatch: see :meth:`sampler_core.CocoSampler.from_config`.
+        **kwargs: passed to ``CocoSampler.from_config`` (e.g. ``workdir``).
+
+    Raises:
+        ValueError: an unknown mode or image dtype, or a sampler built for the
+            other subset.
+    """
+
+    def __init__(self, config_or_sampler: Any, mode: str = 'train', *, shuffle: bool | None = None,
+                 seed: int | None = None, image_dtype: str = 'float32', masks: bool = False,
+                 target: dict | None = None, visible_thresh: float | None = None,
+                 allow_hash_mismatch: bool = False, **kwargs):
+        if mode not in ('train', 'val'):
+            raise ValueError(f"mode must be 'train' or 'val', got {mode!r}")
+        if image_dtype not in IMAGE_DTYPES:
+            raise ValueError(f'image_dtype must be one of {list(IMAGE_DTYPES)}, got {image_dtype!r}')
+        if hasattr(config_or_sampler, 'load_item'):
+            sampler = config_or_sampler
+            built_for = getattr(sampler, 'subset', None)
+            if built_for is not None and built_for != mode:
+                raise ValueError(f'the sampler holds the {built_for!r} pools, not {mode!r}; '
+                                 f"build it with CocoSampler.from_config(config, subset={mode!r})")
+        else:
+            from sampler_core.sampler import CocoSampler
+            sampler = CocoSampler.from_config(config_or_sampler, subset=mode,
+                                              allow_hash_mismatch=allow_hash_mismatch, **kwargs)
+        config = getattr(sampler, 'config', None)
+        self.sampler = sampler
+        self.mode = mode
+        self.shuffle = (mode == 'train') if shuffle is None else bool(shuffle)
+        if seed is None:
+            seed = getattr(config, 'seed', 0) if config is not None else 0
+        self.seed = int(seed)
+        self.image_dtype = image_dtype
+        self.masks = bool(masks)
+        self.target = dict(target or {})
+        self.visible_thresh = visible_thresh
+        self.epoch = 0
+        self._order = None
+        self._pid = os.getpid()
+
+    def __repr__(self) -> str:
+        return (f'<SampleDataset(mode={self.mode!r}, n={len(self)}, epoch={self.epoch}, '
+                f'shuffle={self.shuffle})>')
+
+    def __len__(self) -> int:
+        return int(self.sampler.n_samples)
+
+    @property
+    def classes(self):
+        """The sampler's categories (``kwcoco.CategoryTree``); labels are their ids."""
+        return self.sampler.classes
+
+    # ------------------------------------------------------------ epochs
+    def set_epoch(self, epoch: int) -> None:
+        """Use the permutation of ``seed + epoch`` (call before iterating the loader)."""
+        epoch = int(epoch)
+        if epoch < 0:
+            raise ValueError(f'epoch must not be negative, got {epoch}')
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._order = None
+
+    def order(self) -> np.ndarray:
+        """``(len(self),)`` pool index of every item in the current epoch."""
+        n = len(self)
+        if self._order is None or len(self._order) != n:
+            if self.shuffle:
+                rng = np.random.RandomState((self.seed + self.epoch) % (2 ** 32))
+                self._order = rng.permutation(n)
+            else:
+                self._order = np.arange(n)
+        return self._order
+
+    # ------------------------------------------------------------ pickling / fork
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state['_order'] = None
+        state['_pid'] = None
+        return state
+
+    def _after_fork(self) -> None:
+        """In a new process: drop memory maps and locks inherited from the parent."""
+        frames = getattr(self.sampler, 'frames', None)
+        from sampler_core.frames import Frames
+        if isinstance(frames, Frames):
+            frames.__setstate__(frames.__getstate__())
+        self._pid = os.getpid()
+
+    # ------------------------------------------------------------ items
+    def __getitem__(self, index: int) -> dict:
+        import torch
+        if self._pid != os.getpid():
+            self._after_fork()
+        n = len(self)
+        index = int(index)
+        if not (-n <= index < n):
+            raise IndexError(f'index {index} outside the dataset of {n} items')
+        index %= n
+        pool_index = int(self.order()[index])
+        kinds = ['boxes', 'segmentation'] if self.masks else ['boxes']
+        kw = {}
+        if self.visible_thresh is not None:
+            kw['visible_thresh'] = self.visible_thresh
+        sample = self.sampler.load_item(pool_index, with_annots=kinds,
+                                        target=dict(self.target) if self.target else None, **kw)
+        return self._to_tensors(sample, index, pool_index, torch)
+
+    def _to_tensors(self, sample: dict, index: int, pool_index: int, torch) -> dict:
+        im = np.asarray(sample['im'])
+        if im.ndim == 2:
+            im = im[:, :, None]
+        h, w = im.shape[:2]
+        chw = np.ascontiguousarray(im.transpose(2, 0, 1))
+        if self.image_dtype == 'uint8':
+            if chw.dtype != np.uint8:
+                raise ValueError(f'image_dtype="uint8" but the pixels are {chw.dtype}; '
+                                 f'use image_dtype="float32"')
+            image = torch.from_numpy(chw)
+        elif chw.dtype == np.uint8:
+            image = torch.from_numpy(chw).to(torch.float32).div_(255.0)
+        else:
+            image = torch.from_numpy(chw.astype(np.float32, copy=False))
+
+        annots = sample.get('annots', {})
+        aids = np.asarray(annots.get('aids', np.empty(0)), dtype=np.int64).reshape(-1)
+        cids = np.asarray(annots.get('cids', np.empty(0)), dtype=np.int64).reshape(-1)
+        rel_boxes = annots.get('rel_boxes', None)
+        if rel_boxes is None or len(aids) == 0:
+            ltrb = np.empty((0, 4), dtype=np.float32)
+        else:
+            ltrb = np.asarray(rel_boxes.to_ltrb().data, dtype=np.float64).reshape(-1, 4).copy()
+            ltrb[:, 0::2] = ltrb[:, 0::2].clip(0, w)
+            ltrb[:, 1::2] = ltrb[:, 1::2].clip(0, h)
+            ltrb = ltrb.astype(np.float32)
+        item = {
+            'image': image,
+            'boxes': torch.from_numpy(ltrb),
+            'labels': torch.from_numpy(cids),
+            'aids': torch.from_numpy(aids),
+        }
+        if self.masks:
+            item['masks'] = torch.from_numpy(_rasterize(annots.get('rel_ssegs', None),
+                                                        len(aids), (h, w)))
+        tr = sample['target']
+        x0, y0, x1, y1 = (int(round(v)) for v in
+                          np.asarray(sample['params']['sample_tlbr'].data).reshape(-1)[:4])
+        aid = tr.get('aid', -1)
+        cid = tr.get('category_id', None)
+        item['target'] = {
+            'index': torch.tensor(index, dtype=torch.int64),
+            'pool_index': torch.tensor(pool_index, dtype=torch.int64),
+            'epoch': torch.tensor(self.epoch, dtype=torch.int64),
+            'gid': torch.tensor(int(tr['gid']), dtype=torch.int64),
+            'aid': torch.tensor(-1 if aid is None else int(aid), dtype=torch.int64),
+            'category_id': torch.tensor(-1 if cid is None else int(cid), dtype=torch.int64),
+            'window': torch.tensor([x0, y0, x1, y1], dtype=torch.int64),
+        }
+        return item
+
+
+def _rasterize(ssegs, n: int, dims: tuple[int, int]) -> np.ndarray:
+    """``(n, H, W)`` uint8 masks of window-relative segmentations (zeros where None)."""
+    out = np.zeros((n,) + tuple(dims), dtype=np.uint8)
+    if ssegs is None:
+        return out
+    data = getattr(ssegs, 'data', ssegs)
+    for i, sseg in enumerate(list(data)[:n]):
+        if sseg is None:
+            continue
+        try:
+            mask = sseg.to_mask(dims=dims).data
+        except Exception:  # pragma: no cover - degenerate geometry
+            continue
+        out[i] = (np.asarray(mask)[:dims[0], :dims[1]] > 0)
+    return out
+
+
+def collate(batch: list[dict]) -> dict:
+    """Batch :class:`SampleDataset` items with different numbers of boxes.
+
+    Returns:
+        dict: ``image`` ``(B, C, H, W)`` (a list when window sizes differ);
+        ``boxes``, ``labels``, ``aids`` (and ``masks``): lists of ``B`` tensors;
+        ``target``: dict of stacked tensors (``window`` is ``(B, 4)``).
+
+    Example:
+        >>> # xdoctest: +REQUIRES(module:torch)
+        >>> import torch
+        >>> items = [{'image': torch.zeros(3, 4, 4), 'boxes': torch.zeros(k, 4),
+        ...           'labels': torch.zeros(k, dtype=torch.int64), 'aids': torch.zeros(k),
+        ...           'target': {'gid': torch.tensor(1)}} for k in (0, 2)]
+        >>> batch = collate(items)
+        >>> batch['image'].shape, [b.shape[0] for b in batch['boxes']], batch['target']['gid'].tolist()
+        (torch.Size([2, 3, 4, 4]), [0, 2], [1, 1])
+    """
+    import torch
+    if not batch:
+        return {}
+    images = [b['image'] for b in batch]
+    same = all(im.shape == images[0].shape for im in images)
+    out = {'image': torch.stack(images) if same else images}
+    for key in batch[0]:
+        if key in ('image', 'target'):
+            continue
+        out[key] = [b[key] for b in batch]
+    if 'target' in batch[0]:
+        out['target'] = {k: torch.stack([b['target'][k] for b in batch])
+                         for k in batch[0]['target']}
+    return out
