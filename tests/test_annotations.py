@@ -91,7 +91,10 @@ def border_dset(tmp_path_factory):
     synthetic.write_image(dpath / 'img.png', synthetic.coordinate_image(100, 100, seed=5))
     dataset['images'].append({'id': 1, 'file_name': 'img.png', 'width': 100, 'height': 100})
     dataset['annotations'] += [
-        {'id': 1, 'image_id': 1, 'category_id': 1, 'bbox': [10, 10, 20, 20]},  # A
+        {'id': 1, 'image_id': 1, 'category_id': 1, 'bbox': [10, 10, 20, 20],  # A
+         'keypoints': [{'xy': [10, 10], 'keypoint_category_id': 1},   # top-left corner
+                       {'xy': [30, 20], 'keypoint_category_id': 2},   # on the right edge
+                       {'xy': [20, 30], 'keypoint_category_id': 1}]},  # on the bottom edge
         {'id': 2, 'image_id': 1, 'category_id': 3, 'bbox': [30, 30, 0, 0]},    # P
     ]
     return synthetic.build_coco(dataset, dpath)
@@ -132,6 +135,27 @@ def test_annotations_touching_is_not_overlapping(border_dset, sampler_factory, c
     if thresh == 0.0:
         y0, y1, x0, x1 = outer
         assert sorted(sampler.regions.overlapping_aids(1, [x0, y0, x1, y1])) == sorted(want)
+
+
+#: (id, window (y0, y1, x0, x1), keypoints of A expected to survive clipping, image space)
+KEYPOINT_BORDER_CASES = [
+    ('right-and-bottom-borders-are-outside', (0, 30, 0, 30), [[10, 10]]),
+    ('left-and-top-borders-are-inside', (10, 40, 10, 40), [[10, 10], [30, 20], [20, 30]]),
+    ('one-past-the-border', (0, 31, 0, 31), [[10, 10], [30, 20], [20, 30]]),
+    ('left-edge-exclusive', (0, 100, 11, 100), [[30, 20], [20, 30]]),
+]
+
+
+@pytest.mark.parametrize('case', KEYPOINT_BORDER_CASES, ids=[c[0] for c in KEYPOINT_BORDER_CASES])
+def test_annotations_clipped_keypoints_half_open_window(border_dset, sampler_factory, case):
+    _, (y0, y1, x0, x1), want = case
+    sampler = sampler_factory(border_dset, None)
+    sample = sampler.load_sample(slices_target(1, (y0, y1, x0, x1), clip_annots=True))
+    i = sample['annots']['aids'].tolist().index(A)
+    kpts = sample['annots']['clipped_dets'][0].data['keypoints'].data[i]
+    np.testing.assert_array_equal(np.asarray(kpts.xy).reshape(-1, 2),
+                                  np.array(want, dtype=np.float64).reshape(-1, 2) - [x0, y0])
+    assert len(sample['annots']['rel_kpts'].data[i]) == 3  # unclipped keeps all
 
 
 def test_annotations_visible_thresh_out_of_range_is_value_error(border_dset, sampler_factory):
