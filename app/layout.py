@@ -242,8 +242,10 @@ class Explorer(pn.viewable.Viewer):
         self.detail = pn.panel(pn.bind(self._detail, s.param.click_xy, s.param.revision),
                                css_classes=['detail'])
         self.galleries = pn.panel(pn.bind(self._galleries, s.param.revision, s.param.gallery_size,
-                                          s.param.selected_item), css_classes=['galleries'])
-        self.stats = pn.panel(pn.bind(self._stats, s.param.revision), css_classes=['stats'])
+                                          s.param.selected_item), css_classes=['galleries'],
+                                  defer_load=True)
+        self.stats = pn.panel(pn.bind(self._stats, s.param.revision), css_classes=['stats'],
+                              defer_load=True)
 
     def _channel_options(self) -> list:
         dset = self.state.shared.dset
@@ -389,7 +391,7 @@ class Explorer(pn.viewable.Viewer):
                         xlim=(0, width), ylim=(0, height), tools=['tap'],
                         active_tools=['wheel_zoom', 'tap'], default_tools=['pan', 'wheel_zoom',
                                                                            'box_zoom', 'reset'],
-                        title=f'image {gid}: {img.get("file_name") or ""}'[:90]),
+                        title=f'image {gid}: {os.path.basename(img.get("file_name") or "")}'[:80]),
             hv.opts.Rectangles(fill_alpha=0.0, line_width=2),
             hv.opts.Rectangles('Boxes', line_color='color', tools=['hover'],
                                hover_tooltips=ann_hover),
@@ -548,9 +550,10 @@ class Explorer(pn.viewable.Viewer):
             keys = list(URL_CONFIG_KEYS) + list(URL_UI_KEYS)
             pn.state.location.sync(self.state, {k: k for k in keys},
                                    on_error=self._on_url_error)
-        return pn.template.FastListTemplate(
-            title=title, sidebar=self.sidebar(), main=self.main(), sidebar_width=340,
-            accent='#16a34a', header_background='#14532d')
+        return pn.template.BootstrapTemplate(
+            title=title, sidebar=[pn.Column(*self.sidebar(), sizing_mode='stretch_width')],
+            main=[pn.Column(*self.main(), sizing_mode='stretch_width')], sidebar_width=340,
+            header_background="#14532d")
 
     def _on_url_error(self, values) -> None:
         self.state.notify(f'could not apply the link parameters {sorted(values)}')

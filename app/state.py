@@ -164,12 +164,9 @@ class ExplorerState(SamplingConfig):
         except (KeyError, TypeError, ValueError) as ex:
             self.notify(f'cannot import config: {_msg(ex)}')
             return False
-        data = cfg.to_dict()
-        data.pop('version')
-        data.pop('dataset_hash')
+        data = {k: getattr(cfg, k) for k in self.FIELDS if k not in ('version', 'dataset_hash')}
         self.param.update(**data)
-        mine = self.config_dict()
-        if any(mine[k] != v for k, v in data.items()):  # refused: the message says why
+        if any(getattr(self, k) != v for k, v in data.items()):  # refused: the message says why
             return False
         if cfg.dataset_hash is not None and self.shared is not None \
                 and cfg.dataset_hash != self.shared.dataset_hash:
@@ -244,15 +241,15 @@ class ExplorerState(SamplingConfig):
                 traceback.print_exc()
             self.notify(_msg(ex))
             self.param.update(**{e.name: e.old for e in events})
-            if names & set(SAMPLER_KEYS):
-                try:
-                    self._load_sampler()
-                except Exception:  # pragma: no cover - the old one loaded before
-                    pass
             try:
-                self._refresh_pools()
-            except Exception:
-                pass
+                if self.dataset_label != self.dataset or self.shared.sampler.backend != self.backend:
+                    self._load_sampler()  # a new dataset loaded, then its pools failed
+                if self.pools is None or self.pools.config.to_dict() != self.to_config().to_dict():
+                    self._refresh_pools()
+                else:
+                    self.sampler.config = self.pools.config
+            except Exception:  # pragma: no cover - the old values worked before
+                traceback.print_exc()
         finally:
             self._busy = False
 

@@ -1,0 +1,294 @@
+"""The explorer's state without a browser: config round trips, pools, roots, sessions."""
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from app.pools import clear_cache, get_shared, session_sampler
+from app.state import MAX_WINDOW, ExplorerState
+from sampler_core import CocoSampler, SamplingConfig
+
+
+@pytest.fixture
+def state():
+    return ExplorerState(dataset='shapes8', backend=None, n_pos=6, neg_to_pos_ratio=1.0)
+
+
+@pytest.fixture(scope='module')
+def shapes_copy(tmp_path_factory):
+    """shapes8 written as a .kwcoco.json with its images in a fresh folder."""
+    import shutil
+
+    import kwcoco
+    root = tmp_path_factory.mktemp('data')
+    src = kwcoco.CocoDataset.demo('shapes8')
+    for img in src.imgs.values():
+        dst = root / 'images' / os.path.basename(img['file_name'])
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copy(src.get_image_fpath(img['id']), dst)
+    dset = src.copy()
+    for img in dset.imgs.values():
+        img['file_name'] = 'images/' + os.path.basename(img['file_name'])
+    path = root / 'train.kwcoco.json'
+    dset.fpath = str(path)
+    dset.dump(str(path))
+    return root, path
+
+
+def _windows(sampler, n):
+    out = []
+    for i in range(n):
+        s = sampler.load_item(i)
+        out.append((s['target']['gid'], s['target']['space_slice'], s['im'].shape))
+    return out
+
+
+def test_state_is_a_sampling_config_and_exports_a_plain_one(state):
+    assert isinstance(state, SamplingConfig)
+    cfg = state.to_config()
+    assert type(cfg) is SamplingConfig
+    assert cfg.to_dict() == state.config_dict()
+    text = state.export_yaml()
+    again = SamplingConfig.loads(text)
+    assert again.dataset_hash == state.shared.dataset_hash
+    assert set(again.to_dict()) == set(SamplingConfig.FIELDS)
+
+
+def test_state_export_rebuilds_the_same_sampler(state, tmp_path):
+    state.param.update(window_dims=(48, 80), pad=(3, 2), seed=7, n_pos=5, n_neg=4,
+                       visible_thresh=0.3, with_annots=['boxes'])
+    path = tmp_path / 'config.yaml'
+    path.write_text(state.export_yaml())
+    rebuilt = CocoSampler.from_config(str(path))
+    n = state.pools.n_pos + state.pools.n_neg
+    assert (rebuilt.regions.n_positives, rebuilt.regions.n_negatives) == (5, 4)
+    assert _windows(rebuilt, n) == _windows(state.sampler, n)
+    # the pool tables show exactly those windows (without pad)
+    for i in range(n):
+        row = state.pools.item(i)
+        sl = rebuilt.load_item(i)['target']['space_slice']
+        assert (row['y0'], row['x0'], row['y1'], row['x1']) == (
+            sl[0].start, sl[1].start, sl[0].stop, sl[1].stop)
+
+
+def test_state_window_change_redraws_pools(state):
+    state.window_dims = (64, 96)
+    pos = state.pools.pos
+    assert ((pos['x1'] - pos['x0']) == 96).all() and ((pos['y1'] - pos['y0']) == 64).all()
+    neg = state.pools.neg
+    assert ((neg['x1'] - neg['x0']) == 96).all()
+    rev = state.revision
+    pools = state.pools
+    state.visible_thresh = 0.5          # not a pool key: no new preselect
+    assert state.pools is pools and state.revision == rev + 1
+    assert state.sampler.config.visible_thresh == 0.5
+
+
+def test_state_box_size_windows(state):
+    state.window_dims = None
+    pos = state.pools.pos
+    assert np.allclose(pos['x1'] - pos['x0'], np.ceil(pos['width']))
+
+
+def test_state_refuses_a_window_larger_than_allowed(state):
+    before = state.window_dims
+    state.window_dims = (MAX_WINDOW + 8, 64)
+    assert state.window_dims == before
+    assert 'larger than allowed' in state.message['text']
+    state.window_dims = (32, 32)        # keeps working
+    assert state.pools.config.window_dims == (32, 32)
+
+
+def test_state_unknown_category_is_reported_and_reverted(state):
+    state.categories = ['no-such-category']
+    assert state.categories == []
+    assert 'no-such-category' in state.message['text']
+
+
+def test_state_category_filter_for_positives(state):
+    state.param.update(categories=['star'], n_pos=4)
+    star = state.shared.dset.name_to_cat['star']['id']
+    assert (state.pools.pos['category_id'] == star).all()
+
+
+@pytest.mark.parametrize('make_path', [
+    lambda root: '/etc/passwd',
+    lambda root: os.path.join(root, '..', 'outside.kwcoco.json'),
+    lambda root: 'symlink',
+], ids=['absolute', 'dotdot', 'symlink'])
+def test_state_refuses_paths_outside_roots_without_reading(shapes_copy, tmp_path, monkeypatch,
+                                                           make_path):
+    root, path = shapes_copy
+    outside = tmp_path / 'outside.kwcoco.json'
+    outside.write_text(path.read_text())
+    state = ExplorerState(dataset='shapes8', backend=None, roots=[str(root)])
+    text = make_path(str(root))
+    if text == 'symlink':
+        link = root / 'link.kwcoco.json'
+        if not link.exists():
+            link.symlink_to(outside)
+        text = str(link)
+    import app.state
+    calls = []
+    monkeypatch.setattr(app.state, 'get_shared', lambda *a, **k: calls.append(a))
+    state.dataset = text
+    assert calls == []                   # nothing was opened
+    assert state.dataset == 'shapes8'
+    assert state.message['text'].startswith('refused')
+
+
+def test_state_opens_a_path_inside_roots_and_refuses_outside_images(shapes_copy, tmp_path):
+    root, path = shapes_copy
+    state = ExplorerState(dataset='shapes8', backend=None, roots=[str(root)])
+    state.dataset = str(path)
+    assert state.dataset_label == str(path) and state.message is None
+    assert len(state.shared.dset.imgs) == 8
+    # a dataset inside the roots whose images are outside
+    import kwcoco
+    dset = kwcoco.CocoDataset.demo('shapes8').copy()
+    bad = root / 'bad.kwcoco.json'
+    dset.fpath = str(bad)
+    dset.dump(str(bad))
+    state.dataset = str(bad)
+    assert state.dataset == str(path)
+    assert 'outside the allowed folders' in state.message['text']
+
+
+def test_state_bad_dataset_file_is_a_message(shapes_copy):
+    root, _ = shapes_copy
+    broken = root / 'broken.kwcoco.json'
+    broken.write_text('{"images": [1, 2')
+    state = ExplorerState(dataset='shapes8', backend=None, roots=[str(root)])
+    state.dataset = str(broken)
+    assert state.dataset == 'shapes8'
+    assert state.message['level'] == 'error'
+    state.dataset = str(root / 'missing.kwcoco.json')
+    assert 'does not exist' in state.message['text']
+
+
+def test_state_load_config_restores_every_field(state, tmp_path):
+    cfg = SamplingConfig(dataset='shapes8', backend=None, window_dims=(40, 56), pad=(4, 6),
+                         pad_mode='reflect', visible_thresh=0.25, with_annots=['boxes'],
+                         categories=['eff'], n_pos=3, n_neg=2, neg_overlap=0.1, seed=11)
+    assert state.load_config(cfg.dumps())
+    for key in SamplingConfig.FIELDS:
+        if key not in ('dataset_hash',):
+            assert getattr(state, key) == getattr(cfg, key), key
+    assert (state.pools.n_pos, state.pools.n_neg) == (3, 2)
+
+
+def test_state_load_config_errors_leave_state_alone(state):
+    before = state.config_dict()
+    assert not state.load_config('window_dims: [1, 2, 3]\n')
+    assert 'window_dims' in state.message['text']
+    assert not state.load_config('windw_dims: [1, 2]\n')
+    assert not state.load_config('dataset: /etc/hosts\n')
+    assert state.message['text'].startswith('refused')
+    assert state.config_dict() == before
+
+
+def test_state_browsing(state):
+    ids = state.image_ids()
+    assert ids == sorted(state.shared.dset.imgs)
+    state.gid = ids[0]
+    state.step_image(1)
+    assert state.gid == ids[1]
+    state.step_image(-1)
+    state.step_image(-1)
+    assert state.gid == ids[-1]
+    state.search = 'img_00003'
+    assert state.image_ids() == [3]
+    state.search = ''
+    state.image_categories = ['superstar']
+    ss = state.shared.dset.name_to_cat['superstar']['id']
+    expect = sorted({a['image_id'] for a in state.shared.dset.anns.values()
+                     if a['category_id'] == ss})
+    assert state.image_ids() == expect
+
+
+def test_state_select_item_moves_to_its_image(state):
+    index = state.pools.n_pos        # the first negative
+    state.select_item(index)
+    assert state.gid == state.pools.neg['gid'].iloc[0] and state.selected_item == index
+    state.click_xy = (10.0, 10.0)
+    other = [g for g in state.image_ids() if g != state.gid][0]
+    state.gid = other
+    assert state.selected_item is None and state.click_xy is None
+
+
+def test_sessions_share_the_sampler_but_not_the_pools():
+    clear_cache()
+    a = ExplorerState(dataset='shapes8', backend=None, n_pos=5, seed=1)
+    b = ExplorerState(dataset='shapes8', backend=None, n_pos=9, seed=2, window_dims=(32, 32))
+    shared = get_shared('shapes8', backend=None)
+    assert a.shared is b.shared is shared
+    assert a.sampler is not b.sampler and a.sampler.regions is not b.sampler.regions
+    assert a.sampler.regions.isect_index is shared.sampler.regions.isect_index
+    assert a.sampler.frames is shared.sampler.frames
+    # the shared sampler's pools were never preselected
+    assert shared.sampler.regions._negative_pool is None
+    assert shared.sampler.regions.n_positives == len(shared.sampler.regions.targets)
+    assert shared.sampler.config is None
+    assert (a.pools.n_pos, b.pools.n_pos) == (5, 9)
+    a.window_dims = (100, 60)
+    assert (b.pools.pos['x1'] - b.pools.pos['x0'] == 32).all()
+    assert b.sampler.load_item(0)['im'].shape[:2] == (32, 32)
+    assert a.sampler.load_item(0)['im'].shape[:2] == (100, 60)
+
+
+def test_sessions_in_threads_never_cross_talk():
+    """Five sessions change different values at once; each sees only its own pools."""
+    clear_cache()
+    states = [ExplorerState(dataset='shapes8', backend=None, n_pos=4) for _ in range(5)]
+    errors = []
+    barrier = threading.Barrier(5)
+
+    def work(k, st):
+        try:
+            ref = CocoSampler(st.shared.dset, backend=None)
+            barrier.wait()
+            for step in range(4):
+                st.param.update(window_dims=(16 + 8 * k, 24 + 8 * step), seed=k * 10 + step,
+                                n_pos=3 + k)
+                ref.apply_config(st.to_config())
+                n = st.pools.n_pos + st.pools.n_neg
+                assert _windows(ref, n) == _windows(st.sampler, n), (k, step)
+        except Exception as ex:  # pragma: no cover - reported below
+            errors.append(repr(ex))
+
+    threads = [threading.Thread(target=work, args=(k, st)) for k, st in enumerate(states)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for k, st in enumerate(states):
+        assert st.window_dims == (16 + 8 * k, 48) and st.pools.n_pos == 3 + k
+
+
+def test_session_sampler_copy_leaves_shared_pools_alone():
+    shared = CocoSampler.demo('shapes8')
+    shared.regions.preselect(n_pos=2, n_neg=3, window_dims=(20, 20), rng=0)
+    before = (shared.regions._pos_select_idxs.copy(), shared.regions.n_negatives)
+    mine = session_sampler(shared)
+    mine.regions.preselect(n_pos=7, n_neg=1, window_dims=(40, 40), rng=1)
+    mine.load_negative()             # walks the copy's negative cursor only
+    assert np.array_equal(shared.regions._pos_select_idxs, before[0])
+    assert shared.regions.n_negatives == before[1]
+
+
+def test_app_module_doctests():
+    import xdoctest
+    for mod in ('app.roots', 'app.demo', 'app.pools', 'app.state', 'app.views'):
+        result = xdoctest.doctest_module(mod, command='all', argv=[])
+        assert result['n_failed'] == 0 and result['n_passed'] > 0, (mod, result)
+
+
+def test_import_app_loads_no_gui():
+    import subprocess
+    import sys
+    code = ('import sys, app, app.cli, app.state, app.pools, app.roots\n'
+            'bad = [m for m in ("panel", "holoviews", "bokeh") if m in sys.modules]\n'
+            'assert not bad, bad\n')
+    subprocess.run([sys.executable, '-c', code], check=True)
