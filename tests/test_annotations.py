@@ -65,6 +65,32 @@ def test_annotations_aids_match_independent_overlap(request, sampler_factory, ds
                               dset, gid, outer, thresh)
 
 
+LOAD_ANNOTATION_TARGETS = {
+    'center-pad': lambda g, H, W: {'gid': g, 'cx': W / 4, 'cy': H / 4, 'window_dims': (H // 2, W // 3),
+                                   'pad': (10, 30)},
+    'slices-thresh': lambda g, H, W: {'gid': g, 'slices': (slice(-20, H // 2), slice(W // 2, W + 9)),
+                                      'visible_thresh': 0.5},
+    'whole': lambda g, H, W: {'gid': g},
+}
+
+
+@pytest.mark.parametrize('kind', list(LOAD_ANNOTATION_TARGETS), ids=list(LOAD_ANNOTATION_TARGETS))
+@pytest.mark.parametrize('dset_name', DATASETS, ids=DATASET_IDS)
+def test_annotations_load_annotations_of_target(request, sampler_factory, dset_name, kind):
+    """``load_annotations(target)`` lists the annotations of the target's padded window."""
+    dset = request.getfixturevalue(dset_name)
+    sampler = sampler_factory(dset, None)
+    for gid in sorted(dset.imgs):
+        img = dset.imgs[gid]
+        target = LOAD_ANNOTATION_TARGETS[kind](gid, img['height'], img['width'])
+        anns = sampler.load_annotations(dict(target))
+        outer = synthetic.padded_window(synthetic.expected_window(target, dset), target.get('pad'))
+        assert_aids_match([a['id'] for a in anns], dset, gid, outer,
+                          target.get('visible_thresh', 0.0))
+        sample = sampler.load_sample(dict(target), visible_thresh=target.get('visible_thresh', 0.0))
+        assert sorted(a['id'] for a in anns) == sorted(sample['annots']['aids'].tolist())
+
+
 @pytest.mark.parametrize('dset_name', DATASETS, ids=DATASET_IDS)
 def test_annotations_visible_fractions_match(request, sampler_factory, dset_name):
     dset = request.getfixturevalue(dset_name)

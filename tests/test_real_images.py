@@ -448,8 +448,10 @@ def test_real_images_bowtie_polygon_is_repaired_when_clipped(messy, messy_sample
     np.testing.assert_allclose(ring, synthetic.polygon_xy(dset.anns[aid])[0])
 
 
-@pytest.mark.parametrize('name', ['two-point-polygon', 'collinear-polygon', 'empty-segmentation',
-                                  'rle-garbage'])
+DEGENERATE = ['two-point-polygon', 'collinear-polygon', 'empty-segmentation', 'rle-garbage']
+
+
+@pytest.mark.parametrize('name', DEGENERATE, ids=DEGENERATE)
 def test_real_images_degenerate_segmentations_do_not_break_sampling(messy, messy_sampler, name):
     dset, names = messy
     aid = names[name]
@@ -514,7 +516,10 @@ def test_real_images_zero_size_positives_left_out_without_window_dims(messy):
     assert pos == valid
 
 
-@pytest.mark.parametrize('name', ['no-bbox', 'bbox-none', 'nan-bbox', 'negative-width'])
+BROKEN_BOXES = ['no-bbox', 'bbox-none', 'nan-bbox', 'negative-width']
+
+
+@pytest.mark.parametrize('name', BROKEN_BOXES, ids=BROKEN_BOXES)
 def test_real_images_broken_box_as_target_is_documented_error(messy, messy_sampler, name):
     _, names = messy
     with pytest.raises((ValueError, TypeError)):
