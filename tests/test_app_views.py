@@ -1,0 +1,282 @@
+"""View functions (state -> HoloViews elements / tables) and widget links, without a browser."""
+import math
+import os
+
+import holoviews as hv
+import numpy as np
+import pytest
+
+from app import views
+from app.state import ExplorerState
+
+
+@pytest.fixture
+def state():
+    return ExplorerState(dataset='shapes8', backend=None, n_pos=8, neg_to_pos_ratio=1.0,
+                         window_dims=(96, 128))
+
+
+@pytest.fixture(scope='module')
+def large_state(tmp_path_factory):
+    from app.demo import make_large_demo
+    root = tmp_path_factory.mktemp('large')
+    path = make_large_demo(n_images=1, width=5200, height=4100, n_annots=12, root=root)
+    return ExplorerState(dataset=str(path), roots=[str(root)], backend='npy',
+                         workdir=str(root / 'cache'), n_pos=4)
+
+
+def test_overview_of_a_large_image_is_downsampled_and_refined(large_state, monkeypatch):
+    sampler = large_state.sampler
+    reads = []
+    orig = sampler.frames.load_region
+
+    def spy(gid, region=None, **kw):
+        reads.append(region)
+        return orig(gid, region, **kw)
+
+    monkeypatch.setattr(sampler.frames, 'load_region', spy)
+    rgb, bounds, step = views.image_region(sampler, 1, max_px=1000)
+    assert max(rgb.shape[:2]) <= 1000 and step == 6
+    assert bounds[0] == 0 and bounds[2] >= 5200 - step and bounds[3] >= 4100 - step
+    assert reads[-1][0].step == 6 and reads[-1][1].step == 6   # strided read, never whole
+    # zoomed in: the visible region only, at full resolution
+    rgb2, bounds2, step2 = views.image_region(sampler, 1, (1000, 1400), (2000, 2300))
+    assert step2 == 1 and rgb2.shape == (300, 400, 3) and bounds2 == (1000, 2000, 1400, 2300)
+    full = sampler.frames.load_region(1, (slice(2000, 2300), slice(1000, 1400)))
+    assert np.array_equal(rgb2, full[:, :, :3])
+    el = views.overview_image(sampler, 1, (0, 2600), (0, 2050), max_px=500)
+    assert isinstance(el, hv.RGB) and max(el.data.shape[:2]) <= 500
+    # the element is in image coordinates, y down: pixel (row 0, col 0) sits at the top left
+    assert el.bounds.lbrt()[0] == 0 and el.bounds.lbrt()[1] == 0
+
+
+def test_rgb_element_puts_image_row_zero_at_y_zero():
+    arr = np.zeros((4, 6, 3), np.uint8)
+    arr[0, :, 0] = 255                  # first row red
+    el = views.rgb_element(arr, (0, 0, 6, 4))
+    r, c = el.sheet2matrixidx(3.0, 0.5)  # (x, y) = (3, 0.5): first image row
+    assert el.data[r, c, 0] == 255
+    r, c = el.sheet2matrixidx(3.0, 3.5)
+    assert el.data[r, c, 0] == 0
+
+
+def test_annotation_overlay_counts_and_hover_dims(state):
+    dset = state.shared.dset
+    gid = max(dset.imgs, key=lambda g: len(dset.index.gid_to_aids[g]))
+    overlay = views.annotation_overlay(dset, gid)
+    boxes, polys, points = overlay.values()
+    aids = sorted(dset.index.gid_to_aids[gid])
+    assert sorted(boxes.dimension_values('aid')) == aids
+    assert [d.name for d in boxes.vdims] == ['aid', 'category', 'area', 'color']
+    cats = {dset.anns[a]['category_id'] for a in aids}
+    assert set(boxes.dimension_values('category')) == {dset.cats[c]['name'] for c in cats}
+    assert len(polys.split()) >= 1
+    n_kpts = sum(len(dset.anns[a].get('keypoints') or []) for a in aids)
+    assert len(points) == n_kpts
+    only_boxes = views.annotation_overlay(dset, gid, ['boxes'])
+    assert len(only_boxes.get(1).split()) == 0 and len(only_boxes.get(2)) == 0
+
+
+def test_window_overlay_shows_the_pools_of_the_image(state):
+    pools = state.pools
+    gid = int(pools.pos['gid'].iloc[0])
+    overlay = views.window_overlay(pools, gid, selected=0, click_window=(1, 2, 30, 40))
+    pos, neg, sel, click = overlay.values()
+    assert len(pos) == int((pools.pos['gid'] == gid).sum())
+    assert len(neg) == int((pools.neg['gid'] == gid).sum())
+    assert len(sel) == 1 and sel.dimension_values('index')[0] == 0
+    assert list(click.array()[0][:4]) == [1, 2, 30, 40]
+    x0, y0, x1, y1 = pos.array()[0][:4]
+    assert (x1 - x0, y1 - y0) == (128, 96)
+    other = [g for g in state.image_ids() if g != gid][0]
+    assert len(views.window_overlay(pools, other, selected=0).get(2)) == 0
+
+
+def test_detail_sample_is_centred_on_the_click_with_clipped_annots(state):
+    dset = state.shared.dset
+    ann = next(a for a in dset.anns.values() if a['bbox'][2] > 40)
+    x, y, w, h = ann['bbox']
+    cx, cy = x + w, y + h               # a corner: the annotation is cut by the window
+    state.pad = (5, 7)
+    sample = views.detail_sample(state.sampler, state.to_config(), ann['image_id'], cx, cy)
+    assert sample['im'].shape[:2] == (96 + 10, 128 + 14)
+    x0, y0 = math.floor(cx - 64) - 7, math.floor(cy - 48) - 5
+    assert sample['params']['offset'].tolist() == [-x0, -y0]
+    assert sample['params']['tf_rel_to_abs'][:2, 2].tolist() == [x0, y0]
+    clipped = sample['annots']['clipped_dets'][0]
+    ltrb = clipped.boxes.to_ltrb().data
+    assert (ltrb[:, 0::2] >= 0).all() and (ltrb[:, 0::2] <= 128 + 14).all()
+    assert (ltrb[:, 1::2] >= 0).all() and (ltrb[:, 1::2] <= 96 + 10).all()
+    assert ann['id'] in sample['annots']['aids'].tolist()
+    table = views.params_table(sample)
+    values = dict(zip(table['param'], table['value']))
+    assert values['offset (dx, dy)'] == str((-x0, -y0))
+    assert values['pad'] == str((5, 7))
+    el = views.detail_view(sample, dset)
+    assert isinstance(el, hv.Overlay) and isinstance(el.get(0), hv.RGB)
+    assert views.click_window(state.to_config(), cx, cy) == (x0 + 7, y0 + 5, x0 + 7 + 128,
+                                                              y0 + 5 + 96)
+
+
+def test_gallery_matches_load_item(state):
+    items = views.gallery(state.sampler, state.pools, 'pos', 3, thumb=64)
+    assert [it['index'] for it in items] == [0, 1, 2]
+    for it in items:
+        sample = state.sampler.load_item(it['index'])
+        assert it['gid'] == sample['target']['gid']
+        assert it['n_annots'] == len(sample['annots']['aids'])
+        assert it['image'].shape == (64, 64, 3) and it['error'] is None
+    neg = views.gallery(state.sampler, state.pools, 'neg', 2, thumb=64)
+    assert [it['index'] for it in neg] == [state.pools.n_pos, state.pools.n_pos + 1]
+    assert all(it['aid'] == -1 for it in neg)
+
+
+def test_gallery_reports_an_unreadable_image(tmp_path):
+    import shutil
+
+    import kwcoco
+    src = kwcoco.CocoDataset.demo('shapes8')
+    dset = src.copy()
+    (tmp_path / 'images').mkdir()
+    for img in dset.imgs.values():
+        name = os.path.basename(img['file_name'])
+        shutil.copy(src.get_image_fpath(img['id']), tmp_path / 'images' / name)
+        img['file_name'] = 'images/' + name
+    path = tmp_path / 'd.kwcoco.json'
+    dset.fpath = str(path)
+    dset.dump(str(path))
+    state = ExplorerState(dataset=str(path), roots=[str(tmp_path)], backend=None, n_pos=8)
+    gid = int(state.pools.pos['gid'].iloc[0])
+    (tmp_path / dset.imgs[gid]['file_name']).write_bytes(b'not a png')
+    items = views.gallery(state.sampler, state.pools, 'pos', 8, thumb=32)
+    bad = [it for it in items if it['gid'] == gid]
+    assert bad and all(it['error'] and it['image'] is None for it in bad)
+    assert all(it['error'] is None for it in items if it['gid'] != gid)
+
+
+def test_statistics(state):
+    pools, dset = state.pools, state.shared.dset
+    bal = views.class_balance(pools, dset)
+    assert bal['windows'].sum() == pools.n_pos + pools.n_neg
+    assert bal['category'].iloc[-1] == '(negatives)'
+    assert isinstance(views.class_balance_plot(pools, dset), hv.Bars)
+    fr = views.visible_fractions(state.sampler.regions, pools)
+    expect = np.concatenate([state.sampler.load_item(i)['annots']['visible']
+                             for i in range(pools.n_pos + pools.n_neg)])
+    assert np.allclose(np.sort(fr), np.sort(expect))
+    hist = views.visible_histogram(fr, 0.3)
+    assert hist.get(0).dimension_values(1).sum() == len(fr)
+    neg = views.negatives_plot(pools)
+    assert list(neg.dimension_values(1)) == [pools.n_neg_asked, pools.n_neg]
+    per_image, overall = views.coverage(pools, dset)
+    assert 0 < overall < 1 and per_image['covered'].between(0, 1).all()
+    assert 'positives' in views.summary(pools, overall) and '96x128' in views.summary(pools)
+
+
+def test_statistics_change_with_the_window(state):
+    _, small = views.coverage(state.pools, state.shared.dset)
+    state.window_dims = (300, 300)
+    _, big = views.coverage(state.pools, state.shared.dset)
+    assert big > small
+
+
+def test_coverage_of_one_full_image_window():
+    state = ExplorerState(dataset='shapes8', backend=None, n_pos=1, n_neg=0,
+                          window_dims=(600, 600))
+    row = state.pools.pos.iloc[0]
+    state.pools.pos.loc[:, ['x0', 'y0', 'x1', 'y1']] = [0, 0, 600, 600]
+    per_image, overall = views.coverage(state.pools, state.shared.dset)
+    assert per_image['covered'].tolist() == [1.0] and overall == pytest.approx(1 / 8)
+    assert row['gid'] == per_image['gid'].iloc[0]
+
+
+def test_negatives_asked_vs_found_when_the_images_are_full():
+    state = ExplorerState(dataset='shapes8', backend=None, n_pos=2, n_neg=5,
+                          window_dims=(599, 599))
+    assert state.pools.n_neg_asked == 5 and state.pools.n_neg < 5
+    bars = views.negatives_plot(state.pools)
+    assert list(bars.dimension_values(1)) == [5, state.pools.n_neg]
+
+
+# ---------------------------------------------------------------- layout (no browser)
+@pytest.fixture
+def explorer():
+    from app.layout import Explorer
+    return Explorer('shapes8', backend=None, n_pos=4)
+
+
+def test_widgets_are_views_of_the_state(explorer):
+    s = explorer.state
+    explorer.window_h.value = 72
+    assert s.window_dims == (72, 128)
+    s.window_dims = (40, 50)
+    assert (explorer.window_h.value, explorer.window_w.value) == (40, 50)
+    explorer.window_mode.value = 'box size'
+    assert s.window_dims is None and explorer.window_h.disabled
+    s.window_dims = (64, 64)
+    assert explorer.window_mode.value == 'fixed'
+    explorer.pad_w.value = 6
+    assert s.pad == (0, 6)
+    explorer.channels.value = 'r'
+    assert s.channels == 'r'
+    explorer.channels.value = '<all>'
+    assert s.channels is None
+    explorer.categories.value = ['star']
+    assert s.categories == ['star']
+    s.seed = 5
+    assert explorer.seed.value == 5
+    explorer.n_pos.value = 3
+    assert s.pools.n_pos == 3
+    import param
+    with param.edit_constant(explorer.neg_ratio):
+        explorer.neg_ratio.value_throttled = 2.0
+    assert s.neg_to_pos_ratio == 2.0 and s.pools.n_neg == 6
+
+
+def test_import_restores_every_widget(explorer):
+    from sampler_core import SamplingConfig
+    cfg = SamplingConfig(dataset='shapes32', backend=None, window_dims=(40, 56), pad=(4, 6),
+                         pad_mode='reflect', visible_thresh=0.25, with_annots=['boxes'],
+                         categories=['eff'], n_pos=3, n_neg=2, neg_overlap=0.1, seed=11,
+                         neg_to_pos_ratio=0.5)
+    explorer.config_upload.value = cfg.dumps().encode()
+    e = explorer
+    assert e.demo_select.value == 'shapes32'
+    assert (e.window_h.value, e.window_w.value, e.pad_h.value, e.pad_w.value) == (40, 56, 4, 6)
+    assert e.pad_mode.value == 'reflect' and e.visible_thresh.value == 0.25
+    assert e.with_annots.value == ['boxes'] and e.categories.value == ['eff']
+    assert (e.n_pos.value, e.n_neg.value, e.seed.value) == (3, 2, 11)
+    assert e.neg_overlap.value == 0.1 and e.neg_ratio.value == 0.5
+    assert len(e.state.shared.dset.imgs) == 32
+
+
+def test_export_download_is_a_sampling_config(explorer):
+    from sampler_core import SamplingConfig
+    explorer.state.window_dims = (50, 60)
+    text = explorer._export().read()
+    cfg = SamplingConfig.loads(text)
+    assert cfg.window_dims == (50, 60) and cfg.dataset == 'shapes8'
+    assert "CocoSampler.from_config('config.yaml')" in explorer.snippet.object
+
+
+def test_messages_show_in_the_alert(explorer):
+    explorer.path_input.value = '/etc/passwd'
+    explorer._on_open()
+    assert explorer.alert.visible and explorer.alert.object.startswith('refused')
+    assert explorer.state.dataset == 'shapes8'
+
+
+def test_layout_renders_offline(explorer):
+    from bokeh.document import Document
+    import panel as pn
+    explorer.state.click_xy = (300.0, 300.0)
+    root = pn.panel(explorer).get_root(Document())
+    assert root is not None
+    detail = explorer._detail((300.0, 300.0), explorer.state.revision)
+    plot, table = detail.objects
+    assert isinstance(plot.object, hv.Overlay)
+    assert 'offset (dx, dy)' in table.object['param'].tolist()
+    gal = explorer._galleries(explorer.state.revision, 2, None)
+    assert len(gal.objects) == 4
+    stats = explorer._stats(explorer.state.revision)
+    assert len(stats.objects) == 4
