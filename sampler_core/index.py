@@ -68,22 +68,26 @@ def visible_fractions(ltrb: np.ndarray, window: np.ndarray) -> np.ndarray:
 
     Args:
         ltrb: ``(N, 4)`` boxes, ltrb, pixels.
-        window: ``(4,)`` window, ltrb, pixels (half-open on the right and bottom).
+        window: ``(4,)`` window, or ``(N, 4)`` one per box; ltrb, pixels
+            (half-open on the right and bottom).
 
     Returns:
-        ``(N,)`` floats in ``[0, 1]``. A box of zero area counts 1.0 when its
-        point / segment lies inside the half-open window and 0.0 otherwise.
+        ``(N,)`` floats in ``[0, 1]``. A point box (zero width and height)
+        counts 1.0 inside the half-open window and 0.0 outside; a segment box
+        (zero width or zero height) counts the fraction of its length inside.
 
     Example:
-        >>> visible_fractions(np.array([[0, 0, 10, 10], [10, 0, 20, 10], [5, 5, 5, 5]]),
+        >>> visible_fractions(np.array([[0, 0, 10, 10], [10, 0, 20, 10], [5, 5, 5, 5],
+        ...                             [6, -10, 6, 10]]),
         ...                   np.array([5, 0, 10, 10])).tolist()
-        [0.5, 0.0, 1.0]
+        [0.5, 0.0, 1.0, 0.5]
     """
     ltrb = np.asarray(ltrb, dtype=np.float64).reshape(-1, 4)
-    x1 = np.maximum(ltrb[:, 0], window[0])
-    y1 = np.maximum(ltrb[:, 1], window[1])
-    x2 = np.minimum(ltrb[:, 2], window[2])
-    y2 = np.minimum(ltrb[:, 3], window[3])
+    window = np.broadcast_to(np.asarray(window, dtype=np.float64).reshape(-1, 4), ltrb.shape)
+    x1 = np.maximum(ltrb[:, 0], window[:, 0])
+    y1 = np.maximum(ltrb[:, 1], window[:, 1])
+    x2 = np.minimum(ltrb[:, 2], window[:, 2])
+    y2 = np.minimum(ltrb[:, 3], window[:, 3])
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area = (ltrb[:, 2] - ltrb[:, 0]) * (ltrb[:, 3] - ltrb[:, 1])
     out = np.zeros(len(ltrb))
@@ -91,9 +95,16 @@ def visible_fractions(ltrb: np.ndarray, window: np.ndarray) -> np.ndarray:
     out[pos] = inter[pos] / area[pos]
     deg = ~pos
     if deg.any():
-        inside = ((ltrb[deg, 0] >= window[0]) & (ltrb[deg, 0] < window[2]) &
-                  (ltrb[deg, 1] >= window[1]) & (ltrb[deg, 1] < window[3]))
-        out[deg] = inside.astype(np.float64)
+        d, win = ltrb[deg], window[deg]
+        w, h = d[:, 2] - d[:, 0], d[:, 3] - d[:, 1]
+        in_x = (d[:, 0] >= win[:, 0]) & (d[:, 0] < win[:, 2])
+        in_y = (d[:, 1] >= win[:, 1]) & (d[:, 1] < win[:, 3])
+        frac = (in_x & in_y).astype(np.float64)            # points
+        vert = (w == 0) & (h > 0)                         # vertical segments
+        frac[vert] = in_x[vert] * (np.clip(y2[deg][vert] - y1[deg][vert], 0, None) / h[vert])
+        horz = (h == 0) & (w > 0)                         # horizontal segments
+        frac[horz] = in_y[horz] * (np.clip(x2[deg][horz] - x1[deg][horz], 0, None) / w[horz])
+        out[deg] = frac
     return out
 
 
@@ -463,9 +474,7 @@ class FrameIntersectionIndex:
         if thresh == 0.0:
             # a point / line annotation inside the window also spoils it
             deg = (box[:, 2] == box[:, 0]) | (box[:, 3] == box[:, 1])
-            inside = ((box[:, 0] >= win[:, 0]) & (box[:, 0] < win[:, 2]) &
-                      (box[:, 1] >= win[:, 1]) & (box[:, 1] < win[:, 3]))
-            too_much |= deg & inside
+            too_much[deg] |= visible_fractions(box[deg], win[deg]) > 0
         bad = np.zeros(len(cand), dtype=bool)
         np.logical_or.at(bad, owner[too_much], True)
         return ~bad

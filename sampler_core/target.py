@@ -43,6 +43,11 @@ _PAD_MODES_NEED_DATA = PAD_MODES - {'constant', 'empty', 'linear_ramp'}
 #: Keys of a target that locate a window by its centre and size.
 CENTER_KEYS = ('cx', 'cy', 'width', 'height')
 
+#: Largest padded window, in pixels (height * width), that a sample may have:
+#: 2**28 pixels is 768 MiB of uint8 RGB. Larger requests are refused with a
+#: ValueError instead of failing inside numpy's allocator.
+MAX_WINDOW_PIXELS = 2 ** 28
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -271,6 +276,10 @@ def embed_window(space_slice: tuple[slice, slice], pad: tuple[tuple[int, int], .
         >>> outer, inner, extra
         ((slice(-5, 5, None), slice(7, 13, None)), (slice(0, 5, None), slice(7, 10, None)), ((5, 0), (0, 3)))
     """
+    size = [(sl.stop - sl.start) + pb + pa for sl, (pb, pa) in zip(space_slice, pad)]
+    if size[0] * size[1] > MAX_WINDOW_PIXELS:
+        raise ValueError(f'window of (height, width)={tuple(size)} with padding is larger than '
+                         f'MAX_WINDOW_PIXELS={MAX_WINDOW_PIXELS}; ask for a smaller window')
     outer, inner, extra = [], [], []
     for sl, (pb, pa), dim in zip(space_slice, pad, data_dims):
         lo, hi = sl.start - pb, sl.stop + pa
