@@ -26,11 +26,13 @@ from sampler_core.index import FrameIntersectionIndex
 from sampler_core.regions import (CocoRegions, MissingNegativePool, Targets,
                                   select_positive_regions, tabular_coco_targets)
 from sampler_core.sampler import AbstractSampler, CocoSampler
+from sampler_core.toydata import DynamicToySampler
 
 __version__ = '0.1.0'
 
 __all__ = [
     'AbstractSampler', 'CategoryTree', 'CocoFrames', 'CocoRegions', 'CocoSampler',
+    'DynamicToySampler',
     'FrameIntersectionIndex', 'Frames', 'HashIdentifiable', 'MissingNegativePool',
     'SamplingConfig', 'SimpleFrames', 'Targets', 'select_positive_regions', 'tabular_coco_targets',
 ]

@@ -180,7 +180,7 @@ class SamplingConfig(param.Parameterized):
         params = {k: self._coerce_value(k, v) for k, v in params.items()}
         try:
             super().__init__(**params)
-        except ValueError as ex:  # param names the parameter in its message
+        except (ValueError, TypeError) as ex:  # param names the parameter in its message
             raise _typed_error(ex) from None
         self._check()
 
@@ -203,6 +203,11 @@ class SamplingConfig(param.Parameterized):
         return value
 
     def _check(self) -> None:
+        if not self.dataset:
+            raise ValueError('config key "dataset" must name a dataset file or demo key, got ""')
+        if self.channels is not None and not self.channels.strip():
+            raise ValueError('config key "channels" must be a channel code such as "r|g|b" or '
+                             'null, got ""')
         if self.window_dims is not None and min(self.window_dims) <= 0:
             raise ValueError(f'config key "window_dims" must be positive, got {self.window_dims}')
         if min(self.pad) < 0:
@@ -218,6 +223,9 @@ class SamplingConfig(param.Parameterized):
         self._check_class_weights()
         if self.mode == 'grid' and self.window_dims is None:
             raise ValueError('config key "window_dims" must be set when mode is "grid"')
+        if self.mode == 'grid' and self.balance != 'none':
+            raise ValueError(f'config key "balance" must be "none" when mode is "grid" (a grid '
+                             f'window holds several categories), got {self.balance!r}')
 
     def _check_class_weights(self) -> None:
         for name, weight in self.class_weights.items():
@@ -268,6 +276,10 @@ class SamplingConfig(param.Parameterized):
         """
         if not isinstance(data, dict):
             raise TypeError(f'a config must be a mapping of keys to values, got {type(data).__name__}')
+        bad = [k for k in data if not isinstance(k, str)]
+        if bad:
+            raise KeyError(f'unknown config key(s) {bad!r}: keys must be strings; known keys: '
+                           f'{list(cls.FIELDS)}')
         data = _migrate(data)
         data.pop('version')
         return cls(**data)
@@ -280,24 +292,29 @@ class SamplingConfig(param.Parameterized):
         path = Path(path)
         text = self.dumps(fmt='json' if path.suffix.lower() == '.json' else 'yaml')
         tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
-        tmp.write_text(text)
+        tmp.write_text(text, encoding='utf8')
         os.replace(tmp, path)
 
     def dumps(self, fmt: str = 'yaml') -> str:
         """The config as YAML or JSON text."""
         data = self.to_dict()
         if fmt == 'json':
-            return json.dumps(data, indent=2) + '\n'
+            return json.dumps(data, indent=2, ensure_ascii=False) + '\n'
         if fmt != 'yaml':
             raise ValueError(f'unknown config format {fmt!r}; use "yaml" or "json"')
         import yaml
         header = '# sampler-explorer sampling config; load with SamplingConfig.load(path)\n'
-        return header + yaml.safe_dump(data, sort_keys=False)
+        return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
     @classmethod
     def loads(cls, text: str) -> 'SamplingConfig':
         """Parse YAML or JSON text (JSON is YAML)."""
         import yaml
+        if text.lstrip().startswith('{'):
+            try:  # JSON proper (YAML reads JSON's surrogate-pair escapes differently)
+                return cls.from_dict(json.loads(text))
+            except json.JSONDecodeError:
+                pass  # YAML flow mapping, or broken: YAML says what is wrong
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as ex:
@@ -314,7 +331,7 @@ class SamplingConfig(param.Parameterized):
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f'config file does not exist: {path}')
-        return cls.loads(path.read_text())
+        return cls.loads(path.read_text(encoding='utf8'))
 
     # ------------------------------------------------------------ use
     def target_extra(self) -> dict:
@@ -427,6 +444,8 @@ def dataset_hash(dset) -> str:
 def _typed_error(ex: ValueError) -> Exception:
     """Param raises ValueError for wrong types too; give those back as TypeError."""
     msg = str(ex)
+    if isinstance(ex, TypeError):
+        return TypeError(msg)
     if 'must be' in msg and ('type' in msg or 'not of' in msg or 'instance' in msg) \
             and 'bound' not in msg and 'length' not in msg:
         return TypeError(msg)

@@ -373,6 +373,71 @@ class Frames(HashIdentifiable):
             out = out[:, :, idxs]
         return np.array(out)
 
+    # ------------------------------------------------------- single files (assets)
+    def _asset_cache_fpath(self, fpath: str) -> Path:
+        """Cache file of an image file; the same name :meth:`_cache_fpath` gives it."""
+        return self.cache_dpath / f'{Path(fpath).stem[:40]}_{_file_key(fpath)}.npy'
+
+    def load_asset(self, fpath, expect_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """All pixels ``(H, W, C)`` of one image file, e.g. an asset of a multi-asset image.
+
+        With a backend the file is cached as ``.npy`` on first use (one cache file per
+        asset, shared with :meth:`load_image` when the file is a whole image) and a
+        read-only memmap is returned; without one the file is decoded.
+
+        Args:
+            fpath: path of the file.
+            expect_hw: ``(height, width)`` the file must have, when known.
+
+        Raises:
+            FileNotFoundError: the file does not exist.
+            ValueError: it cannot be decoded, or its size is not ``expect_hw``.
+
+        Example:
+            >>> self = SimpleFrames.demo(backend='npy')
+            >>> self.load_asset(self._lookup_gpath(1)).shape
+            (512, 512, 3)
+        """
+        fpath = os.fspath(fpath)
+        if self._backend is None:
+            return self._read_asset(fpath, expect_hw)
+        try:
+            st = os.stat(fpath)
+        except FileNotFoundError:
+            raise FileNotFoundError(f'image file does not exist: {fpath}') from None
+        stamp = (fpath, st.st_size, st.st_mtime_ns)
+        key = ('asset', fpath)
+        entry = self._open.get(key)
+        if entry is None or entry[0] != stamp:
+            entry = (stamp, self._ensure_cached_asset(fpath, expect_hw))
+            self._open[key] = entry
+            while len(self._open) > self.max_open:
+                self._open.popitem(last=False)
+        return entry[1]
+
+    @staticmethod
+    def _read_asset(fpath: str, expect_hw=None) -> np.ndarray:
+        data = read_image(fpath)
+        if expect_hw is not None and tuple(data.shape[:2]) != tuple(expect_hw):
+            raise ValueError(f'image file {fpath} has shape {data.shape[:2]} but the dataset '
+                             f'says (height, width)={tuple(expect_hw)}')
+        return data
+
+    def _ensure_cached_asset(self, fpath: str, expect_hw=None) -> np.memmap:
+        cpath = self._asset_cache_fpath(fpath)
+        data = open_npy(cpath, expect_hw)
+        if data is not None:
+            return data
+        with self._path_lock(str(cpath)):
+            data = open_npy(cpath, expect_hw)
+            if data is None:
+                self._ensure_cache_dir()
+                write_npy_atomic(cpath, self._read_asset(fpath, expect_hw))
+                data = open_npy(cpath, expect_hw)
+                if data is None:  # pragma: no cover - would mean a broken file system
+                    raise OSError(f'cache file {cpath} is unreadable right after writing it')
+        return data
+
 
 class SimpleFrames(Frames):
     """Frames for a plain ``{image_id: path}`` mapping.
@@ -454,8 +519,8 @@ class CocoFrames(Frames):
     def _lookup_gpath(self, image_id) -> str:
         img = self._img(image_id)
         if img.get('file_name') is None:
-            raise ValueError(
-                f'image {image_id!r} has no file_name (multi-asset images are not supported yet)')
+            raise ValueError(f'image {image_id!r} has no file_name: it is a multi-asset image, '
+                             f'read its files with asset_fpaths / load_asset')
         return os.fspath(self.dset.get_image_fpath(image_id))
 
     def _lookup_hw(self, image_id):
@@ -473,3 +538,66 @@ class CocoFrames(Frames):
         if spec.numel() != num_bands:
             return super()._lookup_channels(image_id, num_bands)
         return spec.spec
+
+    # ------------------------------------------------------- multi-asset images
+    def is_multi_asset(self, image_id) -> bool:
+        """True when the image is made of several files (kwcoco ``auxiliary`` / ``assets``)."""
+        img = self._img(image_id)
+        return img.get('file_name') is None or bool(img.get('auxiliary')) or \
+            bool(img.get('assets'))
+
+    def asset_fpaths(self, image_id) -> list[tuple[str, tuple[int, int] | None]]:
+        """``[(path, (height, width) or None), ...]`` of every file of an image.
+
+        Example:
+            >>> import kwcoco
+            >>> dset = kwcoco.CocoDataset.demo('vidshapes1-msi', num_frames=1, image_size=(32, 32))
+            >>> [hw for _, hw in CocoFrames(dset).asset_fpaths(1)]
+            [(32, 32), (6, 6), (11, 11), (32, 32), (11, 11)]
+        """
+        img = self._img(image_id)
+        root = self.dset.bundle_dpath
+        objs = ([img] if img.get('file_name') is not None else []) + \
+            list(img.get('auxiliary', None) or []) + list(img.get('assets', None) or [])
+        out = []
+        for obj in objs:
+            hw = None
+            if obj.get('height') is not None and obj.get('width') is not None:
+                hw = (int(obj['height']), int(obj['width']))
+            out.append((os.path.join(root, obj['file_name']), hw))
+        return out
+
+    def _ensure_cached(self, image_id):
+        if self.is_multi_asset(image_id):  # one cache file per asset
+            for fpath, hw in self.asset_fpaths(image_id):
+                self._ensure_cached_asset(fpath, hw)
+            return None
+        return super()._ensure_cached(image_id)
+
+    def load_image(self, image_id, channels=NoParam, cache: bool = True,
+                   noreturn: bool = False):
+        """The whole image ``(H, W, C)``; multi-asset images are warped into image space.
+
+        See :meth:`Frames.load_image`. A multi-asset image comes back as a new
+        array with every asset resampled into the image grid (channels it lacks
+        are NaN).
+        """
+        if not self.is_multi_asset(image_id):
+            return super().load_image(image_id, channels=channels, cache=cache,
+                                      noreturn=noreturn)
+        if noreturn:
+            if self._backend is not None:
+                self._ensure_cached(image_id)
+            return None
+        from sampler_core.video import load_image_space
+        return load_image_space(self, image_id, None if channels is NoParam else channels)
+
+    def load_region(self, image_id, region=None, channels=NoParam, width=None,
+                    height=None) -> np.ndarray:
+        """``image[region]``, see :meth:`Frames.load_region` (multi-asset: image space)."""
+        if not self.is_multi_asset(image_id):
+            return super().load_region(image_id, region, channels=channels, width=width,
+                                       height=height)
+        from sampler_core.video import load_image_space
+        return load_image_space(self, image_id, None if channels is NoParam else channels,
+                                region)

@@ -528,3 +528,27 @@ class CocoRegions(Targets, HashIdentifiable):
             return self.get_positive(index, rng=rng)
         return self.get_negative(index - self.n_positives, rng=rng)
 
+    def new_sample_grid(self, task: str, window_dims, window_overlap=0.0, **kwargs) -> dict:
+        """Sliding-window targets tiling every image / video.
+
+        See :func:`sampler_core.grid.new_sample_grid`.
+
+        Args:
+            task: ``'image_detection'`` (``window_dims=(h, w)``) or
+                ``'video_detection'`` (``window_dims=(t, h, w)``).
+            window_dims: window size.
+            window_overlap: fraction of a window shared with the next, in ``[0, 1)``.
+            **kwargs: ``edge`` (``'shift'`` / ``'pad'`` / ``'drop'``), ``use_annots``,
+                ``negative_classes``, ``classes_of_interest``, ``verbose``.
+
+        Returns:
+            ``{'targets', 'positives', 'negatives', 'positives_indexes', 'negatives_indexes'}``.
+
+        Example:
+            >>> self = CocoRegions.demo('vidshapes1', num_frames=3, image_size=(64, 64))
+            >>> grid = self.new_sample_grid('video_detection', window_dims=(2, 32, 32))
+            >>> len(grid['targets'])  # 2 time windows x 2 x 2 spatial ones
+            8
+        """
+        from sampler_core.grid import new_sample_grid
+        return new_sample_grid(self.dset, task, window_dims, window_overlap, **kwargs)

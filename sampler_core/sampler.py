@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from sampler_core import video
 from sampler_core.annots import AnnotGeometry, clip_dets, coerce_with_annots
 from sampler_core.frames import CocoFrames, NoParam
 from sampler_core.hashid import HashIdentifiable
@@ -340,6 +341,19 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         """See :meth:`sampler_core.regions.CocoRegions.preselect`."""
         return self.regions.preselect(**kwargs)
 
+    def new_sample_grid(self, task: str, window_dims, window_overlap=0.0, **kwargs) -> dict:
+        """Sliding-window targets; see :meth:`sampler_core.regions.CocoRegions.new_sample_grid`.
+
+        Example:
+            >>> self = CocoSampler.demo('vidshapes1-multispectral', num_frames=3,
+            ...                         image_size=(64, 64))
+            >>> grid = self.new_sample_grid('video_detection', (2, 32, 32))
+            >>> target = dict(grid['positives'][0], channels='B1|B8')
+            >>> self.load_sample(target)['im'].shape
+            (2, 32, 32, 2)
+        """
+        return self.regions.new_sample_grid(task, window_dims, window_overlap, **kwargs)
+
     # ------------------------------------------------------------ images
     def load_image(self, image_id, cache: bool = True):
         """The whole image ``(H, W, C)`` (a read-only memmap with the npy backend)."""
@@ -469,10 +483,13 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         """
         kinds = coerce_with_annots(with_annots)
         target_ = self._infer_target_attributes(target, **kwargs)
-        sample = self._load_slice(target_)
-        if kinds or annot_ids is not None:
-            self._populate_overlap(sample, visible_thresh=visible_thresh,
-                                   with_annots=kinds or ('boxes',), annot_ids=annot_ids)
+        if video.wants_delayed(self, target_):  # video / multi-asset / scaled: delayed_image
+            sample = video.load_sample(self, target_, kinds, annot_ids, visible_thresh)
+        else:
+            sample = self._load_slice(target_)
+            if kinds or annot_ids is not None:
+                self._populate_overlap(sample, visible_thresh=visible_thresh,
+                                       with_annots=kinds or ('boxes',), annot_ids=annot_ids)
         sample['classes'] = self.classes
         sample['kp_classes'] = self.kp_classes
         sample['tr'] = sample['target']
@@ -494,10 +511,8 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
                            ('image_ids', 'gids')):
             if t.get(alias) is not None and t.get(key) is None:
                 t[key] = t[alias]
-        if t.get('vidid') is not None or t.get('gids') is not None or t.get('time_slice') is not None:
-            raise NotImplementedError(
-                'video targets (vidid / gids / time_slice) are not supported yet; '
-                'sample frames one at a time with gid')
+        if video.is_video_target(t):
+            return video.infer_video_target(self, t)
 
         aid = t.get('aid', None)
         if aid is not None and aid != -1:
