@@ -168,6 +168,7 @@ class CocoRegions(Targets, HashIdentifiable):
         self._isect_index = None
         self._neg_anchors = None
         self._pos_select_idxs = None
+        self._pos_windows = None  # explicit positive windows (grid mode), else rows of targets
         self._negative_pool = None
         self._negative_idx = 0
         bg = dset.name_to_cat.get('background', None) if hasattr(dset, 'name_to_cat') else None
@@ -202,6 +203,8 @@ class CocoRegions(Targets, HashIdentifiable):
 
     @property
     def n_positives(self) -> int:
+        if self._pos_windows is not None:
+            return len(self._pos_windows['gid'])
         if self._pos_select_idxs is not None:
             return len(self._pos_select_idxs)
         return len(self.targets)
@@ -373,6 +376,110 @@ class CocoRegions(Targets, HashIdentifiable):
                                           rng=rng, verbose=verbose, split=split)
         return n_pos, n_neg
 
+    def preselect_grid(self, window_dims, window_overlap: float = 0.0, edge: str = 'shift',
+                       n_pos: int | None = None, n_neg: int | None = None,
+                       neg_to_pos_ratio: float | None = None, rng=None,
+                       category_ids: Sequence[int] | None = None, split=None,
+                       verbose: int = 0) -> tuple[int, int]:
+        """Pools of sliding-window grid windows (config ``mode: grid``).
+
+        The windows of :meth:`new_sample_grid` (``'image_detection'``) that
+        overlap an annotation (of ``category_ids``, if given) are the
+        positives, the others the negatives. Positive targets have
+        ``aid == -1`` and ``category_id == -1`` (a window holds several
+        annotations); negatives the background category.
+
+        Args:
+            window_dims: ``(height, width)`` of the windows, pixels.
+            window_overlap: fraction of a window shared with its neighbour, ``[0, 1)``.
+            edge: ``'shift'``, ``'pad'`` or ``'drop'`` (see :mod:`sampler_core.grid`).
+            n_pos: number of positive windows; ``None``: all of them. Fewer draws a
+                seeded subset (kept in grid order), more repeats windows.
+            n_neg: number of negative windows (at most all of them). Exclusive
+                with ``neg_to_pos_ratio`` (``n_neg = int(ratio * n_pos)``, default 0).
+            rng: seed or RandomState.
+            category_ids: categories that make a window positive (default: all).
+            split (sampler_core.split.SubsetSelector): keep one subset's windows.
+            verbose: print what was chosen.
+
+        Returns:
+            ``(n_pos, n_neg)`` actually chosen.
+
+        Example:
+            >>> self = CocoRegions.demo('shapes8')
+            >>> self.preselect_grid((256, 256), n_neg=5, rng=0)[1]
+            5
+            >>> tr = self.get_positive(0)
+            >>> (tr['aid'], tr['width'], tr['cx'] - tr['width'] / 2)
+            (-1, 256.0, 0.0)
+        """
+        import kwarray
+        if neg_to_pos_ratio is not None and n_neg is not None:
+            raise ValueError('give n_neg or neg_to_pos_ratio, not both')
+        rng = kwarray.ensure_rng(rng)
+        coi = None
+        if category_ids is not None:
+            unknown = sorted(set(int(c) for c in category_ids) - set(self.dset.cats))
+            if unknown:
+                raise KeyError(f'unknown category id(s) {unknown}')
+            coi = [self.dset.cats[int(c)]['name'] for c in category_ids]
+        grid = self.new_sample_grid('image_detection', tuple(window_dims), window_overlap,
+                                    edge=edge, classes_of_interest=coi)
+        tables = []
+        for key in ('positives', 'negatives'):
+            gids = np.array([tr['gid'] for tr in grid[key]], dtype=np.int64)
+            ltrb = np.array([[tr['slices'][1].start, tr['slices'][0].start,
+                              tr['slices'][1].stop, tr['slices'][0].stop] for tr in grid[key]],
+                            dtype=np.int64).reshape(-1, 4)
+            if split is not None:
+                keep = split.keep(gids, ltrb)
+                gids, ltrb = gids[keep], ltrb[keep]
+            tables.append((gids, ltrb))
+
+        def choose(n_have, n_want, repeat):
+            if n_want is None or int(n_want) == n_have:
+                return np.arange(n_have)
+            n_want = int(n_want)
+            if n_want < 0:
+                raise ValueError(f'counts must not be negative, got {n_want}')
+            if n_want <= n_have:
+                return np.sort(rng.choice(n_have, size=n_want, replace=False))
+            if not repeat or n_have == 0:
+                warnings.warn(f'the grid has only {n_have} windows of this kind; '
+                              f'{n_want} were asked for')
+                return np.arange(n_have)
+            return np.sort(np.concatenate([np.arange(n_have),
+                                           rng.choice(n_have, n_want - n_have, replace=True)]))
+
+        def window_table(gids, ltrb, cid):
+            dims = self.isect_index.image_dims
+            w = (ltrb[:, 2] - ltrb[:, 0]).astype(np.float64)
+            h = (ltrb[:, 3] - ltrb[:, 1]).astype(np.float64)
+            return {
+                'aid': np.full(len(gids), -1, dtype=np.int64),
+                'gid': gids,
+                'category_id': np.full(len(gids), cid, dtype=np.int64),
+                'cx': ltrb[:, 0] + w / 2, 'cy': ltrb[:, 1] + h / 2, 'width': w, 'height': h,
+                'img_width': np.array([dims[g][1] for g in gids.tolist()], dtype=np.int64),
+                'img_height': np.array([dims[g][0] for g in gids.tolist()], dtype=np.int64),
+            }
+
+        (pg, pl), (ng, nl) = tables
+        pos = choose(len(pg), n_pos, repeat=True)
+        if n_neg is None:
+            ratio = 0.0 if neg_to_pos_ratio is None else float(neg_to_pos_ratio)
+            if ratio < 0:
+                raise ValueError(f'neg_to_pos_ratio must not be negative, got {neg_to_pos_ratio!r}')
+            n_neg = min(int(ratio * len(pos)), len(ng))
+        neg = choose(len(ng), n_neg, repeat=False)
+        self._pos_select_idxs = None
+        self._pos_windows = window_table(pg[pos], pl[pos], -1)
+        self._negative_pool = window_table(ng[neg], nl[neg], self.BACKGROUND_CLASS_ID)
+        self._negative_idx = 0
+        if verbose:
+            print(f'Preselected {len(pos)} positive and {len(neg)} negative grid windows')
+        return len(pos), len(neg)
+
     def positive_candidates(self, window_dims=None, category_ids=None, split=None,
                             warn: bool = True) -> np.ndarray:
         """Rows of :attr:`targets` that may enter the positive pool.
@@ -414,6 +521,7 @@ class CocoRegions(Targets, HashIdentifiable):
         from sampler_core.balance import balanced_choice, coerce_balance
         rng = kwarray.ensure_rng(rng)
         balance = coerce_balance(balance)
+        self._pos_windows = None
         rows = self.positive_candidates(window_dims, category_ids, split)
         if balance is not None:
             num = len(rows) if num is None else int(num)
@@ -485,6 +593,8 @@ class CocoRegions(Targets, HashIdentifiable):
         index = int(index)
         if not (0 <= index < n):  # no wrap-around: -1 is a bug, not "the last one"
             raise IndexError(f'positive index {index} outside the pool of {n} (0 to {n - 1})')
+        if self._pos_windows is not None:
+            return _row(self._pos_windows, index)
         if self._pos_select_idxs is not None:
             index = int(self._pos_select_idxs[index])
         return _row(self.targets, index)

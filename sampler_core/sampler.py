@@ -254,8 +254,12 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
                 raise NotImplementedError(
                     'config key "mode" is "grid", but this version of sampler_core has no '
                     'sliding-window grid (regions.new_sample_grid) yet; use mode: random')
-            raise NotImplementedError('config key "mode": "grid" pools are not wired yet')
-        counts = self.regions.preselect(**kwargs)
+            kwargs.pop('thresh')
+            kwargs.pop('balance')
+            counts = self.regions.preselect_grid(window_overlap=config.grid_overlap,
+                                                 edge=config.grid_edge, **kwargs)
+        else:
+            counts = self.regions.preselect(**kwargs)
         self.config = config
         self.subset = subset
         return counts
