@@ -234,6 +234,16 @@ class Explorer(pn.viewable.Viewer):
         self.prev_button.on_click(lambda _: s.step_image(-1))
         self.next_button.on_click(lambda _: s.step_image(1))
 
+        # a stable CSS class per widget (w-<attribute>) for tests and user styles
+        for attr in ('demo_select', 'path_input', 'open_button', 'upload', 'window_mode',
+                     'window_h', 'window_w', 'pad_h', 'pad_w', 'pad_mode', 'channels',
+                     'visible_thresh', 'with_annots', 'categories', 'n_pos', 'n_neg', 'neg_ratio',
+                     'neg_overlap', 'seed', 'backend', 'gallery_size', 'download', 'config_upload',
+                     'copy_button', 'search', 'image_categories', 'image_select', 'prev_button',
+                     'next_button'):
+            widget = getattr(self, attr)
+            widget.css_classes = list(widget.css_classes or []) + [f'w-{attr}']
+
         # views
         self.overview = pn.panel(pn.bind(self._overview, s.param.gid, s.param.dataset_label),
                                  css_classes=['overview'])
@@ -510,7 +520,10 @@ class Explorer(pn.viewable.Viewer):
                 title=f'Image area covered: {overall:.1%} overall', ylim=(0, 1), xrotation=45,
                 color=views.POS_COLOR, tools=['hover'], **size),
         ]
-        return pn.GridBox(*[pn.pane.HoloViews(p) for p in plots], ncols=2)
+        numbers = views.stats_table(pools, fr, overall)
+        table = pn.pane.HTML(numbers.to_html(index=False, classes='stats-numbers', border=0),
+                             css_classes=['stats-table'])
+        return pn.Column(table, pn.GridBox(*[pn.pane.HoloViews(p) for p in plots], ncols=2))
 
     # ------------------------------------------------------------ layout
     def sidebar(self) -> list:

@@ -462,6 +462,20 @@ def coverage_plot(per_image, overall: float, limit: int = 30) -> hv.Bars:
                          f'({len(per_image)} images with windows)')
 
 
+def stats_table(pools, fractions: np.ndarray, overall_coverage: float):
+    """The statistics as numbers: ``pandas.DataFrame`` (statistic, value)."""
+    import pandas as pd
+    cfg = pools.config
+    wd = 'box size' if cfg.window_dims is None else f'{cfg.window_dims[0]}x{cfg.window_dims[1]}'
+    mean_vis = float(np.mean(fractions)) if len(fractions) else float('nan')
+    rows = [('window (h x w)', wd), ('positives', pools.n_pos),
+            ('negatives found', pools.n_neg), ('negatives asked', pools.n_neg_asked),
+            ('annotations in windows', len(fractions)),
+            ('mean visible fraction', f'{mean_vis:.3f}'),
+            ('image area covered', f'{overall_coverage:.2%}')]
+    return pd.DataFrame(rows, columns=['statistic', 'value']).astype({'value': str})
+
+
 def summary(pools, overall_coverage: float | None = None) -> str:
     """One line: pool sizes, window size, coverage (the app's status line)."""
     cfg = pools.config

@@ -1,0 +1,338 @@
+"""The explorer in a real browser (Playwright driving Debian's chromium).
+
+The server is ``sampler-explorer serve --port 0`` in a subprocess; every wait is
+on a condition (``expect`` / ``wait_for``), never a fixed sleep. Screenshots
+of the main views go to ``test-artifacts/`` (also on failure).
+
+Chromium must be installed (``scripts/run_tests.sh`` installs it): when it is
+missing these tests FAIL, in CI and elsewhere.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / 'test-artifacts'
+CHROMIUM = '/usr/bin/chromium'
+CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync', '--no-first-run']
+TIMEOUT = 30_000  # ms, for every wait on a condition
+
+
+def setup_module():
+    from playwright.sync_api import expect
+    expect.set_options(timeout=TIMEOUT)
+
+
+def launch_browser(playwright):
+    """Debian's chromium; a missing browser is an error, never a skip."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f'{CHROMIUM} is missing: install it with "apt-get install -y chromium" '
+                    f'(scripts/run_tests.sh does); the browser tests cannot be skipped')
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def start_server(args, cwd, env=None):
+    """Start ``sampler-explorer serve --port 0 ...``; return ``(process, url)`` once it listens."""
+    cmd = [sys.executable, '-m', 'app.cli', 'serve', '--port', '0'] + list(args)
+    env = dict(os.environ if env is None else env)
+    env['PYTHONPATH'] = os.pathsep.join([str(ROOT), env.get('PYTHONPATH', '')])
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
+    deadline = time.monotonic() + 120
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                break
+            continue
+        lines.append(line)
+        match = re.search(r'serving .* at (http://\S+)', line)
+        if match:
+            import threading
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            return proc, match.group(1)
+    proc.kill()
+    raise RuntimeError('server did not start:\n' + ''.join(lines))
+
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory):
+    work = tmp_path_factory.mktemp('serve')
+    proc, url = start_server(['--workdir', str(work / 'cache')], cwd=work)
+    yield url, work
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover
+        proc.kill()
+
+
+@pytest.fixture(scope='module')
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = launch_browser(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={'width': 1500, 'height': 1300}, accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT)
+    n_failed = request.session.testsfailed
+    yield pg
+    if request.session.testsfailed > n_failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / f'FAILED-{request.node.name}.png'), full_page=True)
+    context.close()
+
+
+def shot(page, name, locator=None):
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = locator if locator is not None else page
+    kw = {} if locator is not None else {'full_page': True}
+    target.screenshot(path=str(ARTIFACTS / f'{name}.png'), **kw)
+
+
+def open_app(page, url):
+    page.goto(url)
+    page.locator('.overview canvas').first.wait_for(state='visible')
+    status = page.locator('.status')
+    status.wait_for()
+    return status
+
+
+def wait_until(fn, page, timeout=TIMEOUT / 1000):
+    """Poll ``fn()`` until it is true (between polls the browser renders a frame)."""
+    deadline = time.monotonic() + timeout
+    while not fn():
+        if time.monotonic() > deadline:
+            raise AssertionError(f'condition not met within {timeout} s: {fn}')
+        page.evaluate('() => new Promise(r => requestAnimationFrame(() => r()))')
+
+
+def field(page, widget):
+    """The <input> of the widget ``widget`` (an Explorer attribute: window_h, seed, ...)."""
+    return page.locator(f'.w-{widget} input').first
+
+
+def set_number(page, widget, value):
+    """Type into an IntInput and commit with Enter."""
+    box = field(page, widget)
+    box.fill(str(value))
+    box.press('Enter')
+
+
+def stat(page, name):
+    row = page.locator('.stats-numbers tr', has_text=name).first
+    return row.locator('td').nth(1).inner_text()
+
+
+def test_browser_window_change_updates_preview_and_statistics(server, page):
+    from playwright.sync_api import expect
+    url, _ = server
+    status = open_app(page, url)
+    expect(status).to_contain_text('window 128x128')
+    page.locator('.stats-numbers').wait_for()
+    expect(page.locator('.thumb').first).to_be_visible()
+    shot(page, 'main')
+    before_cov = stat(page, 'image area covered')
+    before_png = page.locator('.overview canvas').first.screenshot()
+    set_number(page, 'window_h', 256)
+    expect(status).to_contain_text('window 256x128')
+    expect(page.locator('.stats-numbers tr', has_text='window (h x w)')).to_contain_text('256x128')
+    assert stat(page, 'image area covered') != before_cov
+    canvas = page.locator('.overview canvas').first
+    wait_until(lambda: canvas.screenshot() != before_png, page)   # the windows were redrawn
+    shot(page, 'overview', page.locator('.overview').first)
+    shot(page, 'statistics', page.locator('.stats').first)
+    shot(page, 'galleries', page.locator('.galleries').first)
+    # the state is in the URL: a new page with this link shows the same window
+    page.wait_for_url(re.compile(r'window_dims='))
+    other = page.context.new_page()
+    status2 = open_app(other, page.url)
+    expect(status2).to_contain_text('window 256x128')
+    other.close()
+
+
+def test_browser_click_samples_a_window_there(server, page):
+    from playwright.sync_api import expect
+    url, _ = server
+    open_app(page, url)
+    canvas = page.locator('.overview canvas').first
+    box = canvas.bounding_box()
+    page.mouse.click(box['x'] + box['width'] * 0.5, box['y'] + box['height'] * 0.5)
+    table = page.locator('.params-table')
+    expect(table).to_contain_text('offset (dx, dy)')
+    text = table.locator('tr', has_text='center (cx, cy)').inner_text()
+    cx, cy = (float(v) for v in re.findall(r'[-\d.]+', text.split('\t')[-1])[:2])
+    # the image is 600x600: a click in the middle of the plot lands near its centre
+    assert 200 < cx < 400 and 200 < cy < 400, (cx, cy)
+    offset = table.locator('tr', has_text='offset').inner_text()
+    dx, dy = (int(v) for v in re.findall(r'-?\d+', offset.split('\t')[-1])[:2])
+    assert (dx, dy) == (-math.floor(cx - 64), -math.floor(cy - 64))
+    expect(page.locator('.detail canvas').first).to_be_visible()
+    shot(page, 'detail', page.locator('.detail').first)
+
+
+def test_browser_thumbnail_selects_its_image(server, page):
+    from playwright.sync_api import expect
+    url, _ = server
+    open_app(page, url)
+    button = page.locator('.thumb-button-neg button').nth(1)
+    button.wait_for()
+    name = button.inner_text()
+    gid = int(re.search(r'img (\d+)', name).group(1))
+    button.click()
+    expect(page.locator('.thumb-button-neg button').nth(1)).to_contain_text('★')
+    select = page.locator('.w-image_select select').first
+    wait_until(lambda: select.locator('option:checked').inner_text().startswith(f'{gid}:'), page)
+
+
+def test_browser_export_rebuilds_the_sampler(server, page, tmp_path):
+    from playwright.sync_api import expect
+
+    from app.state import ExplorerState
+    from sampler_core import CocoSampler, SamplingConfig
+    url, _ = server
+    status = open_app(page, url)
+    set_number(page, 'window_w', 96)
+    expect(status).to_contain_text('window 128x96')
+    set_number(page, 'seed', 3)
+    expect(status).to_contain_text('seed 3')
+    with page.expect_download() as info:
+        page.get_by_text('Export config (YAML)').click()
+    path = tmp_path / 'config.yaml'
+    info.value.save_as(path)
+    cfg = SamplingConfig.load(path)
+    assert cfg.window_dims == (128, 96) and cfg.seed == 3 and cfg.dataset == 'shapes8'
+    rebuilt = CocoSampler.from_config(str(path))
+    ref = ExplorerState(dataset='shapes8', backend=None, window_dims=(128, 96), seed=3)
+    n = ref.pools.n_pos + ref.pools.n_neg
+    assert (rebuilt.regions.n_positives, rebuilt.regions.n_negatives) == (ref.pools.n_pos,
+                                                                          ref.pools.n_neg)
+    for i in range(n):
+        assert rebuilt.load_item(i)['target']['space_slice'] == \
+            ref.sampler.load_item(i)['target']['space_slice']
+
+
+def test_browser_import_restores_the_widgets(server, page, tmp_path):
+    from playwright.sync_api import expect
+
+    from sampler_core import SamplingConfig
+    url, _ = server
+    status = open_app(page, url)
+    cfg = SamplingConfig(dataset='shapes8', backend=None, window_dims=(72, 88), pad=(4, 2),
+                         n_pos=5, n_neg=3, seed=9, visible_thresh=0.35)
+    path = tmp_path / 'imported.yaml'
+    cfg.dump(path)
+    page.locator('.w-config_upload input[type=file]').set_input_files(str(path))
+    expect(status).to_contain_text('window 72x88')
+    expect(status).to_contain_text('5 positives, 3 negatives')
+    expect(field(page, 'window_h')).to_have_value('72')
+    expect(field(page, 'window_w')).to_have_value('88')
+    expect(field(page, 'pad_h')).to_have_value('4')
+    expect(field(page, 'pad_w')).to_have_value('2')
+    expect(field(page, 'seed')).to_have_value('9')
+    expect(field(page, 'n_pos')).to_have_value('5')
+    expect(field(page, 'n_neg')).to_have_value('3')
+    expect(page.locator('.explorer-alert')).to_be_hidden()
+
+
+def test_browser_refuses_a_path_outside_the_roots(server, page):
+    from playwright.sync_api import expect
+    url, work = server
+    status = open_app(page, url)
+    outside = Path(work).parent / 'secret.kwcoco.json'
+    outside.write_text('{}')
+    for bad in ['/etc/passwd', os.path.join(str(work), '..', outside.name)]:
+        field(page, 'path_input').fill(bad)
+        page.locator('.w-open_button button').click()
+        alert = page.locator('.explorer-alert')
+        expect(alert).to_contain_text('refused')
+        expect(alert).to_contain_text('outside the allowed folders')
+    expect(page.locator('.notyf__toast, .notyf__message').first).to_be_visible()
+    expect(status).to_contain_text('16 positives')     # the app keeps working
+    shot(page, 'refused-path')
+
+
+def test_browser_five_sessions_without_cross_talk(server, browser):
+    from playwright.sync_api import expect
+    url, _ = server
+    contexts = [browser.new_context(viewport={'width': 1400, 'height': 1100}) for _ in range(5)]
+    try:
+        pages = [c.new_page() for c in contexts]
+        for pg in pages:
+            pg.set_default_timeout(TIMEOUT)
+            pg.goto(url)
+        statuses = []
+        for pg in pages:
+            pg.locator('.overview canvas').first.wait_for(state='visible')
+            statuses.append(pg.locator('.status'))
+        changes = [('window_h', 40, 'window 40x128'), ('window_w', 56, 'window 128x56'),
+                   ('seed', 7, 'seed 7'), ('pad_h', 12, 'pad 12x0'),
+                   ('n_pos', 5, '5 positives')]
+        for pg, (label, value, _) in zip(pages, changes):
+            set_number(pg, label, value)
+        for st, (_, _, text) in zip(statuses, changes):
+            expect(st).to_contain_text(text)
+        # nobody sees another session's value: each page shows its own change only
+        for k, (pg, st) in enumerate(zip(pages, statuses)):
+            text = st.inner_text()
+            for j, (widget, value, other) in enumerate(changes):
+                if j != k:
+                    assert other not in text, (k, j, text)
+                    assert field(pg, widget).input_value() != str(value), (k, widget)
+        shot(pages[0], 'session-0')
+    finally:
+        for c in contexts:
+            c.close()
+
+
+def test_browser_large_image_stays_downsampled(browser, tmp_path):
+    """A 5000x4000 image: the page gets a downsampled picture, zoom refines it."""
+    from playwright.sync_api import expect
+
+    from app.demo import make_large_demo
+    path = make_large_demo(n_images=1, width=5000, height=4000, n_annots=8, root=tmp_path)
+    proc, url = start_server([str(path), '--workdir', str(tmp_path / 'cache')], cwd=tmp_path)
+    try:
+        with contextlib.nullcontext():
+            context = browser.new_context(viewport={'width': 1400, 'height': 1100})
+            pg = context.new_page()
+            pg.set_default_timeout(60_000)
+            sizes = []
+            pg.on('websocket', lambda ws: ws.on('framereceived', lambda f: sizes.append(len(f))))
+            pg.goto(url)
+            pg.locator('.overview canvas').first.wait_for(state='visible')
+            expect(pg.locator('.status')).to_contain_text('positives')
+            html = pg.content()
+            # a whole 5000x4000 RGB image would be 60 MB; nothing close is ever sent
+            assert len(html) < 20_000_000 and max(sizes or [0]) < 8_000_000
+            canvas = pg.locator('.overview canvas').first
+            box = canvas.bounding_box()
+            n_before = len(sizes)
+            pg.mouse.move(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
+            for _ in range(5):
+                pg.mouse.wheel(0, -400)
+            # the zoom asks the server for the visible region at a finer stride
+            wait_until(lambda: len(sizes) > n_before and max(sizes[n_before:]) > 10_000, pg)
+            assert max(sizes) < 8_000_000
+            shot(pg, 'large-image-zoomed', pg.locator('.overview').first)
+            context.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
