@@ -1,0 +1,143 @@
+#!/usr/bin/env python
+"""DataLoader throughput: sampler_core vs ndsampler 0.8.1 in the same torch Dataset.
+
+Both samplers are wrapped in :class:`sampler_core.torch.SampleDataset` (same
+item construction: CHW float32 image scaled to [0, 1], clipped ltrb boxes,
+labels, aids, target tensors; same :func:`sampler_core.torch.collate`) and read
+through ``torch.utils.data.DataLoader`` with 0 and 2 worker processes (fork),
+in one run, on the benchmark dataset of ``bench_sampling.py`` (6 PNGs of
+5000 x 4000 pixels, 200 annotations each, decoded once into each library's
+``.npy`` cache).
+
+Pools: each sampler preselects the same counts (``--n-pos`` positives and
+``--n-neg`` negatives, ``--window`` pixels, seed 0) with its own random draws;
+the dataset order is shuffled (epoch 0). Timing: a pass over ``--num`` items
+(``batch_size=--batch``); the clock starts when the first batch arrives (so
+worker start-up is excluded and reported separately); best of ``--repeats``
+passes. Throughput is samples per second.
+
+Usage:
+    python benchmarks/bench_dataloader.py             # ~1-2 minutes once the data exists
+    python benchmarks/bench_dataloader.py --quick
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, os.fspath(HERE))
+sys.path.insert(0, os.fspath(HERE.parent))
+
+import _data  # noqa: E402
+
+_data.silence_warnings()
+
+
+@contextlib.contextmanager
+def quiet():
+    """Swallow stdout / stderr (ndsampler's progress bars)."""
+    with open(os.devnull, 'w') as devnull, contextlib.redirect_stdout(devnull), \
+            contextlib.redirect_stderr(devnull):
+        yield
+
+
+def build(fpath, workdir: Path, window, n_pos: int, n_neg: int, with_nd: bool):
+    import kwcoco
+    import sampler_core
+    samplers = {}
+    ours = sampler_core.CocoSampler(kwcoco.CocoDataset(os.fspath(fpath)), backend='npy',
+                                    workdir=os.fspath(workdir / 'cache_sampler_core'))
+    ours.frames.prepare(verbose=0)
+    ours.regions.preselect(n_pos=n_pos, n_neg=n_neg, window_dims=window, rng=0)
+    samplers['sampler_core'] = ours
+    if with_nd:
+        import ndsampler
+        with quiet():
+            nd = ndsampler.CocoSampler(kwcoco.CocoDataset(os.fspath(fpath)), backend='npy',
+                                       workdir=os.fspath(workdir / 'cache_ndsampler'))
+            nd.frames.prepare()
+            nd.regions.preselect(n_pos=n_pos, n_neg=n_neg, window_dims=window, rng=0)
+        samplers[f'ndsampler {ndsampler.__version__}'] = nd
+    return samplers
+
+
+def one_pass(dataset, workers: int, num: int, batch: int):
+    """(startup seconds, samples/s after the first batch, samples seen)."""
+    import torch
+    from sampler_core.torch import collate
+    subset = torch.utils.data.Subset(dataset, range(min(num, len(dataset))))
+    kw = dict(multiprocessing_context='fork') if workers else {}
+    loader = torch.utils.data.DataLoader(subset, batch_size=batch, num_workers=workers,
+                                         collate_fn=collate, **kw)
+    t0 = time.perf_counter()
+    it = iter(loader)
+    first = next(it)
+    t1 = time.perf_counter()
+    n = 0
+    for b in it:
+        n += len(b['boxes'])
+    t2 = time.perf_counter()
+    del first
+    return t1 - t0, n / max(t2 - t1, 1e-9), n + batch
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--workdir', default='/tmp/sampler-bench',
+                        help='dataset and cache folder (shared with bench_sampling.py)')
+    parser.add_argument('--window', type=int, nargs=2, default=(256, 256), metavar=('H', 'W'))
+    parser.add_argument('--n-pos', type=int, default=1000, help='positives in the pool')
+    parser.add_argument('--n-neg', type=int, default=1000, help='negatives in the pool')
+    parser.add_argument('--num', type=int, default=1024, help='items per timed pass')
+    parser.add_argument('--batch', type=int, default=16, help='batch size')
+    parser.add_argument('--workers', type=int, nargs='*', default=[0, 2])
+    parser.add_argument('--repeats', type=int, default=2, help='timed passes, best kept')
+    parser.add_argument('--quick', action='store_true', help='--num 256 --repeats 1')
+    parser.add_argument('--no-ndsampler', action='store_true', help='skip ndsampler')
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.num, args.repeats = 256, 1
+    import torch
+    from sampler_core.torch import SampleDataset
+    torch.set_num_threads(1)
+    _data.print_machine_info()
+    print(f'torch {torch.__version__}; window {tuple(args.window)}, pools {args.n_pos} pos + '
+          f'{args.n_neg} neg, {args.num} items per pass, batch {args.batch}, best of '
+          f'{args.repeats}')
+    workdir = Path(args.workdir)
+    fpath = _data.ensure_image_dataset(workdir)
+    samplers = build(fpath, workdir, tuple(args.window), args.n_pos, args.n_neg,
+                     not args.no_ndsampler)
+    rows = []
+    for name, sampler in samplers.items():
+        dataset = SampleDataset(sampler, mode='train', shuffle=True, seed=0,
+                                target={'window_dims': tuple(args.window)})
+        with quiet():
+            dataset[0]  # warm the memmaps / annotation caches of the main process
+        for workers in args.workers:
+            best, startup = 0.0, None
+            for _ in range(args.repeats):
+                with quiet():
+                    start, rate, n = one_pass(dataset, workers, args.num, args.batch)
+                best = max(best, rate)
+                startup = start if startup is None else min(startup, start)
+            rows.append((name, workers, best, startup))
+    print()
+    print(f'| sampler | workers | samples/s | first batch (s) |')
+    print(f'|---|---:|---:|---:|')
+    for name, workers, rate, startup in rows:
+        print(f'| {name} | {workers} | {rate:,.0f} | {startup:.2f} |')
+    base = {w: r for n, w, r, _ in rows if n == 'sampler_core'}
+    for name, workers, rate, _ in rows:
+        if name != 'sampler_core' and workers in base:
+            print(f'sampler_core / {name} with {workers} workers: {base[workers] / rate:.2f}x')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
