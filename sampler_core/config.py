@@ -115,6 +115,9 @@ class SamplingConfig(param.Parameterized):
     pad_mode = param.Selector(default='constant', objects=sorted(PAD_MODES), doc=(
         'numpy.pad mode for the part of a window outside the image.'))
     pad_value = param.Number(default=0, doc='Fill value of pad_mode="constant".')
+    scale = param.Parameter(default=None, doc=(
+        'Extra resampling of every window: None (none), a factor s, or [sy, sx]; the window '
+        'is chosen in image pixels, then returned scaled (annotations too).'))
     channels = param.String(default=None, allow_None=True, doc=(
         'kwcoco channel code such as "r|g|b"; None: all channels.'))
     visible_thresh = param.Number(default=0.0, bounds=(0.0, 1.0), doc=(
@@ -168,8 +171,8 @@ class SamplingConfig(param.Parameterized):
 
     #: keys written to files, in order
     FIELDS = ('version', 'dataset', 'dataset_hash', 'backend', 'workdir', 'window_dims', 'pad',
-              'pad_mode', 'pad_value', 'channels', 'visible_thresh', 'with_annots', 'categories',
-              'n_pos', 'n_neg', 'neg_to_pos_ratio', 'neg_overlap', 'seed',
+              'pad_mode', 'pad_value', 'scale', 'channels', 'visible_thresh', 'with_annots',
+              'categories', 'n_pos', 'n_neg', 'neg_to_pos_ratio', 'neg_overlap', 'seed',
               'mode', 'grid_overlap', 'grid_edge', 'balance', 'class_weights',
               'split_by', 'val_fraction', 'split_seed', 'split_block')
 
@@ -189,6 +192,8 @@ class SamplingConfig(param.Parameterized):
         """JSON/YAML gives lists where the config holds tuples; ints for whole numbers."""
         if isinstance(value, bool) and key in _INT_FIELDS + _NUM_FIELDS:
             raise TypeError(f'config key {key!r} must be a number, got {value!r}')
+        if key == 'scale':
+            return _coerce_scale(value)
         if key in _PIXEL_PAIRS and isinstance(value, list):
             value = tuple(value)
         if key in _PIXEL_PAIRS and isinstance(value, tuple):
@@ -341,6 +346,8 @@ class SamplingConfig(param.Parameterized):
             extra['padkw']['constant_values'] = self.pad_value
         if self.window_dims is not None:
             extra['window_dims'] = tuple(self.window_dims)
+        if self.scale is not None:
+            extra['scale'] = self.scale
         if self.channels is not None:
             extra['channels'] = self.channels
         return extra
@@ -434,6 +441,22 @@ class SamplingConfig(param.Parameterized):
             else:
                 raise ValueError(msg + '; pass allow_hash_mismatch=True to use it anyway')
         return current
+
+
+def _coerce_scale(value: Any) -> float | tuple[float, float] | None:
+    """``scale``: None, a positive factor, or a ``(sy, sx)`` pair of them."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        pair = tuple(_coerce_scale(v) for v in value)
+        if None in pair:
+            raise TypeError(f'config key "scale" must be a number or [sy, sx], got {value!r}')
+        return pair
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f'config key "scale" must be null, a number or [sy, sx], got {value!r}')
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f'config key "scale" must be positive and finite, got {value!r}')
+    return float(value)
 
 
 def dataset_hash(dset) -> str:

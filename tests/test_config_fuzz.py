@@ -145,6 +145,10 @@ def test_config_fuzz_mangled_yaml(data, cut):
     ({'dataset': ''}, 'dataset'),
     ({'channels': ''}, 'channels'),
     ({'version': 1.0}, 'version'),
+    ({'scale': 0}, 'scale'),
+    ({'scale': [1, 'x']}, 'scale'),
+    ({'scale': [1, 2, 3]}, 'scale'),
+    ({'scale': float('nan')}, 'scale'),
     ({'version': 0}, 'version'),
 ], ids=lambda v: str(v)[:40])
 def test_config_fuzz_named_cases(data, key):

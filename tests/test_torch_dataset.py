@@ -219,3 +219,15 @@ def test_torch_collate_keeps_different_sizes_apart(shapes_path):
     ds = SampleDataset(sampler, shuffle=False)
     batch = collate([ds[i] for i in range(4)])
     assert isinstance(batch['image'], list) and len(batch['image']) == 4
+
+
+def test_torch_scaled_windows(shapes_path):
+    cfg = SamplingConfig(dataset=shapes_path, backend=None, window_dims=(64, 64), pad=(4, 4),
+                         scale=0.5, n_pos=4, n_neg=1, seed=1)
+    ds = SampleDataset(cfg, shuffle=False)
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item['image'].shape == (3, 36, 36)
+        assert (item['boxes'] <= 36).all()
+        x0, y0, x1, y1 = item['target']['window'].tolist()
+        assert (x1 - x0, y1 - y0) == (72, 72)  # the window in source pixels
