@@ -179,6 +179,38 @@ def expected_category_frequencies(regions, balance: Any = None,
     return category_shares(cids, balance)
 
 
+def config_category_frequencies(sampler, config, subset: str | None = 'train') -> dict[str, float]:
+    """Expected share of each category name among the positives of ``config``.
+
+    What the explorer shows next to the drawn shares: the config's category
+    filter, balance, window size, pad and split are all taken into account.
+
+    Args:
+        sampler (sampler_core.CocoSampler): a sampler of the config's dataset.
+        config (sampler_core.SamplingConfig): the config.
+        subset: ``'train'`` / ``'val'`` side of the config's split, or ``None``.
+
+    Returns:
+        ``{category name: share}`` (empty for ``mode: grid``, whose positives
+        are windows holding several categories).
+
+    Example:
+        >>> from sampler_core import CocoSampler, SamplingConfig
+        >>> sampler = CocoSampler.demo('shapes8')
+        >>> cfg = SamplingConfig(balance='weights', class_weights={'star': 3.0})
+        >>> freq = config_category_frequencies(sampler, cfg)
+        >>> round(freq['star'] / max(v for k, v in freq.items() if k != 'star'), 6)
+        3.0
+    """
+    if config.mode == 'grid':
+        return {}
+    kw = config.preselect_kwargs(sampler.dset, subset=subset)
+    shares = expected_category_frequencies(sampler, balance=kw['balance'],
+                                           category_ids=kw['category_ids'],
+                                           window_dims=kw['window_dims'], split=kw['split'])
+    return {sampler.dset.cats[cid]['name']: share for cid, share in shares.items()}
+
+
 def pool_category_frequencies(regions) -> dict[int, float]:
     """Share of each category in the current positive pool of ``regions``.
 

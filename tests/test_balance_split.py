@@ -332,3 +332,22 @@ def test_split_grid_mode(pixel_dataset, tmp_path, edge):
     assert _overlapping_pairs(windows['train'], windows['val']) == []
     with pytest.raises(ValueError, match='balance'):
         SamplingConfig(**{**cfg, 'balance': 'inverse'})
+
+
+def test_balance_config_frequencies_match_the_drawn_pool(pixel_dataset):
+    """What the explorer shows (expected shares of a config) is what 10,000 draws give,
+    with a category filter, weights and a block split together."""
+    from sampler_core.balance import config_category_frequencies
+    cfg = SamplingConfig(dataset=pixel_dataset, backend=None, window_dims=(64, 64), pad=(8, 8),
+                         n_pos=10000, n_neg=0, balance='weights',
+                         class_weights={'medium': 2.0, 'common': 1.0},
+                         categories=['medium', 'common'],
+                         split_by='block', split_block=(160, 160), val_fraction=0.3)
+    for subset in ('train', 'val'):
+        sampler = CocoSampler.from_config(cfg, subset=subset)
+        expected = config_category_frequencies(sampler, cfg, subset=subset)
+        assert expected == pytest.approx({'medium': 2 / 3, 'common': 1 / 3})
+        drawn = {sampler.dset.cats[c]['name']: v
+                 for c, v in pool_category_frequencies(sampler).items()}
+        for name, share in expected.items():
+            assert abs(drawn[name] - share) < 0.02
