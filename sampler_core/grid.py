@@ -176,35 +176,30 @@ def _grid_slices(full: Sequence[int], dims: Sequence[int], overlap: Sequence[flo
 def pairwise_visible(windows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Visible fraction of every box (columns) in every window (rows).
 
+    The rule of :func:`sampler_core.index.visible_fractions` (area inside the
+    half-open window over the box's area; points count 1.0 inside; segments the
+    fraction of their length inside), for all pairs.
+
     Args:
-        windows: ``(M, 4)`` ltrb, half-open on the right / bottom.
+        windows: ``(M, 4)`` ltrb windows.
         boxes: ``(N, 4)`` ltrb annotation boxes.
 
     Returns:
-        ``(M, N)`` fractions in ``[0, 1]`` of each box's area inside each window;
-        a zero-area box counts 1.0 when its point / segment lies inside the window.
+        ``(M, N)`` fractions in ``[0, 1]``.
 
     Example:
         >>> pairwise_visible(np.array([[0, 0, 10, 10], [10, 0, 20, 10]]),
         ...                  np.array([[5, 0, 15, 10], [10, 2, 12, 4]])).tolist()
         [[0.5, 0.0], [0.5, 1.0]]
     """
+    from sampler_core.index import visible_fractions
     windows = np.asarray(windows, dtype=np.float64).reshape(-1, 4)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    w = windows[:, None, :]
-    b = boxes[None, :, :]
-    iw = np.clip(np.minimum(w[..., 2], b[..., 2]) - np.maximum(w[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(w[..., 3], b[..., 3]) - np.maximum(w[..., 1], b[..., 1]), 0, None)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    out = np.zeros((len(windows), len(boxes)))
-    pos = area > 0
-    out[:, pos] = (iw * ih)[:, pos] / area[pos]
-    if (~pos).any():
-        deg = boxes[~pos]
-        inside = ((deg[None, :, 0] >= w[..., 0]) & (deg[None, :, 0] < w[..., 2]) &
-                  (deg[None, :, 1] >= w[..., 1]) & (deg[None, :, 1] < w[..., 3]))
-        out[:, ~pos] = inside.astype(np.float64)
-    return out
+    m, n = len(windows), len(boxes)
+    if m == 0 or n == 0:
+        return np.zeros((m, n))
+    fracs = visible_fractions(np.tile(boxes, (m, 1)), np.repeat(windows, n, axis=0))
+    return fracs.reshape(m, n)
 
 
 class _ImageBoxes:
@@ -235,7 +230,7 @@ class _ImageBoxes:
         s, e = self.rows.get(int(gid), (0, 0))
         return self.aids[s:e], self.ltrb[s:e], self.counts[s:e]
 
-    def hits(self, gid, windows: np.ndarray, chunk: int = 4096):
+    def hits(self, gid, windows: np.ndarray, chunk: int = 256):
         """Per window: (sorted overlapping aids, whether one of them counts)."""
         aids, ltrb, counts = self.of(gid)
         out = []
@@ -294,6 +289,8 @@ def new_image_sample_grid(dset, window_dims, window_overlap=0.0, edge: str = 'sh
         [0, 125, 250, 350]
     """
     _check_edge(edge)
+    _coerce_dims(window_dims, 2, (1, 1))
+    _coerce_overlap(window_overlap, 2)
     boxes = _ImageBoxes(dset, negative_classes, classes_of_interest) if use_annots else None
     targets, flags = [], []
     for gid, img in dset.imgs.items():
@@ -349,6 +346,8 @@ def new_video_sample_grid(dset, window_dims, window_overlap=0.0, edge: str = 'sh
     """
     import kwimage
     _check_edge(edge)
+    _coerce_dims(window_dims, 3, (1, 1, 1))
+    _coerce_overlap(window_overlap, 3)
     boxes = _ImageBoxes(dset, negative_classes, classes_of_interest) if use_annots else None
     targets, flags = [], []
     for vidid, video in dset.index.videos.items():

@@ -99,13 +99,17 @@ class DynamicToySampler(AbstractSampler):
         self._stream = np.random.RandomState(self.seed)
         self._lock = threading.Lock()
 
+    # CategoryPatterns holds lambdas (not picklable): ship its category list instead
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop('_lock', None)
+        state['catpats'] = [dict(cat) for cat in self.catpats]
         return state
 
     def __setstate__(self, state):
+        from kwcoco.demo.toypatterns import CategoryPatterns
         self.__dict__.update(state)
+        self.catpats = CategoryPatterns.coerce(state['catpats'])
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:

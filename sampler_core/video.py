@@ -496,10 +496,11 @@ def _guard_nearest(node):
 
 def _finalize(node, interpolation: str, antialias: bool) -> np.ndarray:
     """``node.finalize`` of an optimised tree (nearest warps guarded)."""
+    # the same nested parameters ndsampler passes to finalize (optimize may reset them)
+    node._set_nested_params(interpolation=interpolation, antialias=antialias)
     if interpolation == 'nearest':
         _guard_nearest(node)
-    return np.asarray(node.finalize(prepare=False, optimize=False,
-                                    interpolation=interpolation, antialias=antialias))
+    return np.asarray(node.finalize(prepare=False, optimize=False))
 
 
 def _hashable(value):
