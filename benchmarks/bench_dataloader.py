@@ -2,7 +2,7 @@
 """DataLoader throughput: sampler_core vs ndsampler 0.8.1 in the same torch Dataset.
 
 Both samplers are wrapped in :class:`sampler_core.torch.SampleDataset` (same
-item construction: CHW float32 image scaled to [0, 1], clipped ltrb boxes,
+item construction: CHW image (float32 scaled to [0, 1], or uint8), clipped ltrb boxes,
 labels, aids, target tensors; same :func:`sampler_core.torch.collate`) and read
 through ``torch.utils.data.DataLoader`` with 0 and 2 worker processes (fork),
 in one run, on the benchmark dataset of ``bench_sampling.py`` (6 PNGs of
@@ -96,6 +96,8 @@ def main(argv=None) -> int:
     parser.add_argument('--num', type=int, default=1024, help='items per timed pass')
     parser.add_argument('--batch', type=int, default=16, help='batch size')
     parser.add_argument('--workers', type=int, nargs='*', default=[0, 2])
+    parser.add_argument('--image-dtypes', nargs='*', default=['float32', 'uint8'],
+                        choices=['float32', 'uint8'], help='SampleDataset image_dtype values')
     parser.add_argument('--repeats', type=int, default=2, help='timed passes, best kept')
     parser.add_argument('--quick', action='store_true', help='--num 256 --repeats 1')
     parser.add_argument('--no-ndsampler', action='store_true', help='skip ndsampler')
@@ -114,28 +116,30 @@ def main(argv=None) -> int:
     samplers = build(fpath, workdir, tuple(args.window), args.n_pos, args.n_neg,
                      not args.no_ndsampler)
     rows = []
-    for name, sampler in samplers.items():
-        dataset = SampleDataset(sampler, mode='train', shuffle=True, seed=0,
-                                target={'window_dims': tuple(args.window)})
-        with quiet():
-            dataset[0]  # warm the memmaps / annotation caches of the main process
-        for workers in args.workers:
-            best, startup = 0.0, None
-            for _ in range(args.repeats):
-                with quiet():
-                    start, rate, n = one_pass(dataset, workers, args.num, args.batch)
-                best = max(best, rate)
-                startup = start if startup is None else min(startup, start)
-            rows.append((name, workers, best, startup))
+    for dtype in args.image_dtypes:
+        for name, sampler in samplers.items():
+            dataset = SampleDataset(sampler, mode='train', shuffle=True, seed=0,
+                                    image_dtype=dtype, target={'window_dims': tuple(args.window)})
+            with quiet():
+                dataset[0]  # warm the memmaps / annotation caches of the main process
+            for workers in args.workers:
+                best, startup = 0.0, None
+                for _ in range(args.repeats):
+                    with quiet():
+                        start, rate, n = one_pass(dataset, workers, args.num, args.batch)
+                    best = max(best, rate)
+                    startup = start if startup is None else min(startup, start)
+                rows.append((dtype, name, workers, best, startup))
     print()
-    print(f'| sampler | workers | samples/s | first batch (s) |')
-    print(f'|---|---:|---:|---:|')
-    for name, workers, rate, startup in rows:
-        print(f'| {name} | {workers} | {rate:,.0f} | {startup:.2f} |')
-    base = {w: r for n, w, r, _ in rows if n == 'sampler_core'}
-    for name, workers, rate, _ in rows:
-        if name != 'sampler_core' and workers in base:
-            print(f'sampler_core / {name} with {workers} workers: {base[workers] / rate:.2f}x')
+    print('| image | sampler | workers | samples/s | first batch (s) |')
+    print('|---|---|---:|---:|---:|')
+    for dtype, name, workers, rate, startup in rows:
+        print(f'| {dtype} | {name} | {workers} | {rate:,.0f} | {startup:.2f} |')
+    base = {(d, w): r for d, n, w, r, _ in rows if n == 'sampler_core'}
+    for dtype, name, workers, rate, _ in rows:
+        if name != 'sampler_core' and (dtype, workers) in base:
+            print(f'{dtype}, {workers} workers: sampler_core / {name} = '
+                  f'{base[dtype, workers] / rate:.2f}x')
     return 0
 
 
