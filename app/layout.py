@@ -142,6 +142,9 @@ class Explorer(pn.viewable.Viewer):
     # ------------------------------------------------------------ widgets
     def _build(self) -> None:
         s = self.state
+        self._detail_empty = pn.pane.Markdown(
+            '*Click the overview: a window centred there is sampled and shown here.*',
+            css_classes=['detail-empty'], width=420)
         # dataset
         self.demo_select = pn.widgets.Select(
             name='Demo dataset', options=[''] + list(DEMOS),
@@ -249,13 +252,13 @@ class Explorer(pn.viewable.Viewer):
                                  css_classes=['overview'])
         self.status = pn.pane.HTML(pn.bind(self._status, s.param.revision),
                                    css_classes=['status-line'], sizing_mode='stretch_width')
-        self.detail = pn.panel(pn.bind(self._detail, s.param.click_xy, s.param.revision),
-                               css_classes=['detail'])
-        self.galleries = pn.panel(pn.bind(self._galleries, s.param.revision, s.param.gallery_size,
-                                          s.param.selected_item), css_classes=['galleries'],
-                                  defer_load=True)
-        self.stats = pn.panel(pn.bind(self._stats, s.param.revision), css_classes=['stats'],
-                              defer_load=True)
+        self.detail = pn.Column(self._detail_empty, css_classes=['detail'])
+        s.param.watch(self._update_detail, ['click_xy', 'revision'])
+        self._pending = False
+        self._build_galleries()
+        self._build_stats()
+        self._schedule_updates()
+        s.param.watch(self._schedule_updates, ['revision', 'gallery_size', 'selected_item'])
 
     def _channel_options(self) -> list:
         dset = self.state.shared.dset
@@ -409,15 +412,9 @@ class Explorer(pn.viewable.Viewer):
                              line_width=1, tools=['hover'], hover_tooltips=ann_hover),
             hv.opts.Points(color='color', size=5, line_color='white',
                            tools=['hover'], hover_tooltips=ann_hover),
-            hv.opts.Rectangles('Positives', line_color=views.POS_COLOR, fill_color=views.POS_COLOR,
-                               fill_alpha=0.08, line_width=2, tools=['hover'],
+            hv.opts.Rectangles('Windows', line_color='color', fill_color='color',
+                               fill_alpha=0.06, line_width='width', tools=['hover'],
                                hover_tooltips=win_hover),
-            hv.opts.Rectangles('Negatives', line_color=views.NEG_COLOR, fill_color=views.NEG_COLOR,
-                               fill_alpha=0.08, line_width=2, tools=['hover'],
-                               hover_tooltips=win_hover),
-            hv.opts.Rectangles('Selected', line_color=views.SELECT_COLOR, line_width=4),
-            hv.opts.Rectangles('Clicked', line_color=views.CLICK_COLOR, line_width=3,
-                               line_dash='dashed'),
             hv.opts.Overlay(show_legend=False),
         )
         return pn.pane.HoloViews(plot, linked_axes=False)
@@ -438,11 +435,16 @@ class Explorer(pn.viewable.Viewer):
         text = views.summary(s.pools, overall)
         return f'<div class="status" data-revision="{revision}">{text}</div>'
 
+    def _update_detail(self, event) -> None:
+        s = self.state
+        if event.name == 'revision' and s.click_xy is None:
+            return                      # nothing shown: nothing to redo
+        self.detail[:] = [self._detail(s.click_xy, s.revision)]
+
     def _detail(self, click, revision):
         s = self.state
         if click is None or s.gid is None:
-            return pn.pane.Markdown('*Click the overview: a window centred there is sampled and '
-                                    'shown here.*', css_classes=['detail-empty'], width=420)
+            return self._detail_empty
         try:
             sample = views.detail_sample(s.sampler, s.to_config(), s.gid, *click)
         except Exception as ex:
@@ -464,66 +466,157 @@ class Explorer(pn.viewable.Viewer):
                                   css_classes=['params-table'], width=420)
         return pn.Column(pn.pane.HoloViews(plot), table)
 
-    def _galleries(self, revision, n, selected):
-        s = self.state
+    # ------------------------------------------------------------ galleries
+    def _build_galleries(self) -> None:
+        """Thumbnail slots, updated in place (no new Bokeh models per change)."""
+        self._slots = {'pos': [], 'neg': []}
+        self._gallery_titles = {}
+        self._gallery_boxes = {}
         rows = []
-        key = (revision, n, id(s.pools))
-        if self._gallery_cache[0] == key:
-            galleries = self._gallery_cache[1]
-        else:
-            galleries = {kind: views.gallery(s.sampler, s.pools, kind, n, thumb=THUMB,
-                                             colors=self.colors) for kind in ('pos', 'neg')}
+        for kind, title in (('pos', 'Positives'), ('neg', 'Negatives')):
+            self._gallery_titles[kind] = pn.pane.Markdown(f'**{title}**')
+            self._gallery_boxes[kind] = pn.FlexBox()
+            rows += [self._gallery_titles[kind], self._gallery_boxes[kind]]
+        self.galleries = pn.Column(*rows, sizing_mode='stretch_width', css_classes=['galleries'])
+
+    def _ensure_slots(self, kind: str, n: int) -> list:
+        """At least ``n`` slots for ``kind`` (they are hidden, never removed)."""
+        s = self.state
+        slots = self._slots[kind]
+        new = []
+        while len(slots) < n:
+            pic = pn.pane.PNG(None, width=THUMB, height=THUMB, css_classes=['thumb'])
+            button = pn.widgets.Button(name='', width=THUMB, css_classes=[f'thumb-button-{kind}'])
+            slot = {'pic': pic, 'button': button, 'index': None,
+                    'box': pn.Column(pic, button, margin=2)}
+            button.on_click(lambda _, slot=slot: slot['index'] is not None
+                            and s.select_item(slot['index']))
+            slots.append(slot)
+            new.append(slot['box'])
+        if new:
+            self._gallery_boxes[kind].extend(new)
+        return slots
+
+    def _gallery_items(self) -> dict:
+        s = self.state
+        key = (s.revision, s.gallery_size, id(s.pools))
+        if self._gallery_cache[0] != key:
+            galleries = {kind: views.gallery(s.sampler, s.pools, kind, s.gallery_size,
+                                             thumb=THUMB, colors=self.colors)
+                         for kind in ('pos', 'neg')}
+            for items in galleries.values():
+                for it in items:
+                    it['png'] = None if it['image'] is None else _png(it['image'])
             self._gallery_cache = (key, galleries)
             errors = [it['error'] for items in galleries.values() for it in items if it['error']]
             if errors:
                 s.notify(errors[0] + (f' (and {len(errors) - 1} more)' if len(errors) > 1 else ''))
+        return self._gallery_cache[1]
+
+    def _update_galleries(self) -> None:
+        s = self.state
+        galleries = self._gallery_items()
         for kind, title in (('pos', 'Positives'), ('neg', 'Negatives')):
             items = galleries[kind]
-            cards = []
-            for it in items:
-                if it['image'] is None:
-                    pic = pn.pane.Markdown('unreadable', width=THUMB, height=THUMB)
-                else:
-                    pic = pn.pane.PNG(_png(it['image']), width=THUMB, height=THUMB,
-                                      css_classes=['thumb'])
-                mark = ' ★' if selected == it['index'] else ''
-                button = pn.widgets.Button(
-                    name=f"#{it['index']} · img {it['gid']}{mark}", width=THUMB,
-                    button_type='warning' if mark else 'default',
-                    css_classes=[f'thumb-button-{kind}'])
-                button.on_click(lambda _, i=it['index']: s.select_item(i))
-                cards.append(pn.Column(pic, button, margin=2))
             total = s.pools.n_pos if kind == 'pos' else s.pools.n_neg
-            rows.append(pn.pane.Markdown(f'**{title}** (first {len(items)} of {total}, '
-                                         f'as sampler.load_item returns them)'))
-            rows.append(pn.FlexBox(*cards) if cards else pn.pane.Markdown('*none*'))
-        return pn.Column(*rows, sizing_mode='stretch_width')
+            self._gallery_titles[kind].object = (
+                f'**{title}**: first {len(items)} of {total}, as sampler.load_item returns them'
+                + ('' if items else ' — *none*'))
+            for k, slot in enumerate(self._ensure_slots(kind, len(items))):
+                if k >= len(items):
+                    slot['index'] = None
+                    slot['box'].visible = False
+                    continue
+                it = items[k]
+                mark = ' ★' if s.selected_item == it['index'] else ''
+                slot['index'] = it['index']
+                if slot['pic'].object is not it['png']:
+                    slot['pic'].object = it['png']
+                slot['button'].param.update(
+                    name=f"#{it['index']} · img {it['gid']}{mark}"
+                         + (' · unreadable' if it['error'] else ''),
+                    button_type='warning' if mark else 'default')
+                slot['box'].visible = True
 
-    def _stats(self, revision):
+    # ------------------------------------------------------------ statistics
+    def _stats_data(self) -> dict:
         s = self.state
-        pools, dset = s.pools, s.shared.dset
-        fr = views.visible_fractions(s.sampler.regions, pools, s.pad)
-        per_image, overall = views.coverage(pools, dset, s.pad)
-        size = dict(width=380, height=260)
+        key = (s.revision, id(s.pools))
+        if getattr(self, '_stats_cache', (None,))[0] != key:
+            fr = views.visible_fractions(s.sampler.regions, s.pools, s.pad)
+            per_image, overall = views.coverage(s.pools, s.shared.dset, s.pad)
+            self._stats_cache = (key, {'fr': fr, 'per_image': per_image, 'overall': overall})
+        return self._stats_cache[1]
+
+    def _build_stats(self) -> None:
+        """Four plots that update their data in place (DynamicMaps on a tick stream)."""
+        s = self.state
+        self._stats_tick = hv.streams.Stream.define('StatsTick', tick=0)()
+        size = dict(width=400, height=260, framewise=True, tools=['hover'])
+
+        def balance(tick):
+            return views.class_balance_plot(s.pools, s.shared.dset)
+
+        def visible(tick):
+            fr = self._stats_data()['fr']
+            return views.visible_histogram(fr, s.visible_thresh).relabel(
+                f'Visible fraction of annotations (n={len(fr)})')
+
+        def negatives(tick):
+            return views.negatives_plot(s.pools)
+
+        def covered(tick):
+            d = self._stats_data()
+            return views.coverage_plot(d['per_image'], d['overall'])
+
         plots = [
-            views.class_balance_plot(pools, dset).opts(
-                xrotation=45, color='category', cmap='Category20', show_legend=False,
-                title='Windows per category', tools=['hover'], **size),
-            views.visible_histogram(fr, s.visible_thresh).opts(
-                hv.opts.Histogram(title=f'Visible fraction of annotations (n={len(fr)})',
-                                  color='#64748b', tools=['hover'], **size),
+            hv.DynamicMap(balance, streams=[self._stats_tick]).opts(
+                xrotation=45, color='category', cmap='Category20', show_legend=False, **size),
+            hv.DynamicMap(visible, streams=[self._stats_tick]).opts(
+                hv.opts.Histogram(color='#64748b', **size),
                 hv.opts.VLine(color='red', line_dash='dashed')),
-            views.negatives_plot(pools).opts(
-                title=f'Negatives: {pools.n_neg} found of {pools.n_neg_asked} asked',
-                color='negatives', cmap=['#94a3b8', views.NEG_COLOR], tools=['hover'], **size),
-            views.coverage_plot(per_image, overall).opts(
-                title=f'Image area covered: {overall:.1%} overall', ylim=(0, 1), xrotation=45,
-                color=views.POS_COLOR, tools=['hover'], **size),
+            hv.DynamicMap(negatives, streams=[self._stats_tick]).opts(
+                color='negatives', cmap=['#94a3b8', views.NEG_COLOR], **size),
+            hv.DynamicMap(covered, streams=[self._stats_tick]).opts(
+                ylim=(0, 1), xrotation=45, color=views.POS_COLOR, **size),
         ]
-        numbers = views.stats_table(pools, fr, overall)
-        table = pn.pane.HTML(numbers.to_html(index=False, classes='stats-numbers', border=0),
-                             css_classes=['stats-table'])
-        return pn.Column(table, pn.GridBox(*[pn.pane.HoloViews(p) for p in plots], ncols=2))
+        self.stats_numbers = pn.pane.HTML('', css_classes=['stats-table'])
+        self.stats = pn.Column(
+            self.stats_numbers,
+            pn.GridBox(*[pn.pane.HoloViews(p, linked_axes=False) for p in plots], ncols=2),
+            css_classes=['stats'])
+
+    def _update_stats(self) -> None:
+        s = self.state
+        d = self._stats_data()
+        numbers = views.stats_table(s.pools, d['fr'], d['overall'])
+        self.stats_numbers.object = numbers.to_html(index=False, classes='stats-numbers',
+                                                    border=0)
+        self._stats_tick.event(tick=s.revision)
+
+    # ------------------------------------------------------------ deferred updates
+    def _schedule_updates(self, *events) -> None:
+        """Galleries and statistics follow the overview on the next tick of the server
+        loop, so the preview reaches the browser first."""
+        if self._pending:
+            return
+        self._pending = True
+
+        def run():
+            self._pending = False
+            for update in (self._update_galleries, self._update_stats):
+                try:
+                    update()
+                except Exception as ex:  # keep the app alive; tell the user
+                    import traceback
+                    traceback.print_exc()
+                    self.state.notify(f'could not update the view: {ex}')
+
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            doc.add_next_tick_callback(run)
+        else:
+            run()
 
     # ------------------------------------------------------------ layout
     def sidebar(self) -> list:
@@ -549,9 +642,22 @@ class Explorer(pn.viewable.Viewer):
             browser,
             self.status,
             pn.Row(self.overview, self.detail),
-            pn.Card(self.galleries, title='Galleries', sizing_mode='stretch_width'),
-            pn.Card(self.stats, title='Statistics of the pools', sizing_mode='stretch_width'),
+            pn.Card(self._deferred(self.galleries), title='Galleries',
+                    sizing_mode='stretch_width'),
+            pn.Card(self._deferred(self.stats), title='Statistics of the pools',
+                    sizing_mode='stretch_width'),
         ]
+
+    def _deferred(self, view):
+        """In a served session ``view`` is added once the page has loaded (the overview
+        shows first); elsewhere (notebooks, tests) it is there at once."""
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:
+            return view
+        holder = pn.Column(pn.indicators.LoadingSpinner(value=True, size=30),
+                           sizing_mode='stretch_width')
+        pn.state.onload(lambda: holder.__setitem__(slice(None), [view]))
+        return holder
 
     def __panel__(self):
         return pn.Row(pn.Column(*self.sidebar(), width=330), pn.Column(*self.main()),

@@ -12,8 +12,8 @@ Example:
     >>> rgb = views.overview_image(state.sampler, state.gid, max_px=100)
     >>> max(rgb.data.shape[:2]) <= 100
     True
-    >>> overlay = views.window_overlay(state.pools, state.pools.pos.gid.iloc[0])
-    >>> len(overlay.get(0)) >= 1    # the green positive windows of that image
+    >>> rects = views.window_overlay(state.pools, state.pools.pos.gid.iloc[0])
+    >>> 'pos' in set(rects.dimension_values('kind'))   # green positive windows of that image
     True
 """
 from __future__ import annotations
@@ -187,47 +187,49 @@ def annotation_overlay(dset, gid: int, with_annots=('boxes', 'segmentation', 'ke
     ])
 
 
-_WIN_VDIMS = ['index', 'kind', 'aid']
+_WIN_VDIMS = ['index', 'kind', 'aid', 'color', 'width']
+#: (colour, line width) of each kind of window
+WINDOW_STYLE = {'pos': (POS_COLOR, 2), 'neg': (NEG_COLOR, 2), 'selected': (SELECT_COLOR, 5),
+                'click': (CLICK_COLOR, 3)}
 
 
-def _rects(rows) -> list:
-    return [(r.x0, r.y0, r.x1, r.y1, int(r.index), r.kind, int(r.aid))
+def _rects(rows, kind: str) -> list:
+    color, width = WINDOW_STYLE[kind]
+    return [(r.x0, r.y0, r.x1, r.y1, int(r.index), kind, int(r.aid), color, width)
             for r in rows.itertuples(index=False)]
 
 
 def window_overlay(pools, gid: int, selected: int | None = None,
-                   click_window=None) -> hv.Overlay:
-    """The pool windows of image ``gid``: positives, negatives, highlight, click.
+                   click_window=None) -> hv.Rectangles:
+    """The pool windows of image ``gid`` as one ``hv.Rectangles`` (one glyph: fast updates).
 
     Args:
         pools: :class:`app.pools.Pools`.
         gid: image id.
-        selected: ``load_item`` index to highlight (yellow).
-        click_window: ``(x0, y0, x1, y1)`` of the clicked detail window (cyan).
+        selected: ``load_item`` index to highlight (``kind='selected'``, yellow).
+        click_window: ``(x0, y0, x1, y1)`` of the clicked detail window
+            (``kind='click'``, cyan).
 
     Returns:
-        ``hv.Overlay`` of four ``hv.Rectangles`` (positives, negatives,
-        selected, clicked), each with ``index``, ``kind``, ``aid`` value dims.
+        ``hv.Rectangles`` (ltrb, image pixels) with value dims ``index``,
+        ``kind`` (pos / neg / selected / click), ``aid``, ``color``, ``width``;
+        positives first, then negatives, the highlights last (drawn on top).
     """
-    pos = pools.pos[pools.pos['gid'] == gid]
-    neg = pools.neg[pools.neg['gid'] == gid]
-    sel = []
+    rows = _rects(pools.pos[pools.pos['gid'] == gid], 'pos')
+    rows += _rects(pools.neg[pools.neg['gid'] == gid], 'neg')
     if selected is not None:
         try:
             row = pools.item(int(selected))
             if row['gid'] == gid:
-                sel = [(row['x0'], row['y0'], row['x1'], row['y1'], int(row['index']),
-                        row['kind'], int(row['aid']))]
+                color, width = WINDOW_STYLE['selected']
+                rows.append((row['x0'], row['y0'], row['x1'], row['y1'], int(row['index']),
+                             'selected', int(row['aid']), color, width))
         except IndexError:
             pass
-    click = [] if click_window is None else [tuple(click_window) + (-1, 'click', -1)]
-    kd = ['x0', 'y0', 'x1', 'y1']
-    return hv.Overlay([
-        hv.Rectangles(_rects(pos), kdims=kd, vdims=_WIN_VDIMS, label='positives'),
-        hv.Rectangles(_rects(neg), kdims=kd, vdims=_WIN_VDIMS, label='negatives'),
-        hv.Rectangles(sel, kdims=kd, vdims=_WIN_VDIMS, label='selected'),
-        hv.Rectangles(click, kdims=kd, vdims=_WIN_VDIMS, label='clicked'),
-    ])
+    if click_window is not None:
+        color, width = WINDOW_STYLE['click']
+        rows.append(tuple(click_window) + (-1, 'click', -1, color, width))
+    return hv.Rectangles(rows, kdims=['x0', 'y0', 'x1', 'y1'], vdims=_WIN_VDIMS, label='windows')
 
 
 # ---------------------------------------------------------------- detail

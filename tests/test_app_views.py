@@ -80,16 +80,20 @@ def test_annotation_overlay_counts_and_hover_dims(state):
 def test_window_overlay_shows_the_pools_of_the_image(state):
     pools = state.pools
     gid = int(pools.pos['gid'].iloc[0])
-    overlay = views.window_overlay(pools, gid, selected=0, click_window=(1, 2, 30, 40))
-    pos, neg, sel, click = overlay.values()
-    assert len(pos) == int((pools.pos['gid'] == gid).sum())
-    assert len(neg) == int((pools.neg['gid'] == gid).sum())
-    assert len(sel) == 1 and sel.dimension_values('index')[0] == 0
-    assert list(click.array()[0][:4]) == [1, 2, 30, 40]
-    x0, y0, x1, y1 = pos.array()[0][:4]
+    rects = views.window_overlay(pools, gid, selected=0, click_window=(1, 2, 30, 40))
+    kinds = list(rects.dimension_values('kind'))
+    assert kinds.count('pos') == int((pools.pos['gid'] == gid).sum())
+    assert kinds.count('neg') == int((pools.neg['gid'] == gid).sum())
+    assert kinds[-2:] == ['selected', 'click']
+    assert rects.dimension_values('index')[-2] == 0
+    assert list(rects.array()[-1][:4]) == [1, 2, 30, 40]
+    colors = dict(zip(kinds, rects.dimension_values('color')))
+    assert colors['pos'] == views.POS_COLOR and colors['click'] == views.CLICK_COLOR
+    x0, y0, x1, y1 = rects.array()[0][:4]
     assert (x1 - x0, y1 - y0) == (128, 96)
     other = [g for g in state.image_ids() if g != gid][0]
-    assert len(views.window_overlay(pools, other, selected=0).get(2)) == 0
+    assert 'selected' not in views.window_overlay(pools, other, selected=0).dimension_values(
+        'kind')
 
 
 def test_detail_sample_is_centred_on_the_click_with_clipped_annots(state):
@@ -276,7 +280,14 @@ def test_layout_renders_offline(explorer):
     plot, table = detail.objects
     assert isinstance(plot.object, hv.Overlay)
     assert 'offset (dx, dy)' in table.object['param'].tolist()
-    gal = explorer._galleries(explorer.state.revision, 2, None)
-    assert len(gal.objects) == 4
-    stats = explorer._stats(explorer.state.revision)
-    assert len(stats.objects) == 4
+    explorer.state.gallery_size = 2
+    shown = [sl for sl in explorer._slots['pos'] if sl['box'].visible]
+    assert [sl['index'] for sl in shown] == [0, 1]
+    assert all(sl['pic'].object.startswith(b'\x89PNG') for sl in shown)
+    neg = [sl['index'] for sl in explorer._slots['neg'] if sl['box'].visible]
+    assert neg == [explorer.state.pools.n_pos, explorer.state.pools.n_pos + 1]
+    shown[1]['button'].clicks += 1          # clicking a thumbnail selects its window
+    assert explorer.state.selected_item == 1
+    assert '★' in shown[1]['button'].name
+    explorer.state.window_dims = (200, 64)
+    assert '200x64' in explorer.stats_numbers.object
