@@ -1,0 +1,114 @@
+"""The ``sampler-explorer`` command line: ``serve`` next to ``preview``, and ``panel serve app/main.py``."""
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env():
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join([str(ROOT), env.get('PYTHONPATH', '')])
+    return env
+
+
+def _run(*args, **kw):
+    return subprocess.run([sys.executable, '-m', 'app.cli', *args], capture_output=True,
+                          text=True, env=_env(), cwd=kw.pop('cwd', ROOT), timeout=300, **kw)
+
+
+def _get(url: str, deadline: float) -> str:
+    """GET ``url``, retrying until it answers or ``deadline`` (monotonic) passes."""
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                return resp.read().decode('utf8', errors='replace')
+        except OSError as ex:
+            last = ex
+            time.sleep(0.2)  # polling a server that is starting: a condition, not a fixed wait
+    raise AssertionError(f'{url} did not answer: {last}')
+
+
+def test_cli_help_lists_every_serve_flag():
+    out = _run('serve', '--help')
+    assert out.returncode == 0
+    for flag in ('dataset', '--workdir', '--port', '--allow-root', '--show', '--address',
+                 '--backend'):
+        assert flag in out.stdout
+    top = _run('--help')
+    assert 'serve' in top.stdout and 'preview' in top.stdout
+
+
+def test_cli_help_and_preview_import_no_gui():
+    code = ('import sys\n'
+            'from app.cli import build_parser\n'
+            'try:\n'
+            '    build_parser().parse_args(["serve", "--help"])\n'
+            'except SystemExit:\n'
+            '    pass\n'
+            'bad = [m for m in ("panel", "holoviews", "bokeh") if m in sys.modules]\n'
+            'assert not bad, bad\n')
+    subprocess.run([sys.executable, '-c', code], check=True, env=_env(), capture_output=True)
+
+
+def test_cli_preview_still_works(tmp_path):
+    out = _run('preview', 'shapes8', '--out', str(tmp_path / 'p.png'), '--num', '2',
+               '--window', '64', '64')
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / 'p.png').exists() and '2 positives' in out.stdout
+
+
+def test_cli_serve_refuses_a_missing_dataset(tmp_path):
+    out = _run('serve', str(tmp_path / 'nope.kwcoco.json'), '--port', '0')
+    assert out.returncode == 2
+    assert 'does not exist' in out.stderr
+
+
+def test_cli_serve_prints_the_url_and_binds_localhost(tmp_path):
+    proc = subprocess.Popen([sys.executable, '-m', 'app.cli', 'serve', '--port', '0',
+                             '--backend', 'none'], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=_env(), cwd=tmp_path)
+    try:
+        url = None
+        for line in proc.stdout:
+            match = re.search(r'at (http://\S+)', line)
+            if match:
+                url = match.group(1)
+                break
+        assert url is not None and url.startswith('http://localhost:')
+        html = _get(url, time.monotonic() + 60)
+        assert 'sampler-explorer' in html
+        port = int(url.rsplit(':', 1)[1].strip('/'))
+        # not reachable on another address of this machine
+        addrs = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+        for addr in addrs - {'127.0.0.1'}:
+            with socket.socket() as sock:
+                sock.settimeout(2)
+                assert sock.connect_ex((addr, port)) != 0, addr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_panel_serve_main_with_args(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(('localhost', 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, '-m', 'panel', 'serve', str(ROOT / 'app' / 'main.py'),
+                             '--port', str(port), '--args', 'shapes8', '--backend', 'none'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
+                            cwd=tmp_path)
+    try:
+        html = _get(f'http://localhost:{port}/main', time.monotonic() + 90)
+        assert 'sampler-explorer' in html and 'bokeh' in html.lower()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

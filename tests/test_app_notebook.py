@@ -1,0 +1,35 @@
+"""The example notebook runs top to bottom (nbclient) and shows the explorer inline."""
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / 'examples' / 'explorer.ipynb'
+
+
+def test_notebook_example_executes_and_displays_the_explorer(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(nb, timeout=180, kernel_name='python3',
+                            resources={'metadata': {'path': str(ROOT)}})
+    client.execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == 'code' for o in cell.get('outputs', [])]
+    assert not [o for o in outputs if o.get('output_type') == 'error']
+    mimes = {m for o in outputs for m in o.get('data', {})}
+    # the explorer displayed as a Panel / Bokeh view
+    assert 'application/vnd.holoviews_exec.v0+json' in mimes, mimes
+    text = '\n'.join(o.get('text', '') for o in outputs if o.get('output_type') == 'stream')
+    assert 'positives,' in text
+
+
+def test_notebook_explorer_object_is_a_viewer():
+    import panel as pn
+
+    from app import Explorer
+    explorer = Explorer('shapes8', backend=None, n_pos=2)
+    assert isinstance(explorer, pn.viewable.Viewer)
+    assert explorer.__panel__() is not None
+    # another Explorer has its own state
+    other = Explorer('shapes8', backend=None, n_pos=3)
+    assert (explorer.state.pools.n_pos, other.state.pools.n_pos) == (2, 3)
