@@ -22,7 +22,8 @@ Example:
     (48, 64, 3)
     >>> sample['target']['aid'], int(sample['annots']['aids'][0])
     (1, 1)
-    >>> again = DynamicToySampler(n_positives=10, seed=0, gsize=(96, 96)).load_positive(3, window_dims=(48, 64))
+    >>> other = DynamicToySampler(n_positives=10, seed=0, gsize=(96, 96))
+    >>> again = other.load_positive(3, window_dims=(48, 64))
     >>> bool((again['im'] == sample['im']).all())
     True
 """

@@ -48,7 +48,7 @@ import math
 import numbers
 import warnings
 from collections import OrderedDict
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -525,11 +525,6 @@ def _state(frames) -> _DelayedState:
 
 
 # --------------------------------------------------------------------------- targets
-def _affine_of(warp) -> 'Any':
-    import kwimage
-    return kwimage.Affine.coerce(warp)
-
-
 def _warp_vid_from_img(dset, gid):
     import kwimage
     warp = dset.imgs[gid].get('warp_img_to_vid', None)
@@ -639,7 +634,8 @@ def infer_video_target(sampler, t: dict) -> dict:
                 raise KeyError(f'unknown image id {g!r}')
         vidids = {dset.imgs[g].get('video_id', None) for g in gids}
         if len(vidids) > 1:
-            raise ValueError(f'target gids {gids} belong to several videos {sorted(vidids, key=str)}')
+            raise ValueError(f'target gids {gids} belong to several videos '
+                             f'{sorted(vidids, key=str)}')
         gid_vidid = vidids.pop()
         if vidid is None:
             vidid = gid_vidid
@@ -647,7 +643,8 @@ def infer_video_target(sampler, t: dict) -> dict:
             raise ValueError(f'target gids {gids} are not frames of video {vidid!r}')
     elif vidid is None:
         if gid is None:
-            raise ValueError(f'a time_slice needs a video: give vidid, gids, gid or aid (target={t!r})')
+            raise ValueError(f'a time_slice needs a video: give vidid, gids, gid or aid '
+                             f'(target={t!r})')
         vidid = dset.imgs[gid].get('video_id', None)
         if vidid is None:
             raise ValueError(f'image {gid!r} belongs to no video, so time_slice means nothing')
@@ -804,7 +801,8 @@ def wants_delayed(sampler, target_: dict) -> bool:
     if _is_multi_asset(img):
         return True
     channels = target_.get('channels', None)
-    if channels is None or channels is NoParam or (isinstance(channels, str) and channels == '<all>'):
+    if channels is None or channels is NoParam or \
+            (isinstance(channels, str) and channels.strip() == '<all>'):
         return False
     spec = coerce_channels(channels)
     if spec is None:
@@ -834,6 +832,19 @@ def frame_gids(sampler, target_: dict) -> list:
         idxs = range(idxs.start - time_pad[0] * step, idxs.stop + time_pad[1] * step, step)
         return [vid_gids[i] if 0 <= i < len(vid_gids) else None for i in idxs]
     return [None] * time_pad[0] + list(target_['gids']) + [None] * time_pad[1]
+
+
+def _check_size(n_frames: int, height: int, width: int, scale) -> None:
+    """Refuse samples of more than ``MAX_WINDOW_PIXELS`` pixels (frames x scaled window)."""
+    from sampler_core import target as _target
+    limit = getattr(_target, 'MAX_WINDOW_PIXELS', None)
+    if limit is None:
+        return
+    sy, sx = coerce_scale(scale) or (1.0, 1.0)
+    size = (n_frames, int(math.ceil(height * sy)), int(math.ceil(width * sx)))
+    if size[0] * size[1] * size[2] > limit:
+        raise ValueError(f'sample of (frames, height, width)={size} with padding and scale is '
+                         f'larger than MAX_WINDOW_PIXELS={limit}; ask for a smaller window')
 
 
 def _output_dtype(frames_info) -> np.dtype:
@@ -885,7 +896,6 @@ def load_sample(sampler, target_: dict, with_annots=('boxes',), annot_ids=None,
     if not is3d:
         _check_sampling_keys(sampler, target_)
     state = _state(sampler.frames)
-    dset = sampler.dset
     if is3d:
         fgids = frame_gids(sampler, target_)
         space = 'video' if target_.get('vidid') is not None else 'image'
@@ -900,6 +910,7 @@ def load_sample(sampler, target_: dict, with_annots=('boxes',), annot_ids=None,
     y0, y1 = sl_y.start - pt, sl_y.stop + pb
     x0, x1 = sl_x.start - pl, sl_x.stop + pr
     crop_slice = (slice(y0, y1), slice(x0, x1))
+    _check_size(len(fgids), y1 - y0, x1 - x0, target_.get('scale', None))
 
     spec = coerce_channels(target_.get('channels', None))
     if spec is None:
@@ -959,17 +970,14 @@ def load_sample(sampler, target_: dict, with_annots=('boxes',), annot_ids=None,
             frames_info.append((None, missing))
 
     # ------------------------------------------------------------ pixels
+    # the sample's (height, width): delayed_image's size for this crop and scale
+    from delayed_image.delayed_leafs import DelayedNans
+    probe = DelayedNans(dsize=(space_w, space_h), channels=spec).crop(
+        crop_slice, clip=False, wrap=False)
+    if scale is not None:
+        probe = probe.warp({'scale': (scale[1], scale[0])})
+    out_hw = (int(probe.dsize[1]), int(probe.dsize[0]))
     if not native:
-        real = [arr for arr, _ in frames_info if arr is not None]
-        if real:
-            out_hw = real[0].shape[:2]
-        else:
-            from delayed_image.delayed_leafs import DelayedNans
-            probe = DelayedNans(dsize=(space_w, space_h), channels=spec).crop(
-                crop_slice, clip=False, wrap=False)
-            if scale is not None:
-                probe = probe.warp({'scale': (scale[1], scale[0])})
-            out_hw = (probe.dsize[1], probe.dsize[0])
         dtype = _output_dtype(frames_info)
         stack = []
         for arr, _ in frames_info:
@@ -987,12 +995,15 @@ def load_sample(sampler, target_: dict, with_annots=('boxes',), annot_ids=None,
             im = xr.DataArray(im, dims=dims, coords={'c': list(names)})
     else:
         im = []
-        for arrs, meta in zip(jagged, jagged_meta):
-            if arrs is None:
-                arrs = [np.full((1, 1, len(names)), np.nan, dtype=np.float32)]
+        for idx, (arrs, meta) in enumerate(zip(jagged, jagged_meta)):
+            if arrs is None:  # a padding frame: one all-nodata part the size of the sample
+                arrs = [np.full(out_hw + (len(names),), np.nan, dtype=np.float32)]
+                meta = jagged_meta[idx] = {
+                    'align': [kwimage.Affine.eye()], 'chans': [spec],
+                    'grid_to_part_warps': [tf_sample_from_space]}
             if as_xarray:
                 import xarray as xr
-                chans = meta['chans'] if meta is not None else [spec]
+                chans = meta['chans']
                 arrs = [xr.DataArray(a, dims=('y', 'x', 'c'),
                                      coords={'c': c.as_list() if c is not None else
                                              [f'c{i}' for i in range(a.shape[2])]})
@@ -1018,6 +1029,7 @@ def load_sample(sampler, target_: dict, with_annots=('boxes',), annot_ids=None,
         (tuple(a for a, _ in space_pad) if sym else space_pad),
         'space': space,
         'scale': scale,
+        'sample_dims': out_hw,
         'request_chanspec': spec,
         'channels': list(names),
         'frame_gids': list(fgids),
@@ -1046,7 +1058,6 @@ def _populate_annots(sampler, sample, fgids, space, tf_sample_from_space, kinds,
     window = kwimage.Boxes(np.array([[x0, y0, x1, y1]], dtype=np.float64), 'ltrb')
     geometry = sampler._geometry
     frame_dets, visibles = [], []
-    out_hw = None
     for idx, gid in enumerate(fgids):
         if gid is None:
             dets = geometry.frame_dets([], gid=None, offset=(0.0, 0.0), with_annots=kinds,
@@ -1094,16 +1105,9 @@ def _populate_annots(sampler, sample, fgids, space, tf_sample_from_space, kinds,
         'frame_dets': frame_dets,
     }
     annots['rel_kpts'].meta['classes'] = sampler.kp_classes
-    if target.get('clip_annots', False):
-        im = sample['im']
-        if isinstance(im, list):  # jagged: annotations live in the scaled window
-            sx = tf_sample_from_space.matrix[0, 0]
-            sy = tf_sample_from_space.matrix[1, 1]
-            out_hw = (int(math.ceil((y1 - y0) * sy)), int(math.ceil((x1 - x0) * sx)))
-        else:
-            shape = np.shape(im)
-            out_hw = shape[-3:-1]
-        annots['clipped_dets'] = [clip_dets(d, out_hw) for d in frame_dets]
+    if target.get('clip_annots', False):  # clipped to the (scaled) sample window
+        annots['clipped_dets'] = [clip_dets(d, sample['params']['sample_dims'])
+                                  for d in frame_dets]
     main_aid = target.get('aid', None)
     hits = np.where(annots['aids'] == main_aid)[0] if main_aid is not None else []
     target['annot_idx'] = int(hits[0]) if len(hits) else -1

@@ -8,7 +8,6 @@ are block means. The seed's multispectral / multi-sensor examples run as written
 """
 from __future__ import annotations
 
-import copy
 import os
 import warnings
 

@@ -138,7 +138,8 @@ def test_differential_video_targets(pair):
             sy, sx = (1, 1) if 'scale' not in target else (
                 target['scale'] if isinstance(target['scale'], tuple) else (target['scale'],) * 2)
             t = target['time_slice']
-            assert mine['im'].shape[:2] == (t.stop - t.start, int(np.ceil((window[3] - window[1]) * sy)))
+            want_h = int(np.ceil((window[3] - window[1]) * sy))
+            assert mine['im'].shape[:2] == (t.stop - t.start, want_h)
             continue
         sy, sx = target['space_slice']
         if wholly_outside((sx.start, sy.start, sx.stop, sy.stop), dims) or \

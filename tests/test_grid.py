@@ -7,19 +7,17 @@ against a brute-force overlap test of every window with every annotation.
 """
 from __future__ import annotations
 
-import copy
 import os
 
 import kwcoco
-import kwimage
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sampler_core
-from sampler_core.grid import (new_image_sample_grid, new_sample_grid, new_video_sample_grid,
-                               pairwise_visible, window_starts, window_stride)
+from sampler_core.grid import (new_image_sample_grid, new_sample_grid, pairwise_visible,
+                               window_starts, window_stride)
 
 pytestmark = [
     pytest.mark.filterwarnings('ignore::FutureWarning'),
@@ -96,7 +94,8 @@ def make_grid_dataset(dpath) -> kwcoco.CocoDataset:
         for _ in range(4):
             bw, bh = rng.randint(1, 30, size=2)
             x, y = rng.randint(-10, w), rng.randint(-10, h)
-            dset.add_annotation(image_id=gid, category_id=cat, bbox=[int(x), int(y), int(bw), int(bh)])
+            dset.add_annotation(image_id=gid, category_id=cat,
+                                bbox=[int(x), int(y), int(bw), int(bh)])
         dset.add_annotation(image_id=gid, category_id=bg, bbox=[0, 0, 5, 5])
     return dset
 

@@ -365,10 +365,11 @@ def test_video_as_xarray(samplers):
     ({'vidid': 1, 'channels': 'B1|B8'}, KeyError),     # no image has these
     ({'vidid': 1, 'slices': (slice(0, 1),) * 4}, ValueError),
     ({'vidid': 1, 'time_slice': slice(0, 2), 'window_dims': (3, 8, 8)}, ValueError),
+    ({'vidid': 1, 'scale': 3000}, ValueError),          # MAX_WINDOW_PIXELS
 ], ids=['unknown-vidid', 'unknown-gid', 'two-videos', 'gid-not-in-video', 'empty-time',
         'zero-step', 'bad-time-type', 'time-pad-explicit-gids', 'padkw-mode', 'negative-scale',
         'interpolation', 'bad-channel-code', 'unknown-channels', 'four-slices',
-        'window-dims-frames'])
+        'window-dims-frames', 'too-large'])
 def test_video_target_errors(samplers, target, error):
     with pytest.raises(error):
         samplers[None].load_sample(target)
@@ -401,3 +402,23 @@ def test_video_2d_targets_keep_the_file_crop_path(samplers):
     assert not video.wants_delayed(sampler, t)
     assert sampler.load_sample(t)['im'].shape == (6, 8, 3)
     assert math.isclose(sampler.load_sample(dict(t, scale=0.5))['im'].shape[0], 3)
+
+
+def test_video_clip_annots_and_native_scale_padding_frames(samplers):
+    sample = samplers['npy'].load_sample(
+        {'vidid': 1, 'time_slice': slice(-1, 3), 'space_slice': (slice(-6, 30), slice(50, 90)),
+         'scale': 0.5, 'clip_annots': True})
+    h, w = sample['params']['sample_dims']
+    assert (h, w) == sample['im'].shape[1:3] == (18, 20)
+    for full, clipped in zip(sample['annots']['frame_dets'], sample['annots']['clipped_dets']):
+        assert clipped.data['aids'].tolist() == full.data['aids'].tolist()
+        ltrb = clipped.boxes.to_ltrb().data
+        want = full.boxes.to_ltrb().data.clip(0, [w, h, w, h])
+        np.testing.assert_allclose(ltrb, want)
+    jagged = samplers['npy'].load_sample(
+        {'vidid': 1, 'time_slice': slice(-1, 1), 'space_slice': (slice(0, 16), slice(0, 24)),
+         'use_native_scale': True})
+    assert jagged['params']['frame_gids'] == [None, 1]
+    pad_part, = jagged['im'][0]
+    assert pad_part.shape == (16, 24, 3) and np.isnan(pad_part).all()
+    assert [p.shape for p in jagged['im'][1]] == [(16, 24, 3)]
