@@ -250,7 +250,7 @@ class Explorer(pn.viewable.Viewer):
         # views
         self.overview = pn.panel(pn.bind(self._overview, s.param.gid, s.param.dataset_label),
                                  css_classes=['overview'])
-        self.status = pn.pane.HTML(pn.bind(self._status, s.param.revision),
+        self.status = pn.pane.HTML(pn.bind(self._status, s.param.revision, s.param.gid),
                                    css_classes=['status-line'], sizing_mode='stretch_width')
         self.detail = pn.Column(self._detail_empty, css_classes=['detail'])
         s.param.watch(self._update_detail, ['click_xy', 'revision'])
@@ -429,11 +429,12 @@ class Explorer(pn.viewable.Viewer):
             return
         self.state.click_xy = (float(x), float(y))
 
-    def _status(self, revision) -> str:
+    def _status(self, revision, gid=None) -> str:
         s = self.state
         _, overall = views.coverage(s.pools, s.shared.dset, s.pad)
         text = views.summary(s.pools, overall)
-        return f'<div class="status" data-revision="{revision}">{text}</div>'
+        return (f'<div class="status" data-revision="{revision}" data-gid="{gid}">'
+                f'image {gid} · {text}</div>')
 
     def _update_detail(self, event) -> None:
         s = self.state

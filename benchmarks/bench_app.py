@@ -1,0 +1,312 @@
+"""Speed of the explorer in a real browser (Playwright + Debian's chromium).
+
+Measures:
+
+1. demo: server start (``sampler-explorer serve --port 0``) to the URL printed,
+   page open to the first canvas, and process start to the first canvas;
+2. demo: a window-size change (typed into the window-height input, Enter) to
+   the updated preview (the status line and the overview's windows are
+   updated by the same server callback), and to the updated statistics, over
+   ``--changes`` changes: p50 / p95 / max;
+3. large: a synthetic dataset of 10,000 images and 100,000 annotations
+   (images 1000x800; 10 distinct PNG files shared by all image entries): server
+   start, first canvas, image selector search, next image (new overview),
+   statistics after a window change, and the same with 2,000 positives.
+
+Latencies are taken inside the page (``performance.now()`` at the key press and
+in a MutationObserver), so Playwright's round trips are not counted.
+
+Usage:
+    python benchmarks/bench_app.py [--changes 50] [--skip-large]
+
+Nothing is timed in the tests; the figures go to benchmarks/README-app.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'benchmarks'))
+from _data import print_machine_info, silence_warnings  # noqa: E402
+
+CHROMIUM = '/usr/bin/chromium'
+CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync', '--no-first-run']
+TIMEOUT = 120_000
+
+# installs window.__p: resolves with the ms between the Enter key in ``inputSel`` and the
+# first moment ``statusSel`` contains ``text`` (MutationObserver + animation-frame polling)
+_MEASURE_JS = '''
+([inputSel, statusSel, text]) => {
+  // "A B": B inside A, across shadow roots
+  const walk = (root, sel) => {
+    const hit = root.querySelector(sel);
+    if (hit) return hit;
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot) { const h = walk(el.shadowRoot, sel); if (h) return h; }
+    }
+    return null;
+  };
+  const find = (sel) => {
+    let node = document;
+    for (const part of sel.split(' ')) {
+      const root = node === document ? document : (node.shadowRoot || node);
+      node = walk(root, part);
+      if (!node) return null;
+    }
+    return node;
+  };
+  const input = find(inputSel);
+  let t0 = null;
+  window.__p = new Promise((resolve, reject) => {
+    let done = false;
+    const check = () => {
+      if (done || t0 === null) return;
+      const el = find(statusSel);
+      if (el && el.textContent.includes(text)) {
+        done = true; resolve(performance.now() - t0);
+      }
+    };
+    const obs = new MutationObserver(check);
+    obs.observe(document, {subtree: true, childList: true, characterData: true});
+    const root = find(statusSel);
+    if (root) obs.observe(root.getRootNode(), {subtree: true, childList: true,
+                                                characterData: true});
+    const poll = () => { check(); if (!done) requestAnimationFrame(poll); };
+    input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && t0 === null) { t0 = performance.now(); requestAnimationFrame(poll); }
+    }, {capture: true});
+    setTimeout(() => { if (!done) reject(new Error('timeout waiting for ' + text)); }, 60000);
+  });
+}
+'''
+
+
+def start_server(args, cwd):
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join([str(ROOT), env.get('PYTHONPATH', '')])
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, '-m', 'app.cli', 'serve', '--port', '0'] + args,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, cwd=cwd)
+    for line in proc.stdout:
+        match = re.search(r'serving .* at (http://\S+)', line)
+        if match:
+            import threading
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            return proc, match.group(1), time.perf_counter() - t0
+    proc.kill()
+    raise RuntimeError('server did not start')
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def timed_change(page, widget: str, value, status_sel: str, expect_text: str) -> float:
+    """ms from Enter in the widget's input to ``status_sel`` containing ``expect_text``."""
+    box = page.locator(f'.w-{widget} input').first
+    box.fill(str(value))
+    page.evaluate(_MEASURE_JS, [f'.w-{widget} input', status_sel, expect_text])
+    box.press('Enter')
+    return float(page.evaluate('() => window.__p'))
+
+
+def first_canvas(page, url) -> float:
+    t0 = time.perf_counter()
+    page.goto(url)
+    page.locator('.overview canvas').first.wait_for(state='visible', timeout=TIMEOUT)
+    return time.perf_counter() - t0
+
+
+def pct(values, q):
+    return float(np.percentile(np.asarray(values), q))
+
+
+def bench_demo(browser, n_changes: int, runs: int = 3) -> dict:
+    out = {'start_to_url': [], 'open_to_canvas': [], 'start_to_canvas': []}
+    with tempfile.TemporaryDirectory() as work:
+        for run in range(runs):
+            t0 = time.perf_counter()
+            proc, url, to_url = start_server(['--workdir', os.path.join(work, 'cache')], work)
+            try:
+                page = browser.new_page(viewport={'width': 1500, 'height': 1300})
+                page.set_default_timeout(TIMEOUT)
+                to_canvas = first_canvas(page, url)
+                out['start_to_url'].append(to_url)
+                out['open_to_canvas'].append(to_canvas)
+                out['start_to_canvas'].append(time.perf_counter() - t0)
+                if run == runs - 1:
+                    page.locator('.stats-numbers').wait_for(timeout=TIMEOUT)
+                    preview, stats = [], []
+                    for k in range(n_changes):
+                        h = 64 + 8 * (k % 20) + (0 if k % 40 < 20 else 4)
+                        preview.append(timed_change(page, 'window_h', h, '.status',
+                                                    f'window {h}x128'))
+                        # the statistics of that change (they follow on the next tick)
+                        page.locator('.stats-numbers tr', has_text='window (h x w)').filter(
+                            has_text=f'{h}x128').wait_for(timeout=TIMEOUT)
+                    # statistics latency measured on its own, same way
+                    for k in range(min(20, n_changes)):
+                        h = 300 + 4 * k
+                        stats.append(timed_change(page, 'window_h', h, '.stats-numbers',
+                                                  f'{h}x128'))
+                    out['preview_ms'] = preview
+                    out['stats_ms'] = stats
+                page.close()
+            finally:
+                stop(proc)
+    return out
+
+
+def make_large_dataset(root: Path, n_images=10_000, n_annots=100_000, width=1000, height=800,
+                       n_files=10, seed=0) -> Path:
+    """10,000 image entries (sharing ``n_files`` PNGs) with 100,000 boxes."""
+    import cv2
+    path = root / 'large.kwcoco.json'
+    if path.exists():
+        return path
+    rng = np.random.RandomState(seed)
+    (root / 'images').mkdir(parents=True, exist_ok=True)
+    for f in range(n_files):
+        img = (rng.rand(height // 20, width // 20, 3) * 255).astype(np.uint8)
+        img = cv2.resize(img, (width, height), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(root / 'images' / f'base_{f:02d}.png'), img)
+    images = [{'id': g, 'file_name': f'images/base_{(g - 1) % n_files:02d}.png',
+               'name': f'img_{g:05d}', 'width': width, 'height': height}
+              for g in range(1, n_images + 1)]
+    cats = [{'id': c, 'name': f'cat{c}'} for c in range(1, 11)]
+    gids = rng.randint(1, n_images + 1, n_annots)
+    w = rng.uniform(8, 150, n_annots).round(1)
+    h = rng.uniform(8, 150, n_annots).round(1)
+    x = (rng.rand(n_annots) * (width - w)).round(1)
+    y = (rng.rand(n_annots) * (height - h)).round(1)
+    cids = rng.randint(1, 11, n_annots)
+    anns = [{'id': i + 1, 'image_id': int(g), 'category_id': int(c),
+             'bbox': [float(a), float(b), float(cw), float(ch)], 'area': float(cw * ch)}
+            for i, (g, c, a, b, cw, ch) in enumerate(zip(gids, cids, x, y, w, h))]
+    path.write_text(json.dumps({'categories': cats, 'images': images, 'annotations': anns}))
+    return path
+
+
+def bench_large(browser, root: Path) -> dict:
+    path = make_large_dataset(root)
+    out = {}
+    t0 = time.perf_counter()
+    proc, url, to_url = start_server([str(path), '--workdir', str(root / 'cache')], root)
+    try:
+        out['start_to_url'] = to_url
+        page = browser.new_page(viewport={'width': 1500, 'height': 1300})
+        page.set_default_timeout(TIMEOUT)
+        out['open_to_canvas'] = first_canvas(page, url)
+        out['start_to_canvas'] = time.perf_counter() - t0
+        page.locator('.stats-numbers').wait_for(timeout=TIMEOUT)
+        # selector: search narrows the list of 10,000 images
+        search = []
+        for k, text in enumerate(['img_0999', 'img_05', 'img_1234', 'img_0', 'img_09876']):
+            n = sum(1 for g in range(1, 10_001) if text in f'img_{g:05d}')
+            box = page.locator('.w-search input').first
+            box.fill(text)
+            page.evaluate(_MEASURE_JS, ['.w-search input', '.image-count',
+                                        f'{n} of 10000 images match'])
+            box.press('Enter')
+            search.append(float(page.evaluate('() => window.__p')))
+        out['search_ms'] = search
+        page.locator('.w-search input').first.fill('')
+        page.locator('.w-search input').first.press('Enter')
+        page.locator('.image-count').filter(has_text='10000 of 10000').wait_for(timeout=TIMEOUT)
+        # overview: next image -> a new plot
+        nexts = []
+        for k in range(5):
+            old = page.locator('.overview canvas').first.element_handle()
+            t = time.perf_counter()
+            page.locator('.w-next_button button').click()
+            page.wait_for_function('(el) => !el.isConnected', arg=old, timeout=TIMEOUT)
+            page.locator('.overview canvas').first.wait_for(state='visible', timeout=TIMEOUT)
+            nexts.append((time.perf_counter() - t) * 1000)
+        out['next_image_ms'] = nexts
+        # statistics after a window change (16 positives, 16 negatives)
+        out['stats_ms'] = [timed_change(page, 'window_h', 100 + 8 * k, '.stats-numbers',
+                                        f'{100 + 8 * k}x128') for k in range(5)]
+        out['preview_ms'] = [timed_change(page, 'window_h', 200 + 8 * k, '.status',
+                                          f'window {200 + 8 * k}x128') for k in range(5)]
+        # a bigger pool: 2,000 positives
+        big = []
+        box = page.locator('.w-n_pos input').first
+        for k, n in enumerate([2000, 2001, 2002]):
+            box.fill(str(n))
+            page.evaluate(_MEASURE_JS, ['.w-n_pos input', '.stats-numbers', f'positives{n}'])
+            box.press('Enter')
+            big.append(float(page.evaluate('() => window.__p')))
+        out['stats_2000_ms'] = big
+        page.close()
+    finally:
+        stop(proc)
+    return out
+
+
+def summary(values) -> str:
+    return (f'p50 {statistics.median(values):.0f} ms, p95 {pct(values, 95):.0f} ms, '
+            f'max {max(values):.0f} ms (n={len(values)})')
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description='explorer speed in a real browser')
+    parser.add_argument('--changes', type=int, default=50)
+    parser.add_argument('--skip-large', action='store_true')
+    parser.add_argument('--json', default=None, help='also write the raw figures here')
+    args = parser.parse_args(argv)
+    silence_warnings()
+    print_machine_info()
+    from playwright.sync_api import sync_playwright
+    results = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        demo = bench_demo(browser, args.changes)
+        results['demo'] = demo
+        print('demo (shapes8, 8 images 600x600):')
+        print(f"  server start -> URL printed: "
+              f"{', '.join(f'{v:.2f}' for v in demo['start_to_url'])} s")
+        print(f"  page open -> first canvas:   "
+              f"{', '.join(f'{v:.2f}' for v in demo['open_to_canvas'])} s")
+        print(f"  server start -> first canvas: "
+              f"{', '.join(f'{v:.2f}' for v in demo['start_to_canvas'])} s (target < 3 s)")
+        print(f"  window change -> preview:    {summary(demo['preview_ms'])} (target p95 < 150 ms)")
+        print(f"  window change -> statistics: {summary(demo['stats_ms'])}")
+        if not args.skip_large:
+            with tempfile.TemporaryDirectory() as tmp:
+                large = bench_large(browser, Path(tmp))
+            results['large'] = large
+            print('large (10,000 images 1000x800, 100,000 annotations):')
+            print(f"  server start -> URL printed: {large['start_to_url']:.2f} s")
+            print(f"  page open -> first canvas:   {large['open_to_canvas']:.2f} s")
+            print(f"  server start -> first canvas: {large['start_to_canvas']:.2f} s")
+            print(f"  selector search -> list:     {summary(large['search_ms'])} (target < 1 s)")
+            print(f"  next image -> new overview:  {summary(large['next_image_ms'])} "
+                  f"(target < 1 s)")
+            print(f"  window change -> preview:    {summary(large['preview_ms'])}")
+            print(f"  window change -> statistics: {summary(large['stats_ms'])} (target < 1 s)")
+            print(f"  n_pos=2000 -> statistics:    {summary(large['stats_2000_ms'])}")
+        browser.close()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
