@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 import warnings
 from collections import OrderedDict
 from typing import Any
@@ -99,6 +100,23 @@ def coerce_channels(channels: Any):
     """
     if channels is None or channels is NoParam:
         return None
+    if isinstance(channels, str):
+        try:
+            return _CHANNEL_MEMO[channels]
+        except KeyError:
+            pass
+        spec = _coerce_channels(channels)
+        if len(_CHANNEL_MEMO) < 4096:
+            _CHANNEL_MEMO[channels] = spec
+        return spec
+    return _coerce_channels(channels)
+
+
+#: parsed channel codes (FusedChannelSpec objects are not modified after parsing)
+_CHANNEL_MEMO: dict = {}
+
+
+def _coerce_channels(channels):
     from delayed_image.channel_spec import ChannelSpec, FusedChannelSpec
     if isinstance(channels, str):
         if channels.strip() == '<all>':
@@ -263,14 +281,15 @@ class _DelayedState:
         self._dataset_channels = None
         self._dataset_key = None
         self.warned: set = set()
+        self.checked: set = set()
+        self.vid_warps: dict = {}
+        self.lock = threading.Lock()
 
     def __getstate__(self):
-        return {'frames': self.frames, 'trees': OrderedDict(), 'image_channels': {},
-                'num_bands': {}, '_dataset_channels': None, '_dataset_key': None,
-                'warned': set()}
+        return {'frames': self.frames}
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
+        self.__init__(state['frames'])
 
     @property
     def dset(self):
@@ -359,6 +378,9 @@ class _DelayedState:
         known = self.dataset_channels()
         if known is None:
             return
+        key = (self._dataset_key, spec.spec)
+        if key in self.checked:
+            return
         names = spec.as_list()
         missing = [n for n in names if n not in known]
         if len(missing) == len(names):
@@ -368,6 +390,18 @@ class _DelayedState:
             self.warned.add(spec.spec)
             warnings.warn(f'channels {missing} of {spec.spec!r} exist in no image of the '
                           f'dataset; they come back as nodata (NaN)')
+        self.checked.add(key)
+
+    def vid_warp(self, gid):
+        """``(warp_vid_from_img, its inverse)`` as 3x3 arrays, ``(None, None)`` for identity."""
+        try:
+            return self.vid_warps[gid]
+        except KeyError:
+            pass
+        m = np.asarray(_warp_vid_from_img(self.dset, gid).matrix, dtype=np.float64)
+        out = (None, None) if np.array_equal(m, np.eye(3)) else (m, np.linalg.inv(m))
+        self.vid_warps[gid] = out
+        return out
 
     # ------------------------------------------------------------ trees
     def coco_image(self, gid):
@@ -384,10 +418,11 @@ class _DelayedState:
         key = (gid, None if spec is None else spec.spec, space, interpolation, antialias,
                _hashable(nodata))
         trees = self.trees
-        tree = trees.get(key)
-        if tree is not None:
-            trees.move_to_end(key)
-            return tree
+        with self.lock:
+            tree = trees.get(key)
+            if tree is not None:
+                trees.move_to_end(key)
+                return tree
         from delayed_image.delayed_leafs import DelayedLoad
         coco_img = self.coco_image(gid)
         tree = coco_img.imdelay(channels=spec, space=space, interpolation=interpolation,
@@ -402,9 +437,10 @@ class _DelayedState:
                 leaf.lazy_ref = _AssetRef(self.frames, str(leaf.fpath), hw, num_bands, nodata)
                 leaf.meta['num_overviews'] = 0
         tree = tree.prepare()
-        trees[key] = tree
-        while len(trees) > MAX_CACHED_TREES:
-            trees.popitem(last=False)
+        with self.lock:
+            trees[key] = tree
+            while len(trees) > MAX_CACHED_TREES:
+                trees.popitem(last=False)
         return tree
 
 
@@ -475,31 +511,38 @@ def _safe_nearest_warp_cls():
 _SAFE_NEAREST_WARP = None
 
 
-def _guard_nearest(node):
-    """Make every nearest ``DelayedWarp`` under ``node`` a safe one (see above)."""
+def _set_warp_params(node, interpolation: str, antialias: bool) -> None:
+    """Set ``interpolation`` / ``antialias`` on every node of a tree that has them.
+
+    What delayed_image's ``_set_nested_params`` does, in one walk that also makes
+    every nearest ``DelayedWarp`` a safe one (see :func:`_safe_nearest_warp_cls`).
+    """
     from delayed_image.delayed_nodes import DelayedWarp
-    safe = _safe_nearest_warp_cls()
+    safe = _safe_nearest_warp_cls() if interpolation == 'nearest' else None
     stack, seen = [node], set()
     while stack:
         item = stack.pop()
         if id(item) in seen:
             continue
         seen.add(id(item))
-        if type(item) is DelayedWarp and item.meta.get('interpolation') == 'nearest':
+        meta = item.meta
+        if 'interpolation' in meta:
+            meta['interpolation'] = interpolation
+        if 'antialias' in meta:
+            meta['antialias'] = antialias
+        if safe is not None and type(item) is DelayedWarp:
             item.__class__ = safe
         sub = getattr(item, 'subdata', None)
         if sub is not None:
             stack.append(sub)
         stack.extend(getattr(item, 'parts', None) or [])
-    return node
 
 
 def _finalize(node, interpolation: str, antialias: bool) -> np.ndarray:
     """``node.finalize`` of an optimised tree (nearest warps guarded)."""
-    # the same nested parameters ndsampler passes to finalize (optimize may reset them)
-    node._set_nested_params(interpolation=interpolation, antialias=antialias)
-    if interpolation == 'nearest':
-        _guard_nearest(node)
+    # the nested parameters ndsampler passes to finalize (optimize may reset them), and
+    # nearest warps guarded
+    _set_warp_params(node, interpolation, antialias)
     return np.asarray(node.finalize(prepare=False, optimize=False))
 
 
@@ -1053,9 +1096,11 @@ def _populate_annots(sampler, sample, fgids, space, tf_sample_from_space, kinds,
     if not (0.0 <= visible_thresh <= 1.0):
         raise ValueError(f'visible_thresh must be in [0, 1], got {visible_thresh!r}')
     dset = sampler.dset
+    state = _state(sampler.frames)
     target = sample['target']
     x0, y0, x1, y1 = sample['params']['sample_tlbr'].data.tolist()
-    window = kwimage.Boxes(np.array([[x0, y0, x1, y1]], dtype=np.float64), 'ltrb')
+    corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], dtype=np.float64)
+    m_sample = np.asarray(tf_sample_from_space.matrix, dtype=np.float64)
     geometry = sampler._geometry
     frame_dets, visibles = [], []
     for idx, gid in enumerate(fgids):
@@ -1064,10 +1109,14 @@ def _populate_annots(sampler, sample, fgids, space, tf_sample_from_space, kinds,
                                        rel_frame_index=idx, visible=np.empty(0))
             vis = np.empty(0)
         else:
-            tf_space_from_img = _warp_vid_from_img(dset, gid) if space == 'video' \
-                else kwimage.Affine.eye()
-            tf_sample_from_img = tf_sample_from_space @ tf_space_from_img
-            img_window = window.warp(tf_space_from_img.inv()).to_ltrb().data[0]
+            m_vid, m_img_from_vid = state.vid_warp(gid) if space == 'video' else (None, None)
+            if m_vid is None:  # image space, or an identity warp_img_to_vid
+                mat = m_sample
+                img_window = np.array([x0, y0, x1, y1], dtype=np.float64)
+            else:
+                mat = m_sample @ m_vid
+                xy = corners @ m_img_from_vid.T
+                img_window = np.concatenate([xy[:, :2].min(axis=0), xy[:, :2].max(axis=0)])
             img = dset.imgs[gid]
             if annot_ids is None:
                 aids, vis = sampler.regions.visible_aids(gid, img_window, visible_thresh)
@@ -1079,8 +1128,7 @@ def _populate_annots(sampler, sample, fgids, space, tf_sample_from_space, kinds,
                 xywh[:, 2:] += xywh[:, :2]
                 vis = visible_fractions(xywh, np.asarray(img_window, dtype=np.float64))
             space_dims = (int(img['height']), int(img['width']))
-            mat = tf_sample_from_img.matrix
-            if np.allclose(mat[:2, :2], np.eye(2)):
+            if mat[0, 0] == 1 and mat[1, 1] == 1 and mat[0, 1] == 0 and mat[1, 0] == 0:
                 dets = geometry.frame_dets(aids.tolist(), gid, (float(mat[0, 2]), float(mat[1, 2])),
                                            space_dims=space_dims, with_annots=kinds,
                                            rel_frame_index=idx, visible=vis)

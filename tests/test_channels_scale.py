@@ -153,6 +153,7 @@ def test_missing_channels_are_nan_never_an_error(multisensor_sampler):
     dset = sampler.dset
     with pytest.warns(UserWarning, match='exist in no image'):
         video._state(sampler.frames).warned.clear()
+        video._state(sampler.frames).checked.clear()
         both = sampler.load_sample({'vidid': 1, 'channels': 'B1|B8'})
     im = both['im']
     assert im.dtype == np.float32 and im.shape[-1] == 2
