@@ -79,7 +79,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``serve`` (also parsed by ``panel serve app/main.py --args ...``)."""
     p.add_argument('dataset', nargs='?', default=DEMO_DATASET,
                    help=f'a .kwcoco.json file or a demo key (default: {DEMO_DATASET}, generated '
-                        'locally; the demo list in the app also has shapes32, vidshapes8, '
+                        'locally; the demo list in the app also has shapes32, vidshapes3-frames6, '
                         'large2). Its folder is added to the allowed roots.')
     p.add_argument('--workdir', default=None,
                    help='frame cache folder (default: ~/.cache/sampler-explorer)')

@@ -25,7 +25,8 @@ DEMO_ROOT = Path(os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')
 DEMOS = {
     'shapes8': 'kwcoco shapes: 8 images 600x600, boxes, polygons, keypoints',
     'shapes32': 'kwcoco shapes: 32 images',
-    'vidshapes8': 'kwcoco vidshapes: 8 videos, frames browsed as images (no time axis)',
+    'vidshapes3-frames6': 'kwcoco vidshapes: 3 videos of 6 frames (time slider, clips in the '
+                          'detail pane)',
     'large2': '2 images 5000x4000 with 60 polygons each (tests the downsampled overview)',
 }
 

@@ -21,7 +21,7 @@ from app.state import URL_UI_KEYS, ExplorerState
 
 #: config fields with a hand-made widget; any other field gets a generic one
 _CUSTOM = {'version', 'dataset', 'dataset_hash', 'backend', 'workdir', 'window_dims', 'pad',
-           'pad_mode', 'pad_value', 'channels', 'visible_thresh', 'with_annots', 'categories',
+           'pad_mode', 'pad_value', 'scale', 'channels', 'visible_thresh', 'with_annots', 'categories',
            'n_pos', 'n_neg', 'neg_to_pos_ratio', 'neg_overlap', 'seed'}
 #: config fields kept in the URL (the rest: version, hash, workdir are not)
 URL_CONFIG_KEYS = ('dataset', 'backend', 'window_dims', 'pad', 'pad_mode', 'channels',
@@ -42,6 +42,28 @@ def ensure_extensions() -> None:
         _EXTENSIONS_LOADED = True
     elif pn.state.curdoc is not None:
         pn.config.notifications = True
+
+
+def _scale_text(value) -> str:
+    if value is None:
+        return ''
+    if isinstance(value, (list, tuple)):
+        return ', '.join(f'{float(v):g}' for v in value)
+    return f'{float(value):g}'
+
+
+def _parse_scale(text):
+    """'' -> None, '0.5' -> 0.5, '0.5, 0.25' -> [0.5, 0.25] (as the config stores it)."""
+    text = (text or '').strip()
+    if not text:
+        return None
+    try:
+        parts = [float(p) for p in text.replace(',', ' ').split()]
+    except ValueError:
+        raise ValueError(f'scale must be a number or two numbers "sy, sx", got {text!r}') from None
+    if len(parts) not in (1, 2) or min(parts) <= 0:
+        raise ValueError(f'scale must be one or two positive numbers, got {text!r}')
+    return parts[0] if len(parts) == 1 else parts
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -183,6 +205,9 @@ class Explorer(pn.viewable.Viewer):
             s.param.visible_thresh, step=0.05, value_throttled=s.visible_thresh)
         self.with_annots = pn.widgets.CheckButtonGroup.from_param(s.param.with_annots,
                                                                   name='with_annots')
+        self.scale = pn.widgets.TextInput(name='scale (empty: none; s or sy, sx)',
+                                          placeholder='e.g. 0.5')
+        self._link('scale', self.scale, to_widget=_scale_text, to_state=_parse_scale)
 
         # pools
         self.categories = pn.widgets.MultiChoice(name='positive categories (empty: all)',
@@ -203,6 +228,8 @@ class Explorer(pn.viewable.Viewer):
         self.backend = pn.widgets.Select.from_param(s.param.backend)
         self.gallery_size = pn.widgets.IntSlider.from_param(s.param.gallery_size,
                                                             name='gallery size')
+        self.detail_frames = pn.widgets.IntSlider.from_param(
+            s.param.detail_frames, name='detail clip frames (videos)')
         others = [k for k in s.FIELDS if k not in _CUSTOM]
         self.more = pn.Param(s.param, parameters=others, show_name=False,
                              default_layout=pn.Column) if others else None
@@ -232,6 +259,11 @@ class Explorer(pn.viewable.Viewer):
         self.image_select.param.watch(self._on_image_select, 'value')
         s.param.watch(lambda *_: self._update_image_options(),
                       ['search', 'image_categories', 'gid', 'dataset_label'])
+        self.frame_slider = pn.widgets.IntSlider(name='frame (time)', start=0, end=1, value=0,
+                                                 width=260, visible=False)
+        self.frame_slider.param.watch(self._on_frame, 'value_throttled')
+        self._update_frame_slider()
+        s.param.watch(lambda *_: self._update_frame_slider(), ['gid', 'dataset_label'])
         self.prev_button = pn.widgets.Button(name='◀ previous', width=100)
         self.next_button = pn.widgets.Button(name='next ▶', width=100)
         self.prev_button.on_click(lambda _: s.step_image(-1))
@@ -240,7 +272,7 @@ class Explorer(pn.viewable.Viewer):
         # a stable CSS class per widget (w-<attribute>) for tests and user styles
         for attr in ('demo_select', 'path_input', 'open_button', 'upload', 'window_mode',
                      'window_h', 'window_w', 'pad_h', 'pad_w', 'pad_mode', 'channels',
-                     'visible_thresh', 'with_annots', 'categories', 'n_pos', 'n_neg', 'neg_ratio',
+                     'visible_thresh', 'with_annots', 'scale', 'frame_slider', 'detail_frames', 'categories', 'n_pos', 'n_neg', 'neg_ratio',
                      'neg_overlap', 'seed', 'backend', 'gallery_size', 'download', 'config_upload',
                      'copy_button', 'search', 'image_categories', 'image_select', 'prev_button',
                      'next_button'):
@@ -253,7 +285,7 @@ class Explorer(pn.viewable.Viewer):
         self.status = pn.pane.HTML(pn.bind(self._status, s.param.revision, s.param.gid),
                                    css_classes=['status-line'], sizing_mode='stretch_width')
         self.detail = pn.Column(self._detail_empty, css_classes=['detail'])
-        s.param.watch(self._update_detail, ['click_xy', 'revision'])
+        s.param.watch(self._update_detail, ['click_xy', 'revision', 'detail_frames'])
         self._pending = False
         self._build_galleries()
         self._build_stats()
@@ -366,6 +398,30 @@ class Explorer(pn.viewable.Viewer):
         self.image_count.object = (f'{len(table)} of {len(s.shared.image_table)} images match'
                                    + (f' (first {shown} listed)' if shown < len(table) else ''))
 
+    def _update_frame_slider(self) -> None:
+        s = self.state
+        if s.gid is None:
+            self.frame_slider.visible = False
+            return
+        frames = views.video_frames(s.shared.dset, s.gid)
+        self._syncing = True
+        try:
+            if len(frames) > 1:
+                self.frame_slider.param.update(end=len(frames) - 1, value=frames.index(s.gid),
+                                               visible=True)
+            else:
+                self.frame_slider.visible = False
+        finally:
+            self._syncing = False
+
+    def _on_frame(self, event) -> None:
+        s = self.state
+        if self._syncing or s.gid is None or event.new is None:
+            return
+        frames = views.video_frames(s.shared.dset, s.gid)
+        if 0 <= event.new < len(frames):
+            s.gid = frames[event.new]
+
     def _on_image_select(self, event) -> None:
         if not self._syncing and event.new is not None:
             self.state.gid = int(event.new)
@@ -438,7 +494,7 @@ class Explorer(pn.viewable.Viewer):
 
     def _update_detail(self, event) -> None:
         s = self.state
-        if event.name == 'revision' and s.click_xy is None:
+        if event.name != 'click_xy' and s.click_xy is None:
             return                      # nothing shown: nothing to redo
         self.detail[:] = [self._detail(s.click_xy, s.revision)]
 
@@ -447,14 +503,15 @@ class Explorer(pn.viewable.Viewer):
         if click is None or s.gid is None:
             return self._detail_empty
         try:
-            sample = views.detail_sample(s.sampler, s.to_config(), s.gid, *click)
+            sample = views.detail_sample(s.sampler, s.to_config(), s.gid, *click,
+                                         n_frames=s.detail_frames)
+            element = views.detail_view(sample, s.shared.dset, self.colors)
         except Exception as ex:
             s.notify(f'cannot sample a window at {click}: {ex}')
             return pn.pane.Markdown(f'**cannot sample this window**: {ex}', width=420)
-        h, w = sample['im'].shape[:2]
-        side = 380
-        scale = side / max(h, w)
-        plot = views.detail_view(sample, s.shared.dset, self.colors).opts(
+        h, w = element.get(0).data.shape[:2]
+        scale = min(380 / h, 560 / w)
+        plot = element.opts(
             hv.opts.RGB(frame_width=max(60, int(w * scale)), frame_height=max(60, int(h * scale)),
                         invert_yaxis=True, xlim=(0, w), ylim=(0, h),
                         title=f'window at ({click[0]:.0f}, {click[1]:.0f}), image {s.gid}'),
@@ -625,10 +682,11 @@ class Explorer(pn.viewable.Viewer):
             pn.Card(self.demo_select, self.path_input, self.open_button, self.upload,
                     self.dataset_info, self.alert, title='Dataset', collapsed=False),
             pn.Card(self.window_mode, pn.Row(self.window_h, self.window_w),
-                    pn.Row(self.pad_h, self.pad_w), self.pad_mode, self.channels,
+                    pn.Row(self.pad_h, self.pad_w), self.pad_mode, self.scale, self.channels,
                     self.visible_thresh, self.with_annots, title='Windows'),
             pn.Card(self.categories, self.n_pos, self.n_neg, self.neg_ratio, self.neg_overlap,
-                    self.seed, self.backend, self.gallery_size, title='Pools'),
+                    self.seed, self.backend, self.gallery_size, self.detail_frames,
+                    title='Pools'),
         ]
         if self.more is not None:
             cards.append(pn.Card(self.more, title='More config', collapsed=True))
@@ -637,7 +695,8 @@ class Explorer(pn.viewable.Viewer):
         return cards
 
     def main(self) -> list:
-        browser = pn.Row(self.search, self.image_categories, self.image_select,
+        browser = pn.Row(self.search, self.image_categories,
+                         pn.Column(self.image_select, self.frame_slider),
                          pn.Column(pn.Row(self.prev_button, self.next_button), self.image_count))
         return [
             browser,

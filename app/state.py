@@ -49,7 +49,7 @@ INERT_KEYS = ('version', 'dataset_hash')
 POOL_KEYS = tuple(k for k in SamplingConfig.FIELDS
                   if k not in TARGET_KEYS + SAMPLER_KEYS + INERT_KEYS)
 #: UI keys kept in the URL besides the config
-URL_UI_KEYS = ('gid', 'search', 'image_categories', 'gallery_size')
+URL_UI_KEYS = ('gid', 'search', 'image_categories', 'gallery_size', 'detail_frames')
 
 #: the largest window side the explorer samples, pixels
 MAX_WINDOW = 4096
@@ -86,6 +86,8 @@ class ExplorerState(SamplingConfig):
         'load_item index of the gallery window highlighted in the overview.'))
     gallery_size = param.Integer(default=6, bounds=(1, 24), doc=(
         'Positives and negatives shown in each gallery.'))
+    detail_frames = param.Integer(default=1, bounds=(1, 8), doc=(
+        'Frames of the clip sampled on a click when the image is a video frame.'))
 
     # --- internal: what views read -------------------------------------------
     pools = param.Parameter(default=None, precedence=-1, doc='app.pools.Pools of this session.')
@@ -94,7 +96,8 @@ class ExplorerState(SamplingConfig):
         'Last problem for the user: {"level", "text", "serial"}.'))
     dataset_label = param.String(default='', precedence=-1, doc='The loaded dataset.')
 
-    UI_KEYS = ('gid', 'search', 'image_categories', 'click_xy', 'selected_item', 'gallery_size')
+    UI_KEYS = ('gid', 'search', 'image_categories', 'click_xy', 'selected_item', 'gallery_size',
+               'detail_frames')
 
     def __init__(self, dataset=DEFAULT_DEMO, roots=None, **params):
         ui = {k: params.pop(k) for k in list(params) if k in self.UI_KEYS}

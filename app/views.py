@@ -45,6 +45,15 @@ def image_options(table, limit: int = 500) -> dict:
     return dict(zip(sub['label'].tolist(), sub['gid'].tolist()))
 
 
+def video_frames(dset, gid: int) -> list:
+    """Image ids of the video ``gid`` belongs to, in frame order (``[gid]`` when none)."""
+    vidid = dset.imgs[gid].get('video_id')
+    if vidid is None:
+        return [gid]
+    gids = list(dset.index.vidid_to_gids.get(vidid, [gid]))
+    return sorted(gids, key=lambda g: (dset.imgs[g].get('frame_index', 0), g))
+
+
 # ---------------------------------------------------------------- overview
 def image_region(sampler, gid: int, x_range=None, y_range=None, max_px: int = OVERVIEW_PX):
     """A strided read of the visible part of an image, at most ``max_px`` a side.
@@ -245,13 +254,24 @@ def click_window(config, x: float, y: float) -> tuple[float, float, float, float
     return (x0, y0, x0 + w, y0 + h)
 
 
-def detail_sample(sampler, config, gid: int, x: float, y: float) -> dict:
+def detail_sample(sampler, config, gid: int, x: float, y: float, n_frames: int = 1) -> dict:
     """``CocoSampler.load_sample`` of the window centred on ``(x, y)`` with clipped annots.
 
     The window has the config's window_dims (128x128 when None), pad, pad
-    mode and channels; ``target['clip_annots']`` gives ``annots['clipped_dets']``.
+    mode, scale and channels; ``target['clip_annots']`` gives
+    ``annots['clipped_dets']``. With ``n_frames > 1`` and an image that is a
+    video frame, the target is a clip of ``n_frames`` frames of its video (fewer
+    if the video is shorter) starting at that frame, or earlier when the video
+    ends first (``im`` is then ``(T, H, W, C)``).
     """
     target = {'gid': int(gid), 'cx': float(x), 'cy': float(y)}
+    frames = video_frames(sampler.dset, gid) if n_frames > 1 else [gid]
+    if len(frames) > 1:
+        t0 = frames.index(gid)
+        t0 = max(0, min(t0, len(frames) - n_frames))
+        target = {'vidid': sampler.dset.imgs[gid]['video_id'],
+                  'time_slice': slice(t0, min(len(frames), t0 + n_frames)),
+                  'cx': float(x), 'cy': float(y)}
     target.update(config.target_extra())
     target['window_dims'] = detail_dims(config)
     target['clip_annots'] = True
@@ -297,12 +317,33 @@ def _class_lookup(dset) -> dict:
     return {cid: cat['name'] for cid, cat in dset.cats.items()}
 
 
-def detail_view(sample: dict, dset, colors: dict | None = None) -> hv.Overlay:
-    """The sampled window (``im``) with its clipped annotations, window pixels."""
-    im = to_rgb8(sample['im'])
-    h, w = im.shape[:2]
-    dets = sample['annots'].get('clipped_dets', sample['annots']['frame_dets'])[0]
-    return rgb_element(im, (0, 0, w, h)) * dets_overlay(dets, _class_lookup(dset), colors)
+def detail_view(sample: dict, dset, colors: dict | None = None, gap: int = 4) -> hv.Overlay:
+    """The sampled window (``im``) with its clipped annotations, window pixels.
+
+    A clip ``(T, H, W, C)`` is drawn as its frames side by side (``gap`` pixels
+    apart), each with its own frame's annotations.
+    """
+    im = np.asarray(sample['im'])
+    annots = sample['annots']
+    per_frame = annots.get('clipped_dets', annots['frame_dets'])
+    frames = im if im.ndim == 4 else im[None]
+    h, w = frames.shape[1:3]
+    strip = np.full((h, len(frames) * (w + gap) - gap, 3), 255, np.uint8)
+    moved = []
+    for t, frame in enumerate(frames):
+        x0 = t * (w + gap)
+        strip[:, x0:x0 + w] = to_rgb8(frame)
+        if t < len(per_frame) and len(per_frame[t]):
+            moved.append(per_frame[t].translate((x0, 0)) if x0 else per_frame[t])
+    if not moved:
+        dets = annots['frame_dets'][0]
+    elif len(moved) == 1:
+        dets = moved[0]
+    else:
+        import kwimage
+        dets = kwimage.Detections.concatenate(moved)
+    return rgb_element(strip, (0, 0, strip.shape[1], h)) * dets_overlay(
+        dets, _class_lookup(dset), colors)
 
 
 def params_table(sample: dict):
@@ -311,14 +352,15 @@ def params_table(sample: dict):
     p, t = sample['params'], sample['target']
     tf = np.asarray(p['tf_rel_to_abs'])
     rows = [
-        ('gid', t['gid']),
+        ('gid', t['gid'] if 'vidid' not in t else
+         f"video {t['vidid']}, frames {list(p.get('frame_gids', []))}"),
         ('center (cx, cy)', f"({t.get('cx', float('nan')):.1f}, {t.get('cy', float('nan')):.1f})"),
         ('window_dims (h, w)', tuple(int(v) for v in t['window_dims'])),
         ('pad', p['pad']),
         ('offset (dx, dy)', tuple(int(v) for v in np.asarray(p['offset']).tolist())),
         ('tf_rel_to_abs', '[' + '; '.join(' '.join(f'{v:g}' for v in r) for r in tf) + ']'),
         ('sample ltrb', tuple(int(v) for v in p['sample_tlbr'].to_ltrb().data.ravel())),
-        ('im shape', tuple(sample['im'].shape)),
+        ('im shape', tuple(np.asarray(sample['im']).shape)),
         ('annotations', len(sample['annots']['aids'])),
     ]
     return pd.DataFrame(rows, columns=['param', 'value']).astype({'value': str})

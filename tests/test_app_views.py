@@ -291,3 +291,58 @@ def test_layout_renders_offline(explorer):
     assert '★' in shown[1]['button'].name
     explorer.state.window_dims = (200, 64)
     assert '200x64' in explorer.stats_numbers.object
+
+
+# ---------------------------------------------------------------- video and scale
+def test_video_time_slider_walks_the_frames():
+    import param
+
+    from app.layout import Explorer
+    e = Explorer('vidshapes3-frames6', backend=None, n_pos=4)
+    dset = e.state.shared.dset
+    frames = views.video_frames(dset, e.state.gid)
+    assert len(frames) == 6 and e.frame_slider.visible and e.frame_slider.end == 5
+    assert [dset.imgs[g]['frame_index'] for g in frames] == list(range(6))
+    with param.edit_constant(e.frame_slider):
+        e.frame_slider.value_throttled = 3
+    assert e.state.gid == frames[3]
+    e.state.gid = frames[5]
+    assert e.frame_slider.value == 5
+    still = Explorer('shapes8', backend=None, n_pos=2)
+    assert not still.frame_slider.visible
+
+
+def test_detail_clip_of_a_video_frame():
+    state = ExplorerState(dataset='vidshapes3-frames6', backend=None, n_pos=4,
+                          window_dims=(64, 80))
+    dset = state.shared.dset
+    frames = views.video_frames(dset, state.gid)
+    gid = frames[4]
+    sample = views.detail_sample(state.sampler, state.to_config(), gid, 150, 200, n_frames=3)
+    assert sample['im'].shape[:3] == (3, 64, 80)        # moved back to fit the video
+    assert list(sample['params']['frame_gids']) == frames[3:6]
+    sample = views.detail_sample(state.sampler, state.to_config(), frames[1], 150, 200,
+                                 n_frames=3)
+    assert sample['im'].shape[:3] == (3, 64, 80)
+    el = views.detail_view(sample, dset, gap=4)
+    assert el.get(0).data.shape[:2] == (64, 3 * 80 + 2 * 4)
+    n = sum(len(d) for d in sample['annots']['clipped_dets'])
+    assert len(el.get(1)) == n
+    table = dict(zip(*views.params_table(sample).to_dict('list').values()))
+    assert table['gid'].startswith('video')
+
+
+def test_scale_is_tuned_live():
+    from app.layout import Explorer
+    e = Explorer('shapes8', backend=None, n_pos=2, window_dims=(64, 64))
+    e.scale.value = '0.5'
+    assert e.state.scale == 0.5
+    sample = views.detail_sample(e.state.sampler, e.state.to_config(), e.state.gid, 100, 100)
+    assert sample['im'].shape[:2] == (32, 32)
+    assert e.state.sampler.load_item(0)['im'].shape[:2] == (32, 32)
+    e.scale.value = '0.5, 0.25'
+    assert e.state.scale == [0.5, 0.25]
+    e.scale.value = 'big'
+    assert e.state.scale == [0.5, 0.25] and 'scale' in e.state.message['text']
+    e.scale.value = ''
+    assert e.state.scale is None
