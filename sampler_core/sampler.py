@@ -373,6 +373,9 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         """
         if isinstance(image_id, dict):
             target_ = self._infer_target_attributes(image_id)
+            if target_.get('gids') is not None:  # 3-D: all frames, window in video space
+                aids = video.window_aids(self, target_, image_id.get('visible_thresh', 0.0))
+                return [self.dset.anns[aid] for aid in aids]
             outer, _, _ = embed_window(target_['space_slice'], coerce_pad(target_.get('pad')),
                                        target_['data_dims'])
             ltrb = [outer[1].start, outer[0].start, outer[1].stop, outer[0].stop]

@@ -1087,6 +1087,45 @@ def load_sample(sampler, target_: dict, with_annots=('boxes',), annot_ids=None,
     return sample
 
 
+def _image_window(state, gid, space: str, window):
+    """``(warp_vid_from_img or None, window in image space)`` of a space-``space`` window.
+
+    The image-space window is the bounding box of the window's corners warped by
+    the inverse of ``warp_img_to_vid`` (the window itself in image space).
+    """
+    x0, y0, x1, y1 = (float(v) for v in window)
+    m_vid, m_img_from_vid = state.vid_warp(gid) if space == 'video' else (None, None)
+    if m_vid is None:
+        return None, np.array([x0, y0, x1, y1], dtype=np.float64)
+    corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], dtype=np.float64)
+    xy = corners @ m_img_from_vid.T
+    return m_vid, np.concatenate([xy[:, :2].min(axis=0), xy[:, :2].max(axis=0)])
+
+
+def window_aids(sampler, target_: dict, visible_thresh: float = 0.0) -> list[int]:
+    """Annotation ids of every frame of a resolved 3-D target inside its padded window.
+
+    Example:
+        >>> import sampler_core as ndsampler
+        >>> self = ndsampler.CocoSampler.demo('vidshapes1', num_frames=2, image_size=(64, 64))
+        >>> t = self._infer_target_attributes({'vidid': 1, 'space_slice': (slice(0, 40),
+        ...                                                             slice(20, 64))})
+        >>> window_aids(self, t) == self.load_sample(t)['annots']['aids'].tolist()
+        True
+    """
+    state = _state(sampler.frames)
+    _, ((pt, pb), (pl, pr)) = _coerce_video_pad(target_.get('pad'))
+    sl_y, sl_x = target_['space_slice']
+    window = (sl_x.start - pl, sl_y.start - pt, sl_x.stop + pr, sl_y.stop + pb)
+    space = 'video' if target_.get('vidid') is not None else 'image'
+    out = []
+    for gid in frame_gids(sampler, target_):
+        if gid is not None:
+            _, img_window = _image_window(state, gid, space, window)
+            out.extend(sampler.regions.visible_aids(gid, img_window, visible_thresh)[0].tolist())
+    return out
+
+
 def _populate_annots(sampler, sample, fgids, space, tf_sample_from_space, kinds, annot_ids,
                      visible_thresh) -> None:
     import kwimage
@@ -1099,7 +1138,6 @@ def _populate_annots(sampler, sample, fgids, space, tf_sample_from_space, kinds,
     state = _state(sampler.frames)
     target = sample['target']
     x0, y0, x1, y1 = sample['params']['sample_tlbr'].data.tolist()
-    corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], dtype=np.float64)
     m_sample = np.asarray(tf_sample_from_space.matrix, dtype=np.float64)
     geometry = sampler._geometry
     frame_dets, visibles = [], []
@@ -1109,14 +1147,8 @@ def _populate_annots(sampler, sample, fgids, space, tf_sample_from_space, kinds,
                                        rel_frame_index=idx, visible=np.empty(0))
             vis = np.empty(0)
         else:
-            m_vid, m_img_from_vid = state.vid_warp(gid) if space == 'video' else (None, None)
-            if m_vid is None:  # image space, or an identity warp_img_to_vid
-                mat = m_sample
-                img_window = np.array([x0, y0, x1, y1], dtype=np.float64)
-            else:
-                mat = m_sample @ m_vid
-                xy = corners @ m_img_from_vid.T
-                img_window = np.concatenate([xy[:, :2].min(axis=0), xy[:, :2].max(axis=0)])
+            m_vid, img_window = _image_window(state, gid, space, (x0, y0, x1, y1))
+            mat = m_sample if m_vid is None else m_sample @ m_vid
             img = dset.imgs[gid]
             if annot_ids is None:
                 aids, vis = sampler.regions.visible_aids(gid, img_window, visible_thresh)

@@ -422,3 +422,14 @@ def test_video_clip_annots_and_native_scale_padding_frames(samplers):
     pad_part, = jagged['im'][0]
     assert pad_part.shape == (16, 24, 3) and np.isnan(pad_part).all()
     assert [p.shape for p in jagged['im'][1]] == [(16, 24, 3)]
+
+
+def test_video_load_annotations_of_a_window(video_dset, samplers):
+    """load_annotations(target) on a 3-D target: the annotations of every frame's window."""
+    target = {'vidid': 1, 'time_slice': slice(1, 4), 'space_slice': (slice(10, 40), slice(5, 50)),
+              'pad': (2, 3)}
+    anns = samplers[None].load_annotations(dict(target))
+    want = []
+    for gid in list(video_dset.index.vidid_to_gids[1])[1:4]:
+        want += oracle_aids(video_dset, gid, (2, 8, 53, 42))
+    assert sorted(ann['id'] for ann in anns) == sorted(want)
