@@ -187,19 +187,25 @@ def clear_cache() -> None:
 def session_sampler(shared_sampler):
     """A per-session view of a shared sampler with its own pools.
 
-    The copy shares the dataset, frames, geometry cache, target table and
-    spatial index; ``regions`` is a shallow copy whose pool attributes start
-    empty, and ``config`` is unset. Preselecting on the copy never changes
-    the shared sampler.
+    The copy shares the dataset, frames and geometry cache; its ``regions`` is
+    a *fresh* ``CocoRegions`` (so every pool attribute starts as the class
+    defines it) that reuses the shared target table, spatial index and
+    negative anchors. ``config`` is unset. Preselecting on the copy never
+    changes the shared sampler.
     """
     sampler = copy.copy(shared_sampler)
-    regions = copy.copy(shared_sampler.regions)
-    regions._pos_select_idxs = None
-    regions._negative_pool = None
-    regions._negative_idx = 0
+    base = shared_sampler.regions
+    regions = type(base)(base.dset, workdir=base.workdir, verbose=0)
+    for name in _SHARED_REGION_CACHES:
+        if getattr(base, name, None) is not None:
+            setattr(regions, name, getattr(base, name))
     sampler.regions = regions
     sampler.config = None
     return sampler
+
+
+#: lazily built, read-only tables of CocoRegions that sessions share
+_SHARED_REGION_CACHES = ('_targets', '_isect_index', '_neg_anchors')
 
 
 @dataclass
@@ -270,16 +276,22 @@ def pool_rows(regions) -> tuple[dict, dict]:
     """``(positives, negatives)`` of a preselected ``CocoRegions`` as column dicts.
 
     Reads the pool arrays directly (``get_positive`` one by one is too slow
-    for large pools) and falls back to the public getters when the internals
-    differ.
+    for large pools) when they have the expected sizes, and falls back to the
+    public getters otherwise.
     """
     cols = ('aid', 'gid', 'category_id', 'cx', 'cy', 'width', 'height')
     try:
-        t = regions.targets
-        sel = regions._pos_select_idxs
-        pos = {k: (np.asarray(t[k]) if sel is None else np.asarray(t[k])[sel]) for k in cols}
+        windows = getattr(regions, '_pos_windows', None)
+        if windows is not None:       # grid mode: explicit windows
+            pos = {k: np.asarray(windows[k]) for k in cols}
+        else:
+            t = regions.targets
+            sel = regions._pos_select_idxs
+            pos = {k: (np.asarray(t[k]) if sel is None else np.asarray(t[k])[sel]) for k in cols}
         negp = regions._negative_pool or {k: [] for k in cols}
         neg = {k: np.asarray(negp[k]) for k in cols}
+        if len(pos['gid']) != regions.n_positives or len(neg['gid']) != regions.n_negatives:
+            raise TypeError('pool internals changed')
     except (AttributeError, KeyError, TypeError):
         prow = [regions.get_positive(i) for i in range(regions.n_positives)]
         nrow = [regions.get_negative(i) for i in range(regions.n_negatives)]

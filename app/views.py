@@ -422,7 +422,8 @@ def class_balance(pools, dset):
     """``pandas.DataFrame`` (category, windows): positives per category, negatives last."""
     import pandas as pd
     counts = pools.pos['category_id'].value_counts()
-    names = [dset.cats[c]['name'] if c in dset.cats else str(c) for c in counts.index]
+    names = [dset.cats[c]['name'] if c in dset.cats else
+             ('(grid windows)' if c == -1 else str(c)) for c in counts.index]
     df = pd.DataFrame({'category': names, 'windows': counts.to_numpy()})
     df = df.sort_values('category', kind='stable').reset_index(drop=True)
     neg = pd.DataFrame({'category': ['(negatives)'], 'windows': [pools.n_neg]})

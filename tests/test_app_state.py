@@ -292,3 +292,28 @@ def test_import_app_loads_no_gui():
             'bad = [m for m in ("panel", "holoviews", "bokeh") if m in sys.modules]\n'
             'assert not bad, bad\n')
     subprocess.run([sys.executable, '-c', code], check=True)
+
+
+@pytest.mark.parametrize('extra', [
+    {},
+    {'window_dims': None},
+    {'mode': 'grid', 'window_dims': (200, 200)},
+    {'balance': 'inverse'},
+    {'split_by': 'image', 'val_fraction': 0.5},
+    {'scale': 0.5},
+], ids=['random', 'box-size', 'grid', 'balanced', 'split', 'scaled'])
+def test_state_pool_tables_are_the_windows_load_item_returns(extra):
+    """Whatever the config (fields added to SamplingConfig later too), the tables the
+    overview draws are the windows the training loop gets."""
+    state = ExplorerState(dataset='shapes8', backend=None, n_pos=6, n_neg=4)
+    known = {k: v for k, v in extra.items() if k in SamplingConfig.FIELDS}
+    if len(known) < len(extra):
+        pytest.skip(f'SamplingConfig has no {sorted(set(extra) - set(known))}')
+    state.param.update(**known)
+    assert state.message is None, state.message
+    pools = state.pools
+    for i in range(pools.n_pos + pools.n_neg):
+        row = pools.item(i)
+        sl = state.sampler.load_item(i)['target']['space_slice']
+        assert (row['y0'], row['x0'], row['y1'], row['x1']) == (
+            sl[0].start, sl[1].start, sl[0].stop, sl[1].stop), (i, row)
