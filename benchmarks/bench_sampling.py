@@ -1,0 +1,457 @@
+#!/usr/bin/env python
+"""Sampling throughput: sampler_core vs ndsampler 0.8.1 vs a raw numpy-memmap crop.
+
+One process, side by side, identical target lists:
+
+  (a) ours     sampler_core.CocoSampler(backend='npy').load_sample(target, with_annots=...)
+  (b) nd       ndsampler.CocoSampler(backend='npy').load_sample(target, with_annots=...)
+  (c) memmap   np.array(mm[y0:y1, x0:x1]) on np.load(<sampler_core .npy cache>, mmap_mode='r')
+               (memmaps opened once up front) -- the physical floor of any npy sampler.
+
+Cases: positives 256x256 with annotations, positives 1024x1024 with and without
+annotations, negatives 256x256 (with annotations, i.e. the empty annotation
+lookup). Targets are ``{'gid', 'cx', 'cy', 'window_dims'}`` with integer centres
+and windows fully inside the image (so the memmap floor needs no padding); they
+are shuffled across images, as a training loader would see them.
+
+Protocol: build the dataset once (cached in --workdir), prepare the .npy caches
+of both libraries, then per case: one timed "first pass" (reported in a separate
+table; it is also the warm-up: first touches of the mapped pages and, for
+sampler_core, parsing annotation geometry into its per-annotation cache -- empty
+only for the first case, later cases reuse annotations parsed before), then
+--repeats passes (libraries interleaved) timed with time.perf_counter, best kept.
+Pixel equality with the memmap crop and annotation counts are checked after
+the timing.
+
+Usage:
+    python benchmarks/bench_sampling.py                # full run (~ a few minutes)
+    python benchmarks/bench_sampling.py --quick        # smaller run
+    python benchmarks/bench_sampling.py --profile      # also cProfile sampler_core
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import os
+import pstats
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, os.fspath(HERE))
+sys.path.insert(0, os.fspath(HERE.parent))
+
+import _data  # noqa: E402
+
+_data.silence_warnings()
+
+#: case name -> (window_dims (h, w), kind, with_annots, target ratio spec)
+CASES = {
+    'pos256_annots': ((256, 256), 'pos', True),
+    'pos1024_annots': ((1024, 1024), 'pos', True),
+    'pos1024_noannots': ((1024, 1024), 'pos', False),
+    'neg256_annots': ((256, 256), 'neg', True),
+}
+
+#: the issue's targets: (case, 'nd' | 'floor', minimum ratio of ours to it)
+GOALS = [
+    ('pos256_annots', 'nd', 5.0),
+    ('pos1024_noannots', 'floor', 0.85),
+    ('pos1024_annots', 'floor', 0.85),
+    ('neg256_annots', 'nd', 3.0),
+]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--workdir', default='/tmp/sampler-bench',
+                        help='dataset + cache folder (default: %(default)s)')
+    parser.add_argument('--quick', action='store_true',
+                        help='smaller run: fewer samples per pass (dataset is the same)')
+    parser.add_argument('-n', '--num', type=int, default=None,
+                        help='samples per timed pass (default 500, 100 with --quick)')
+    parser.add_argument('--repeats', type=int, default=3, help='timed passes, best kept')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--cases', nargs='*', default=list(CASES), choices=list(CASES))
+    parser.add_argument('--no-ndsampler', action='store_true', help='skip ndsampler')
+    parser.add_argument('--lazy-nd', action='store_true',
+                        help="time ndsampler without copying its lazy memmap 'im' view "
+                             "(by default every library's 'im' is materialised)")
+    parser.add_argument('--profile', action='store_true',
+                        help='after the table, cProfile sampler_core on pos256_annots and '
+                             'pos1024_annots / pos1024_noannots and print the hot spots')
+    parser.add_argument('--profile-top', type=int, default=25)
+    return parser.parse_args(argv)
+
+
+# --------------------------------------------------------------------------
+# setup
+# --------------------------------------------------------------------------
+@contextlib.contextmanager
+def quiet():
+    """Swallow stdout / stderr (ndsampler's progress bars)."""
+    with open(os.devnull, 'w') as devnull, contextlib.redirect_stdout(devnull), \
+            contextlib.redirect_stderr(devnull):
+        yield
+
+
+def build_samplers(fpath, workdir, with_nd=True):
+    import kwcoco
+    import sampler_core
+    out = {}
+    t0 = time.perf_counter()
+    dset = kwcoco.CocoDataset(os.fspath(fpath))
+    ours = sampler_core.CocoSampler(dset, workdir=os.fspath(workdir / 'cache_sampler_core'),
+                                    backend='npy')
+    t1 = time.perf_counter()
+    ours.frames.prepare(verbose=0)
+    t2 = time.perf_counter()
+    out['ours'] = ours
+    print(f'sampler_core: init {t1 - t0:.2f} s, frames.prepare {t2 - t1:.2f} s '
+          f'(cache {ours.frames.cache_dpath})')
+    if with_nd:
+        import ndsampler
+        t0 = time.perf_counter()
+        dset2 = kwcoco.CocoDataset(os.fspath(fpath))
+        with quiet():
+            nd = ndsampler.CocoSampler(dset2, workdir=os.fspath(workdir / 'cache_ndsampler'),
+                                       backend='npy')
+        t1 = time.perf_counter()
+        with quiet():
+            nd.frames.prepare()
+        t2 = time.perf_counter()
+        out['nd'] = nd
+        print(f'ndsampler {ndsampler.__version__}: init {t1 - t0:.2f} s, frames.prepare '
+              f'{t2 - t1:.2f} s (cache {nd.frames.cache_dpath})')
+    return out
+
+
+def open_floor_memmaps(ours):
+    """``{gid: np.load(<sampler_core npy cache>, mmap_mode='r')}``."""
+    mms = {}
+    for gid in ours.image_ids:
+        fpath = ours.frames._cache_fpath(gid)
+        mms[gid] = np.load(os.fspath(fpath), mmap_mode='r')
+    return mms
+
+
+def make_targets(ours, num, seed):
+    """Identical target lists for every case, chosen from sampler_core's regions."""
+    rng = np.random.RandomState(seed)
+    table = ours.regions.targets
+    gids = np.asarray(table['gid'])
+    cx = np.round(np.asarray(table['cx'])).astype(int)
+    cy = np.round(np.asarray(table['cy'])).astype(int)
+    img_w = np.asarray(table['img_width'])
+    img_h = np.asarray(table['img_height'])
+    targets = {}
+    for name, (dims, kind, _) in CASES.items():
+        h, w = dims
+        if kind == 'pos':
+            inside = ((cx - w // 2 >= 0) & (cx + w // 2 <= img_w) &
+                      (cy - h // 2 >= 0) & (cy + h // 2 <= img_h))
+            rows = np.flatnonzero(inside)
+            rows = rng.choice(rows, size=num, replace=num > len(rows))
+            targets[name] = [
+                {'gid': int(gids[r]), 'cx': int(cx[r]), 'cy': int(cy[r]), 'window_dims': dims}
+                for r in rows.tolist()]
+        else:
+            ours.regions.preselect(n_pos=0, n_neg=num, window_dims=dims, rng=seed)
+            negs = [ours.regions.get_negative(i) for i in range(ours.regions.n_negatives)]
+            if len(negs) < num:
+                print(f'warning: only {len(negs)} negatives found for {name}')
+            out = []
+            for tr in negs:
+                # negative windows have integer corners; centre = corner + size / 2
+                out.append({'gid': int(tr['gid']), 'cx': int(round(tr['cx'])),
+                            'cy': int(round(tr['cy'])), 'window_dims': dims})
+            rng.shuffle(out)
+            targets[name] = out
+    return targets
+
+
+def window_of(tr):
+    h, w = tr['window_dims']
+    y0 = int(np.floor(tr['cy'] - h / 2))
+    x0 = int(np.floor(tr['cx'] - w / 2))
+    return y0, y0 + h, x0, x0 + w
+
+
+def materialize(sample):
+    """Make ``sample['im']`` an in-memory array.
+
+    ndsampler 0.8.1 (npy backend) returns ``im`` as a lazy ``np.memmap`` view:
+    no pixel is read until the consumer touches it. A training loader copies
+    it anyway (collate / torch.from_numpy of a read-only map), so the
+    benchmark forces that copy here; arrays that already own their memory
+    (sampler_core, the memmap floor) are left as they are (no extra copy).
+    """
+    im = sample['im']
+    if isinstance(im, np.memmap) or not im.flags['OWNDATA']:
+        sample['im'] = np.array(im)
+    return sample
+
+
+def make_loaders(samplers, mms, with_annots, lazy_nd=False):
+    loaders = {}
+    if 'ours' in samplers:
+        ours = samplers['ours']
+        loaders['ours'] = lambda tr: materialize(ours.load_sample(tr, with_annots=with_annots))
+    if 'nd' in samplers:
+        nd = samplers['nd']
+        if lazy_nd:
+            loaders['nd'] = lambda tr: nd.load_sample(tr, with_annots=with_annots)
+        else:
+            loaders['nd'] = lambda tr: materialize(nd.load_sample(tr, with_annots=with_annots))
+
+    def floor(tr):
+        y0, y1, x0, x1 = window_of(tr)
+        return {'im': np.array(mms[tr['gid']][y0:y1, x0:x1])}
+    loaders['floor'] = floor
+    return loaders
+
+
+# --------------------------------------------------------------------------
+# checks and timing
+# --------------------------------------------------------------------------
+def check_case(name, targets, loaders, with_annots, n_check=20):
+    """Same pixels from all three on the first targets; mean annotation counts."""
+    notes = []
+    ref = None
+    for tr in targets[:n_check]:
+        ims = {}
+        for lib, fn in loaders.items():
+            sample = fn(dict(tr))
+            ims[lib] = np.asarray(sample['im'])
+        ref = ims['floor']
+        for lib, im in ims.items():
+            if im.shape != ref.shape or not np.array_equal(im, ref):
+                notes.append(f'{name}: {lib} pixels differ from the memmap crop for {tr} '
+                             f'(shape {im.shape} vs {ref.shape})')
+                break
+    counts = {}
+    if with_annots:
+        for lib in ('ours', 'nd'):
+            if lib not in loaders:
+                continue
+            n = [len(loaders[lib](dict(tr))['annots']['aids']) for tr in targets[:100]]
+            counts[lib] = float(np.mean(n))
+    return notes, counts
+
+
+def time_pass(fn, targets):
+    # copy the dicts outside the timed region: both libraries copy the target anyway,
+    # but neither must see a dict mutated by the other.
+    trs = [dict(tr) for tr in targets]
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    for tr in trs:
+        fn(tr)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    return t1 - t0, c1 - c0
+
+
+def bench_case(name, targets, loaders, repeats):
+    """``{lib: {'first', 'best', 'best_cpu': samples/s, 'error': str | None}}``.
+
+    ``best`` uses wall time (time.perf_counter), ``best_cpu`` the process CPU
+    time (time.process_time) of the same passes: CPU time does not count the
+    time the process waited for a core, so it is less disturbed by other work
+    on a shared machine.
+    """
+    res = {lib: {'first': None, 'best': None, 'best_cpu': None, 'error': None}
+           for lib in loaders}
+    n = len(targets)
+    # first pass (cold): for the side table and as the warm-up
+    for lib, fn in loaders.items():
+        try:
+            res[lib]['first'] = n / time_pass(fn, targets)[0]
+        except Exception:
+            res[lib]['error'] = traceback.format_exc()
+            print(f'!! {lib} failed on {name}:\n{res[lib]["error"]}')
+    for _ in range(repeats):
+        for lib, fn in loaders.items():  # interleaved so drift hits everyone alike
+            if res[lib]['error']:
+                continue
+            wall, cpu = time_pass(fn, targets)
+            rate = n / wall
+            if res[lib]['best'] is None or rate > res[lib]['best']:
+                res[lib]['best'] = rate
+            rate = n / max(cpu, 1e-9)
+            if res[lib]['best_cpu'] is None or rate > res[lib]['best_cpu']:
+                res[lib]['best_cpu'] = rate
+    return res
+
+
+def fmt_rate(v):
+    return 'FAILED' if v is None else f'{v:,.0f}'
+
+
+def fmt_ratio(a, b, pct=False):
+    if a is None or b is None:
+        return 'n/a'
+    return f'{100 * a / b:.0f}%' if pct else f'{a / b:.2f}x'
+
+
+def print_main_table(results, counts, n_by_case, key):
+    print('| case | n | sampler_core | ndsampler 0.8.1 | memmap floor | ours/ndsampler '
+          '| ours/floor | mean annots ours / nd |')
+    print('|' + '---|' * 8)
+    for name, res in results.items():
+        o = res.get('ours', {}).get(key)
+        d = res.get('nd', {}).get(key)
+        f = res.get('floor', {}).get(key)
+        c = counts.get(name, {})
+        ann = (f"{c['ours']:.1f} / {c['nd']:.1f}" if 'ours' in c and 'nd' in c
+               else (f"{c['ours']:.1f} / -" if 'ours' in c else '-'))
+        print(f'| {name} | {n_by_case[name]} | {fmt_rate(o)} | '
+              f'{fmt_rate(d) if "nd" in res else "-"} | {fmt_rate(f)} | '
+              f'{fmt_ratio(o, d) if "nd" in res else "-"} | {fmt_ratio(o, f, pct=True)} | {ann} |')
+
+
+def print_tables(results, counts, n_by_case):
+    print()
+    print('Best of repeats, samples/s by wall time (time.perf_counter; higher is better):')
+    print()
+    print_main_table(results, counts, n_by_case, 'best')
+    print()
+    print('Same passes, samples/s by process CPU time (time.process_time; not disturbed by '
+          'waiting for a core when the machine is busy):')
+    print()
+    print_main_table(results, counts, n_by_case, 'best_cpu')
+    print()
+    print('First pass (first touch of these windows; sampler_core geometry cache empty for the '
+          'first case only), samples/s:')
+    print()
+    print('| case | sampler_core | ndsampler 0.8.1 | memmap floor |')
+    print('|---|---|---|---|')
+    for name, res in results.items():
+        row = [fmt_rate(res[lib]['first']) if lib in res else '-' for lib in ('ours', 'nd', 'floor')]
+        print(f'| {name} | ' + ' | '.join(row) + ' |')
+    print()
+    print('Targets from the issue (wall time; CPU time in brackets):')
+    print()
+    print('| goal | measured | met? |')
+    print('|---|---|---|')
+    for name, ref, want in GOALS:
+        if name not in results or ref not in results[name]:
+            continue
+        label = 'ndsampler' if ref == 'nd' else 'memmap floor'
+        goal = (f'{name}: ours >= {want:g}x {label}' if ref == 'nd'
+                else f'{name}: ours >= {100 * want:.0f}% of {label}')
+        got = {}
+        for key in ('best', 'best_cpu'):
+            o = results[name].get('ours', {}).get(key)
+            r = results[name][ref].get(key)
+            got[key] = None if (o is None or r is None) else o / r
+        if got['best'] is None:
+            print(f'| {goal} | n/a | FAILED |')
+            continue
+        show = (lambda v: f'{v:.2f}x') if ref == 'nd' else (lambda v: f'{100 * v:.0f}%')
+        met = 'yes' if got['best'] >= want else 'NO'
+        met_cpu = 'yes' if (got['best_cpu'] or 0) >= want else 'NO'
+        print(f"| {goal} | {show(got['best'])} ({show(got['best_cpu'])}) | {met} ({met_cpu}) |")
+
+
+# --------------------------------------------------------------------------
+# profiling
+# --------------------------------------------------------------------------
+def profile_case(name, fn, targets, workdir, top):
+    trs = [dict(tr) for tr in targets]
+    for tr in trs[:50]:
+        fn(dict(tr))  # warm
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    for tr in trs:
+        fn(tr)
+    prof.disable()
+    dt = time.perf_counter() - t0
+    out = Path(workdir) / f'profile_{name}.prof'
+    prof.dump_stats(os.fspath(out))
+    print()
+    print(f'===== cProfile sampler_core {name}: {len(trs)} samples, '
+          f'{1000 * dt / len(trs):.3f} ms/sample under the profiler -> {out}')
+    for key in ('tottime', 'cumulative'):
+        buf = io.StringIO()
+        stats = pstats.Stats(prof, stream=buf)
+        stats.strip_dirs().sort_stats(key).print_stats(top)
+        text = buf.getvalue()
+        start = text.find('   ncalls')
+        print(f'--- top {top} by {key}')
+        print(text[start:].rstrip())
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    num = args.num or (100 if args.quick else 500)
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    _data.print_machine_info()
+    import sampler_core
+    print(f'sampler_core {sampler_core.__version__} from {Path(sampler_core.__file__).parent}')
+    fpath = _data.ensure_image_dataset(workdir)
+    samplers = build_samplers(fpath, workdir, with_nd=not args.no_ndsampler)
+    mms = open_floor_memmaps(samplers['ours'])
+    targets = make_targets(samplers['ours'], num, args.seed)
+    print(f'{num} samples per pass, {args.repeats} timed passes (best kept) after one '
+          f'first pass; targets shuffled across {len(mms)} images')
+    if args.lazy_nd:
+        print("--lazy-nd: ndsampler's 'im' (a lazy np.memmap view) is NOT copied: its pixel "
+              "reads are not timed")
+    else:
+        print("every library's 'im' is materialised in the timed loop (ndsampler returns a "
+              "lazy np.memmap view; it is copied with np.array, as a training loader would)")
+
+    results, counts, notes, n_by_case = {}, {}, [], {}
+    for name in args.cases:
+        dims, kind, with_annots = CASES[name]
+        loaders = make_loaders(samplers, mms, with_annots, lazy_nd=args.lazy_nd)
+        trs = targets[name]
+        n_by_case[name] = len(trs)
+        t0 = time.perf_counter()
+        results[name] = bench_case(name, trs, loaders, args.repeats)
+        # checked after timing, so the first pass really is the first touch
+        try:
+            case_notes, case_counts = check_case(name, trs, loaders, with_annots)
+        except Exception:
+            case_notes, case_counts = [f'{name}: check failed:\n{traceback.format_exc()}'], {}
+        notes.extend(case_notes)
+        counts[name] = case_counts
+        print(f'  {name}: done in {time.perf_counter() - t0:.1f} s')
+
+    _data.print_load('load average after timing')
+    print_tables(results, counts, n_by_case)
+    if notes:
+        print()
+        print('Checks:')
+        for note in notes:
+            print(' -', note)
+    else:
+        print()
+        print('Checks: every library returned the same pixels as the memmap crop on the '
+              'first 20 targets of each case.')
+    failures = [(name, lib, r['error']) for name, res in results.items()
+                for lib, r in res.items() if r['error']]
+    for name, lib, err in failures:
+        print(f'\nFAILED: {lib} on {name}:\n{err}')
+
+    if args.profile:
+        ours = samplers['ours']
+        for name in ('pos256_annots', 'pos1024_annots', 'pos1024_noannots'):
+            wa = CASES[name][2]
+            profile_case(name, lambda tr, wa=wa: ours.load_sample(tr, with_annots=wa),
+                         targets[name], workdir, args.profile_top)
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
