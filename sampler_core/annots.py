@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -69,6 +70,88 @@ def coerce_with_annots(with_annots) -> tuple[str, ...]:
     return tuple(kinds)
 
 
+def _coords(xy: np.ndarray):
+    import kwimage
+    out = kwimage.Coords.__new__(kwimage.Coords)
+    out.data, out.meta = xy, {}
+    return out
+
+
+def translate_polygon(poly, offset: np.ndarray):
+    """``poly`` (kwimage Polygon / MultiPolygon) moved by ``offset`` ``(dx, dy)``, as float.
+
+    The same result as ``poly.translate(offset)`` (kwimage keeps integer coordinates
+    integer; these come back float64), built directly: about 2x faster, which
+    matters when every sample translates every polygon in its window.
+
+    Example:
+        >>> import kwimage
+        >>> poly = kwimage.Polygon.random(rng=0).scale(10)
+        >>> moved = translate_polygon(poly, np.array([3., -2.]))
+        >>> np.allclose(moved.exterior.data, poly.translate((3, -2)).exterior.data)
+        True
+    """
+    import kwimage
+    if isinstance(poly, kwimage.MultiPolygon):
+        out = kwimage.MultiPolygon.__new__(kwimage.MultiPolygon)
+        out.data, out.meta = [translate_polygon(p, offset) for p in poly.data], dict(poly.meta)
+        return out
+    if type(poly) is not kwimage.Polygon:
+        return poly.translate(offset)
+    data = poly.data
+    out = kwimage.Polygon.__new__(kwimage.Polygon)
+    out.data = {'exterior': _coords(data['exterior'].data + offset),
+                'interiors': [_coords(c.data + offset) for c in data['interiors']]}
+    out.meta = dict(poly.meta)
+    return out
+
+
+def translate_points(points, offset: np.ndarray):
+    """``points`` (kwimage.Points) moved by ``offset`` ``(dx, dy)``; see :func:`translate_polygon`.
+
+    Example:
+        >>> import kwimage
+        >>> pts = kwimage.Points(xy=np.array([[1., 2.], [3., 4.]]))
+        >>> translate_points(pts, np.array([1., 1.])).xy.tolist()
+        [[2.0, 3.0], [4.0, 5.0]]
+    """
+    import kwimage
+    if type(points) is not kwimage.Points:
+        return points.translate(offset)
+    out = kwimage.Points.__new__(kwimage.Points)
+    out.data = dict(points.data)
+    out.data['xy'] = _coords(points.data['xy'].data + offset)
+    out.meta = points.meta
+    return out
+
+
+class _LRU(OrderedDict):
+    """A dict that forgets its least recently used entries beyond ``maxsize``."""
+
+    def __init__(self, maxsize: int):
+        super().__init__()
+        self.maxsize = maxsize
+
+    def __reduce__(self):  # a cache: pickles empty
+        return (type(self), (self.maxsize,))
+
+    def get_or(self, key, default):
+        try:
+            value = self[key]
+        except KeyError:
+            return default
+        self.move_to_end(key)
+        return value
+
+    def put(self, key, value) -> None:
+        self[key] = value
+        if len(self) > self.maxsize:
+            self.popitem(last=False)
+
+
+_MISSING = object()
+
+
 class AnnotGeometry:
     """Parses and caches the kwimage geometry of a dataset's annotations.
 
@@ -80,20 +163,22 @@ class AnnotGeometry:
         self.dset = dset
         self.classes = dset.object_categories()
         self.kp_classes = dset.keypoint_categories()
-        self._sseg: dict[int, object] = {}
-        self._kpts: dict[int, object] = {}
+        self._sseg = _LRU(self.max_cached)
+        self._kpts = _LRU(self.max_cached)
+
+    #: parsed geometries kept per kind (about 1-2 KB each)
+    max_cached = 100_000
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state['_sseg'], state['_kpts'] = {}, {}
+        state['_sseg'], state['_kpts'] = _LRU(self.max_cached), _LRU(self.max_cached)
         return state
 
     def segmentation(self, aid: int, space_dims: Sequence[int] | None = None):
         """``kwimage.MultiPolygon`` of annotation ``aid`` in image space, or ``None``."""
-        try:
-            return self._sseg[aid]
-        except KeyError:
-            pass
+        hit = self._sseg.get_or(aid, _MISSING)
+        if hit is not _MISSING:
+            return hit
         import kwimage
         ann = self.dset.anns[aid]
         sseg = ann.get('segmentation', None)
@@ -104,15 +189,14 @@ class AnnotGeometry:
             except Exception as ex:  # malformed polygons / RLE in real data
                 warnings.warn(f'annotation {aid}: segmentation cannot be parsed ({ex}); ignored')
                 out = None
-        self._sseg[aid] = out
+        self._sseg.put(aid, out)
         return out
 
     def keypoints(self, aid: int):
         """``kwimage.Points`` of annotation ``aid`` in image space, or ``None``."""
-        try:
-            return self._kpts[aid]
-        except KeyError:
-            pass
+        hit = self._kpts.get_or(aid, _MISSING)
+        if hit is not _MISSING:
+            return hit
         import kwimage
         ann = self.dset.anns[aid]
         coco_kpts = ann.get('keypoints', None)
@@ -128,7 +212,7 @@ class AnnotGeometry:
             except Exception as ex:
                 warnings.warn(f'annotation {aid}: keypoints cannot be parsed ({ex}); ignored')
                 out = None
-        self._kpts[aid] = out
+        self._kpts.put(aid, out)
         return out
 
     def frame_dets(self, aids: Iterable[int], gid: int, offset: Sequence[float],
@@ -161,11 +245,12 @@ class AnnotGeometry:
         want_sseg = 'segmentation' in with_annots
         want_kpts = 'keypoints' in with_annots
         ssegs, kpts = [], []
+        off = np.asarray(offset, dtype=np.float64)
         for aid in aids:
             sseg = self.segmentation(aid, space_dims) if want_sseg else None
             kp = self.keypoints(aid) if want_kpts else None
-            ssegs.append(None if sseg is None else sseg.translate(offset))
-            kpts.append(None if kp is None else kp.translate(offset))
+            ssegs.append(None if sseg is None else translate_polygon(sseg, off))
+            kpts.append(None if kp is None else translate_points(kp, off))
         kpts = kwimage.PointsList(kpts)
         kpts.meta['classes'] = self.kp_classes
         data = {

@@ -37,6 +37,22 @@ def _rtree():
     return index
 
 
+#: images with at most this many boxes are queried with numpy instead of the rtree
+SMALL_IMAGE_BOXES = 1024
+
+
+def _box3(gids: np.ndarray, ltrb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(mins, maxs)`` rtree coordinates ``(image, x, y)`` of boxes in images.
+
+    The image id comes first: the tree then splits on images before space,
+    which makes queries about 3x faster than with the image id last.
+    """
+    z = np.asarray(gids, dtype=np.float64).reshape(-1, 1)
+    mins = np.ascontiguousarray(np.hstack([z, ltrb[:, 0:2]]))
+    maxs = np.ascontiguousarray(np.hstack([z, ltrb[:, 2:4]]))
+    return mins, maxs
+
+
 def box_to_ltrb(box: Any) -> np.ndarray:
     """A single box as a float ``(4,)`` ltrb array.
 
@@ -204,9 +220,7 @@ class FrameIntersectionIndex:
         index = _rtree()
         props = index.Property()
         props.dimension = 3
-        z = self.gids.astype(np.float64)[:, None]
-        mins = np.ascontiguousarray(np.hstack([self.ltrb[:, 0:2], z]))
-        maxs = np.ascontiguousarray(np.hstack([self.ltrb[:, 2:4], z]))
+        mins, maxs = _box3(self.gids, self.ltrb)
         return index.Index(
             (np.arange(len(self.aids), dtype=np.int64), mins, maxs), properties=props)
 
@@ -295,9 +309,8 @@ class FrameIntersectionIndex:
         self._check_gid(gid)
         if self._tree is None:
             return np.empty(0, dtype=np.int64)
-        z = float(gid)
-        rows, _ = self._tree.intersection_v(
-            np.array([[window[0], window[1], z]]), np.array([[window[2], window[3], z]]))
+        mins, maxs = _box3(np.array([gid]), np.asarray(window, dtype=np.float64).reshape(1, 4))
+        rows, _ = self._tree.intersection_v(mins, maxs)
         return rows.astype(np.int64)
 
     def visible(self, gid: int, box: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -308,7 +321,9 @@ class FrameIntersectionIndex:
             each annotation's box area inside ``box``, all ``> 0``.
         """
         window = box_to_ltrb(box)
-        rows = np.sort(self.candidate_rows(gid, window))
+        rows = self._rows_of(gid)
+        if len(rows) > SMALL_IMAGE_BOXES:
+            rows = np.sort(self.candidate_rows(gid, window))
         frac = visible_fractions(self.ltrb[rows], window)
         keep = frac > 0
         return self.aids[rows[keep]], frac[keep]
@@ -457,14 +472,9 @@ class FrameIntersectionIndex:
         ok = np.ones(len(cand), dtype=bool)
         if self._tree is None or thresh >= 1.0 or not len(cand):
             return ok
-        z = cand_gids.astype(np.float64)[:, None]
-        mins = np.ascontiguousarray(np.hstack([cand[:, 0:2], z]))
-        maxs = np.ascontiguousarray(np.hstack([cand[:, 2:4], z]))
-        rows, counts = self._tree.intersection_v(mins, maxs)
-        rows, counts = rows.astype(np.int64), counts.astype(np.int64)
+        owner, rows = self._candidate_pairs(cand_gids, cand)
         if not len(rows):
             return ok
-        owner = np.repeat(np.arange(len(cand)), counts)
         win = cand[owner]
         box = self.ltrb[rows]
         iw = np.clip(np.minimum(box[:, 2], win[:, 2]) - np.maximum(box[:, 0], win[:, 0]), 0, None)
@@ -476,8 +486,35 @@ class FrameIntersectionIndex:
             deg = (box[:, 2] == box[:, 0]) | (box[:, 3] == box[:, 1])
             too_much[deg] |= visible_fractions(box[deg], win[deg]) > 0
         bad = np.zeros(len(cand), dtype=bool)
-        np.logical_or.at(bad, owner[too_much], True)
+        bad[owner[too_much]] = True
         return ~bad
+
+
+    def _candidate_pairs(self, cand_gids: np.ndarray, cand: np.ndarray):
+        """``(owner, rows)``: every (window, box) pair of the same image that may overlap.
+
+        Windows in images with few boxes are paired with all of them (numpy
+        is faster than a tree query there); the others ask the rtree.
+        """
+        order = np.argsort(cand_gids, kind='stable')
+        uniq, starts = np.unique(cand_gids[order], return_index=True)
+        owners, rows, tree_idx = [], [], []
+        for gid, idx in zip(uniq.tolist(), np.split(order, starts[1:])):
+            img_rows = self._rows_of(gid)
+            if len(img_rows) > SMALL_IMAGE_BOXES:
+                tree_idx.append(idx)
+            elif len(img_rows):
+                owners.append(np.repeat(idx, len(img_rows)))
+                rows.append(np.tile(img_rows, len(idx)))
+        if tree_idx:
+            idx = np.concatenate(tree_idx)
+            mins, maxs = _box3(cand_gids[idx], cand[idx])
+            hit_rows, counts = self._tree.intersection_v(mins, maxs)
+            owners.append(np.repeat(idx, counts.astype(np.int64)))
+            rows.append(hit_rows.astype(np.int64))
+        if not rows:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        return np.concatenate(owners), np.concatenate(rows)
 
 
 def coco_box_arrays(dset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
