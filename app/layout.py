@@ -280,8 +280,11 @@ class Explorer(pn.viewable.Viewer):
             widget.css_classes = list(widget.css_classes or []) + [f'w-{attr}']
 
         # views
-        self.overview = pn.panel(pn.bind(self._overview, s.param.gid, s.param.dataset_label),
-                                 css_classes=['overview'])
+        self.overview = pn.Column(css_classes=['overview'])
+        self._ov_dims = None
+        self._ov_reset = False
+        self._on_overview_gid()
+        s.param.watch(self._on_overview_gid, ['gid', 'dataset_label'])
         self.status = pn.pane.HTML(pn.bind(self._status, s.param.revision, s.param.gid),
                                    css_classes=['status-line'], sizing_mode='stretch_width')
         self.detail = pn.Column(self._detail_empty, css_classes=['detail'])
@@ -389,7 +392,8 @@ class Explorer(pn.viewable.Viewer):
                 options = {row['label'].iloc[0]: s.gid, **options}
         self._syncing = True
         try:
-            self.image_select.options = options
+            if options != self.image_select.options:
+                self.image_select.options = options
             if s.gid in options.values():
                 self.image_select.value = s.gid
         finally:
@@ -427,40 +431,80 @@ class Explorer(pn.viewable.Viewer):
             self.state.gid = int(event.new)
 
     # ------------------------------------------------------------ views
-    def _overview(self, gid, dataset_label):
-        """A new plot per image: the image (refined on zoom), annotations, windows."""
+    # ------------------------------------------------------------ overview
+    def _on_overview_gid(self, *events) -> None:
+        """Another image: reuse the plot when it has the same size, else build a new one."""
         s = self.state
+        gid = s.gid
         if gid is None:
-            return pn.pane.Markdown('No image matches.')
-        sampler = s.sampler
-        img = sampler.dset.imgs[gid]
-        width, height = int(img['width']), int(img['height'])
+            self.overview[:] = [pn.pane.Markdown('No image matches.')]
+            self._ov_dims = None
+            return
+        img = s.sampler.dset.imgs[gid]
+        dims = (int(img['height']), int(img['width']))
+        dataset_changed = any(e.name == 'dataset_label' for e in events)
+        if dims == self._ov_dims and not dataset_changed:
+            self._ov_reset = True          # the hook puts the axes back on the whole image
+            self._ov_stream.event(gid=gid)
+        else:
+            self._ov_stream = hv.streams.Stream.define('OverviewImage', gid=gid)()
+            self.overview[:] = [self._overview_plot(dims)]
+            self._ov_dims = dims
 
-        def image(x_range=None, y_range=None):
+    def _overview_plot(self, dims):
+        """The overview plot: image (refined on zoom), annotations, pool windows.
+
+        One plot serves every image of size ``dims``; the image shown is the
+        ``gid`` of ``self._ov_stream``.
+        """
+        s = self.state
+        height, width = dims
+        ov = self._ov_stream
+        last = {'gid': None}
+
+        def image(gid, x_range=None, y_range=None):
+            sampler = s.sampler
+            if gid != last['gid']:        # a new image: the old zoom does not apply
+                last['gid'] = gid
+                x_range = y_range = None
             try:
                 return views.overview_image(sampler, gid, x_range, y_range)
             except Exception as ex:
                 s.notify(f'cannot read image {gid}: {ex}')
                 return views.rgb_element(np.zeros((2, 2, 3), np.uint8), (0, 0, width, height))
 
-        rgb = hv.DynamicMap(image, streams=[hv.streams.RangeXY()])
-        annots = hv.DynamicMap(pn.bind(
-            lambda kinds: views.annotation_overlay(sampler.dset, gid, kinds, self.colors),
-            s.param.with_annots))
-        windows = hv.DynamicMap(pn.bind(self._windows, gid, s.param.revision,
-                                        s.param.selected_item, s.param.click_xy))
+        def annots(gid, with_annots):
+            return views.annotation_overlay(s.sampler.dset, gid, with_annots, self.colors)
+
+        def windows(gid, revision, selected_item, click_xy):
+            return self._windows(gid, revision, selected_item, click_xy)
+
+        def title(plot, element):
+            gid = ov.gid
+            img = s.sampler.dset.imgs.get(gid, {})
+            plot.handles['plot'].title.text = (
+                f'image {gid}: {os.path.basename(img.get("file_name") or "")}'[:80])
+            if self._ov_reset:
+                self._ov_reset = False
+                xr, yr = plot.handles['x_range'], plot.handles['y_range']
+                xr.start, xr.end = 0, width
+                yr.start, yr.end = (height, 0) if yr.start > yr.end else (0, height)
+
+        rgb = hv.DynamicMap(image, streams=[ov, hv.streams.RangeXY()])
+        ann = hv.DynamicMap(annots, streams=[ov, hv.streams.Params(s, ['with_annots'])])
+        win = hv.DynamicMap(windows, streams=[
+            ov, hv.streams.Params(s, ['revision', 'selected_item', 'click_xy'])])
         tap = hv.streams.Tap(source=rgb, x=None, y=None)
         tap.add_subscriber(self._on_tap)
         ann_hover = [('aid', '@aid'), ('category', '@category'), ('area', '@area{0}')]
         win_hover = [('window', '@index'), ('kind', '@kind'), ('aid', '@aid')]
         frame_w = 640
         frame_h = max(120, min(720, int(round(frame_w * height / max(width, 1)))))
-        plot = (rgb * annots * windows).opts(
+        plot = (rgb * ann * win).opts(
             hv.opts.RGB(frame_width=frame_w, frame_height=frame_h, invert_yaxis=True,
-                        xlim=(0, width), ylim=(0, height), tools=['tap'],
+                        xlim=(0, width), ylim=(0, height), tools=['tap'], hooks=[title],
                         active_tools=['wheel_zoom', 'tap'], default_tools=['pan', 'wheel_zoom',
-                                                                           'box_zoom', 'reset'],
-                        title=f'image {gid}: {os.path.basename(img.get("file_name") or "")}'[:80]),
+                                                                           'box_zoom', 'reset']),
             hv.opts.Rectangles(fill_alpha=0.0, line_width=2),
             hv.opts.Rectangles('Boxes', line_color='color', tools=['hover'],
                                hover_tooltips=ann_hover),
@@ -485,9 +529,17 @@ class Explorer(pn.viewable.Viewer):
             return
         self.state.click_xy = (float(x), float(y))
 
+    def _coverage(self):
+        """``views.coverage`` of the current pools (cached per revision)."""
+        s = self.state
+        key = (s.revision, id(s.pools), tuple(s.pad))
+        if getattr(self, '_coverage_cache', (None,))[0] != key:
+            self._coverage_cache = (key, views.coverage(s.pools, s.shared.dset, s.pad))
+        return self._coverage_cache[1]
+
     def _status(self, revision, gid=None) -> str:
         s = self.state
-        _, overall = views.coverage(s.pools, s.shared.dset, s.pad)
+        _, overall = self._coverage()
         text = views.summary(s.pools, overall)
         return (f'<div class="status" data-revision="{revision}" data-gid="{gid}">'
                 f'image {gid} · {text}</div>')
@@ -602,7 +654,7 @@ class Explorer(pn.viewable.Viewer):
         key = (s.revision, id(s.pools))
         if getattr(self, '_stats_cache', (None,))[0] != key:
             fr = views.visible_fractions(s.sampler.regions, s.pools, s.pad)
-            per_image, overall = views.coverage(s.pools, s.shared.dset, s.pad)
+            per_image, overall = self._coverage()
             self._stats_cache = (key, {'fr': fr, 'per_image': per_image, 'overall': overall})
         return self._stats_cache[1]
 

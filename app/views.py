@@ -468,7 +468,10 @@ def negatives_plot(pools) -> hv.Bars:
 
 
 def coverage(pools, dset, pad=(0, 0), max_res: int = 512):
-    """Fraction of each image's area covered by the union of its pool windows.
+    """Fraction of each image's area covered by the union of its (padded) pool windows.
+
+    A single window's share is exact; several windows of one image are
+    rasterised on a grid of at most ``max_res`` cells a side.
 
     Returns:
         ``(per_image, overall)``: ``pandas.DataFrame`` (gid, covered) of the
@@ -477,26 +480,52 @@ def coverage(pools, dset, pad=(0, 0), max_res: int = 512):
     import pandas as pd
     table = pools.all
     ph, pw = (int(v) for v in pad)
-    rows = []
-    covered_px = 0.0
-    for gid, grp in table.groupby('gid', sort=True):
-        img = dset.imgs[int(gid)]
+    gids = table['gid'].to_numpy(dtype=np.int64)
+    if not len(gids):
+        return pd.DataFrame({'gid': [], 'covered': []}), 0.0
+    ltrb = np.stack([table['x0'].to_numpy() - pw, table['y0'].to_numpy() - ph,
+                     table['x1'].to_numpy() + pw, table['y1'].to_numpy() + ph], axis=1)
+    imgs = dset.imgs
+    order = np.argsort(gids, kind='stable')
+    uniq, starts, counts = np.unique(gids[order], return_index=True, return_counts=True)
+    fracs = np.empty(len(uniq))
+    areas = np.empty(len(uniq))
+    for k, (gid, start, count) in enumerate(zip(uniq.tolist(), starts.tolist(),
+                                                counts.tolist())):
+        img = imgs[gid]
         h, w = int(img['height']), int(img['width'])
-        s = max(1.0, max(h, w) / max_res)
-        mh, mw = max(1, int(math.ceil(h / s))), max(1, int(math.ceil(w / s)))
-        mask = np.zeros((mh, mw), dtype=bool)
-        for r in grp.itertuples(index=False):
-            x0 = int(np.clip(math.floor((r.x0 - pw) / s), 0, mw))
-            x1 = int(np.clip(math.ceil((r.x1 + pw) / s), 0, mw))
-            y0 = int(np.clip(math.floor((r.y0 - ph) / s), 0, mh))
-            y1 = int(np.clip(math.ceil((r.y1 + ph) / s), 0, mh))
-            mask[y0:y1, x0:x1] = True
-        frac = float(mask.mean())
-        rows.append((int(gid), frac))
-        covered_px += frac * h * w
-    total = float(sum(int(i['height']) * int(i['width']) for i in dset.imgs.values()))
-    per_image = pd.DataFrame(rows, columns=['gid', 'covered'])
-    return per_image, (covered_px / total if total else 0.0)
+        boxes = ltrb[order[start:start + count]]
+        boxes = np.clip(boxes, 0, [w, h, w, h])
+        if count == 1:
+            x0, y0, x1, y1 = boxes[0]
+            frac = max(0.0, x1 - x0) * max(0.0, y1 - y0) / float(h * w)
+        else:
+            s = max(1.0, max(h, w) / max_res)
+            mh, mw = max(1, int(math.ceil(h / s))), max(1, int(math.ceil(w / s)))
+            mask = np.zeros((mh, mw), dtype=bool)
+            cells = np.stack([np.floor(boxes[:, 0] / s), np.floor(boxes[:, 1] / s),
+                              np.ceil(boxes[:, 2] / s), np.ceil(boxes[:, 3] / s)],
+                             axis=1).astype(int)
+            for x0, y0, x1, y1 in cells.tolist():
+                mask[y0:y1, x0:x1] = True
+            frac = float(mask.mean())
+        fracs[k] = frac
+        areas[k] = h * w
+    total = _total_area(dset)
+    per_image = pd.DataFrame({'gid': uniq, 'covered': fracs})
+    return per_image, (float((fracs * areas).sum()) / total if total else 0.0)
+
+
+_AREA_CACHE: dict = {}
+
+
+def _total_area(dset) -> float:
+    """Sum of image areas (cached per dataset object and image count)."""
+    key = (id(dset), len(dset.imgs))
+    if key not in _AREA_CACHE:
+        _AREA_CACHE[key] = float(sum(int(i['height']) * int(i['width'])
+                                     for i in dset.imgs.values()))
+    return _AREA_CACHE[key]
 
 
 def coverage_plot(per_image, overall: float, limit: int = 30) -> hv.Bars:

@@ -74,7 +74,9 @@ _MEASURE_JS = '''
     const check = () => {
       if (done || t0 === null) return;
       const el = find(statusSel);
-      if (el && el.textContent.includes(text)) {
+      const content = (el ? el.textContent + (el.shadowRoot ? el.shadowRoot.textContent : '')
+                       : '').replace(/\s+/g, ' ');
+      if (content.includes(text)) {
         done = true; resolve(performance.now() - t0);
       }
     };
@@ -230,27 +232,32 @@ def bench_large(browser, root: Path) -> dict:
         page.locator('.w-search input').first.fill('')
         page.locator('.w-search input').first.press('Enter')
         page.locator('.image-count').filter(has_text='10000 of 10000').wait_for(timeout=TIMEOUT)
-        # overview: next image -> a new plot
+        # overview: next image (the plot is reused: the status line, updated in the same
+        # server callback as the overview's image, names the new image)
         nexts = []
-        for k in range(5):
-            old = page.locator('.overview canvas').first.element_handle()
-            t = time.perf_counter()
-            page.locator('.w-next_button button').click()
-            page.wait_for_function('(el) => !el.isConnected', arg=old, timeout=TIMEOUT)
-            page.locator('.overview canvas').first.wait_for(state='visible', timeout=TIMEOUT)
-            nexts.append((time.perf_counter() - t) * 1000)
+        for k in range(10):
+            gid = int(page.locator('.status').get_attribute('data-gid'))
+            page.evaluate(_MEASURE_JS, ['.w-next_button button', '.status', f'image {gid + 1} '])
+            page.locator('.w-next_button button').press('Enter')
+            nexts.append(float(page.evaluate('() => window.__p')))
         out['next_image_ms'] = nexts
         # statistics after a window change (16 positives, 16 negatives)
         out['stats_ms'] = [timed_change(page, 'window_h', 100 + 8 * k, '.stats-numbers',
                                         f'{100 + 8 * k}x128') for k in range(5)]
-        out['preview_ms'] = [timed_change(page, 'window_h', 200 + 8 * k, '.status',
-                                          f'window {200 + 8 * k}x128') for k in range(5)]
+        preview = []
+        for k in range(10):
+            h = 200 + 8 * k
+            preview.append(timed_change(page, 'window_h', h, '.status', f'window {h}x128'))
+            # let the galleries and statistics of this change arrive before the next one
+            page.locator('.stats-numbers tr', has_text='window (h x w)').filter(
+                has_text=f'{h}x128').wait_for(timeout=TIMEOUT)
+        out['preview_ms'] = preview
         # a bigger pool: 2,000 positives
         big = []
         box = page.locator('.w-n_pos input').first
         for k, n in enumerate([2000, 2001, 2002]):
             box.fill(str(n))
-            page.evaluate(_MEASURE_JS, ['.w-n_pos input', '.stats-numbers', f'positives{n}'])
+            page.evaluate(_MEASURE_JS, ['.w-n_pos input', '.stats-numbers', f'positives {n}'])
             box.press('Enter')
             big.append(float(page.evaluate('() => window.__p')))
         out['stats_2000_ms'] = big
@@ -297,7 +304,7 @@ def main(argv=None) -> int:
             print(f"  page open -> first canvas:   {large['open_to_canvas']:.2f} s")
             print(f"  server start -> first canvas: {large['start_to_canvas']:.2f} s")
             print(f"  selector search -> list:     {summary(large['search_ms'])} (target < 1 s)")
-            print(f"  next image -> new overview:  {summary(large['next_image_ms'])} "
+            print(f"  next image -> overview:      {summary(large['next_image_ms'])} "
                   f"(target < 1 s)")
             print(f"  window change -> preview:    {summary(large['preview_ms'])}")
             print(f"  window change -> statistics: {summary(large['stats_ms'])} (target < 1 s)")

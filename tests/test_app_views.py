@@ -237,6 +237,16 @@ def test_widgets_are_views_of_the_state(explorer):
     assert s.neg_to_pos_ratio == 2.0 and s.pools.n_neg == 6
 
 
+def test_overview_plot_is_reused_for_images_of_the_same_size(explorer):
+    pane = explorer.overview.objects[0]
+    explorer.state.step_image(1)
+    assert explorer.overview.objects[0] is pane
+    assert explorer._ov_stream.gid == explorer.state.gid and explorer._ov_reset
+    explorer.state.dataset = 'large2'        # other image sizes: a new plot
+    assert explorer.overview.objects[0] is not pane
+    assert explorer._ov_dims == (4000, 5000)
+
+
 def test_import_restores_every_widget(explorer):
     from sampler_core import SamplingConfig
     cfg = SamplingConfig(dataset='shapes32', backend=None, window_dims=(40, 56), pad=(4, 6),
