@@ -241,12 +241,13 @@ class FrameIntersectionIndex:
         raise AttributeError(f'{type(self).__name__!r} object has no attribute {name!r}')
 
     @classmethod
-    def from_coco(cls, dset, verbose: int = 0) -> 'FrameIntersectionIndex':
+    def from_coco(cls, dset, verbose: int = 0, arrays=None) -> 'FrameIntersectionIndex':
         """Index every annotation with a ``bbox`` in a kwcoco dataset.
 
         Args:
             dset (kwcoco.CocoDataset): images need ``width`` and ``height``.
             verbose: unused, kept for ndsampler compatibility.
+            arrays: :func:`coco_annot_arrays` of ``dset`` when already computed.
 
         Example:
             >>> import kwcoco
@@ -255,7 +256,7 @@ class FrameIntersectionIndex:
             >>> len(self.aids) == len(dset.anns)
             True
         """
-        aids, gids, xywh = coco_box_arrays(dset)
+        aids, gids, _, xywh = coco_annot_arrays(dset) if arrays is None else arrays
         ltrb = xywh.copy()
         ltrb[:, 2:] += ltrb[:, :2]
         image_dims = {}
@@ -517,20 +518,27 @@ class FrameIntersectionIndex:
         return np.concatenate(owners), np.concatenate(rows)
 
 
-def coco_box_arrays(dset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(aids, gids, xywh)`` arrays of every annotation that has a ``bbox``.
+def coco_annot_arrays(dset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(aids, gids, cids, xywh)`` of every annotation that has a ``bbox``, in one pass.
 
     Annotations without a ``bbox`` key (or with ``bbox: null``) are skipped; a
     bbox that is not 4 numbers raises ``ValueError`` naming the annotation.
+
+    Example:
+        >>> import kwcoco
+        >>> aids, gids, cids, xywh = coco_annot_arrays(kwcoco.CocoDataset.demo('shapes8'))
+        >>> xywh.shape == (len(aids), 4) and len(gids) == len(cids) == len(aids)
+        True
     """
     anns = dset.dataset.get('annotations', [])
-    aids, gids, boxes = [], [], []
+    aids, gids, cids, boxes = [], [], [], []
     for ann in anns:
         bbox = ann.get('bbox', None)
         if bbox is None:
             continue
         aids.append(ann['id'])
         gids.append(ann['image_id'])
+        cids.append(ann.get('category_id', -1))
         boxes.append(bbox)
     try:
         xywh = np.array(boxes, dtype=np.float64).reshape(-1, 4)
@@ -543,4 +551,11 @@ def coco_box_arrays(dset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 raise ValueError(
                     f'annotation {aid} has a malformed bbox {bbox!r}; expected [x, y, w, h]') from None
         raise
-    return np.array(aids, dtype=np.int64), np.array(gids, dtype=np.int64), xywh
+    return (np.array(aids, dtype=np.int64), np.array(gids, dtype=np.int64),
+            np.array(cids, dtype=np.int64), xywh)
+
+
+def coco_box_arrays(dset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(aids, gids, xywh)``: :func:`coco_annot_arrays` without the category ids."""
+    aids, gids, _, xywh = coco_annot_arrays(dset)
+    return aids, gids, xywh

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from sampler_core.hashid import HashIdentifiable
-from sampler_core.index import FrameIntersectionIndex, coco_box_arrays
+from sampler_core.index import FrameIntersectionIndex, coco_annot_arrays
 from sampler_core.target import coerce_window_dims
 
 #: columns of the target table, in order
@@ -47,11 +47,16 @@ def _row(table, index: int) -> dict:
     return {k: table[k][index].item() for k in table.keys()}
 
 
-def tabular_coco_targets(dset):
+def tabular_coco_targets(dset, arrays=None):
     """All annotations with a valid box as a column table.
 
     Annotations without a ``bbox`` are skipped; boxes that are NaN, infinite or
     have a negative width / height are skipped with a warning naming them.
+
+    Args:
+        dset (kwcoco.CocoDataset): the dataset.
+        arrays: :func:`sampler_core.index.coco_annot_arrays` of ``dset`` when
+            already computed.
 
     Returns:
         kwarray.DataFrameArray: columns :data:`TARGET_COLUMNS`; ``cx, cy, width,
@@ -65,12 +70,12 @@ def tabular_coco_targets(dset):
         True
     """
     import kwarray
-    aids, gids, xywh = coco_box_arrays(dset)
+    aids, gids, cids, xywh = coco_annot_arrays(dset) if arrays is None else arrays
     valid = np.isfinite(xywh).all(axis=1) & (xywh[:, 2] >= 0) & (xywh[:, 3] >= 0)
     if not valid.all():
         warnings.warn(f'{int((~valid).sum())} annotations have invalid boxes (NaN, inf or '
                       f'negative size) and are not targets: aids {aids[~valid][:20].tolist()}')
-        aids, gids, xywh = aids[valid], gids[valid], xywh[valid]
+        aids, gids, cids, xywh = aids[valid], gids[valid], cids[valid], xywh[valid]
     imgs = dset.imgs
     img_wh = np.array([(imgs[g].get('width') or -1, imgs[g].get('height') or -1)
                        for g in np.unique(gids).tolist()], dtype=np.int64).reshape(-1, 2)
@@ -78,8 +83,7 @@ def tabular_coco_targets(dset):
     table = {
         'aid': aids,
         'gid': gids,
-        'category_id': np.array([dset.anns[a]['category_id'] for a in aids.tolist()],
-                                dtype=np.int64),
+        'category_id': cids,
         'cx': xywh[:, 0] + xywh[:, 2] / 2,
         'cy': xywh[:, 1] + xywh[:, 3] / 2,
         'width': xywh[:, 2],
@@ -165,6 +169,7 @@ class CocoRegions(Targets, HashIdentifiable):
         self.workdir = workdir
         self.verbose = verbose
         self._targets = None
+        self._arrays = None
         self._isect_index = None
         self._neg_anchors = None
         self._pos_select_idxs = None
@@ -244,8 +249,19 @@ class CocoRegions(Targets, HashIdentifiable):
     def targets(self):
         """All viable positives (annotations with a valid box) as a table."""
         if self._targets is None:
-            self._targets = tabular_coco_targets(self.dset)
+            self._targets = tabular_coco_targets(self.dset, arrays=self._annot_arrays())
+            self._release_arrays()
         return self._targets
+
+    def _annot_arrays(self):
+        """:func:`coco_annot_arrays` of the dataset: one pass serves both tables."""
+        if self._arrays is None:
+            self._arrays = coco_annot_arrays(self.dset)
+        return self._arrays
+
+    def _release_arrays(self) -> None:
+        if self._targets is not None and self._isect_index is not None:
+            self._arrays = None  # both tables built: do not hold a third copy
 
     @property
     def isect_index(self) -> FrameIntersectionIndex:
@@ -253,7 +269,9 @@ class CocoRegions(Targets, HashIdentifiable):
         if self._isect_index is None:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')  # the target table warned already
-                self._isect_index = FrameIntersectionIndex.from_coco(self.dset)
+                self._isect_index = FrameIntersectionIndex.from_coco(
+                    self.dset, arrays=self._annot_arrays())
+            self._release_arrays()
         return self._isect_index
 
     @property
