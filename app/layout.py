@@ -289,7 +289,7 @@ class Explorer(pn.viewable.Viewer):
                                    css_classes=['status-line'], sizing_mode='stretch_width')
         self.detail = pn.Column(self._detail_empty, css_classes=['detail'])
         s.param.watch(self._update_detail, ['click_xy', 'revision', 'detail_frames'])
-        self._pending = False
+        self._pending_updates = []
         self._build_galleries()
         self._build_stats()
         self._schedule_updates()
@@ -706,27 +706,35 @@ class Explorer(pn.viewable.Viewer):
 
     # ------------------------------------------------------------ deferred updates
     def _schedule_updates(self, *events) -> None:
-        """Galleries and statistics follow the overview on the next tick of the server
-        loop, so the preview reaches the browser first."""
-        if self._pending:
+        """Statistics, then galleries, each on its own later tick of the server loop, so
+        the preview reaches the browser first and the statistics do not wait for the
+        thumbnails. A highlight change only redraws the gallery buttons."""
+        names = {e.name for e in events}
+        stats = not names or bool(names - {'selected_item', 'gallery_size'})
+        todo = ([self._update_stats] if stats else []) + [self._update_galleries]
+        todo = [u for u in todo if u not in self._pending_updates]
+        if not todo:
             return
-        self._pending = True
+        self._pending_updates.extend(todo)
 
-        def run():
-            self._pending = False
-            for update in (self._update_galleries, self._update_stats):
+        def make(update):
+            def run():
+                if update in self._pending_updates:
+                    self._pending_updates.remove(update)
                 try:
                     update()
                 except Exception as ex:  # keep the app alive; tell the user
                     import traceback
                     traceback.print_exc()
                     self.state.notify(f'could not update the view: {ex}')
+            return run
 
         doc = pn.state.curdoc
-        if doc is not None and doc.session_context is not None:
-            doc.add_next_tick_callback(run)
-        else:
-            run()
+        for update in todo:
+            if doc is not None and doc.session_context is not None:
+                doc.add_next_tick_callback(make(update))
+            else:
+                make(update)()
 
     # ------------------------------------------------------------ layout
     def sidebar(self) -> list:

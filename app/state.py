@@ -103,9 +103,10 @@ class ExplorerState(SamplingConfig):
         ui = {k: params.pop(k) for k in list(params) if k in self.UI_KEYS}
         import kwcoco
         self._dset_obj = dataset if isinstance(dataset, kwcoco.CocoDataset) else None
+        self._dset_obj_label = None
         if self._dset_obj is not None:
             from app.pools import dataset_key
-            dataset = dataset_key(dataset)[1]
+            dataset = self._dset_obj_label = dataset_key(dataset)[1]
         super().__init__(dataset=os.fspath(dataset), **params)
         self.roots = normalize_roots(roots)
         self.shared = None
@@ -187,7 +188,7 @@ class ExplorerState(SamplingConfig):
     # ------------------------------------------------------------------ loading
     def _open_shared(self, dataset: str):
         """The shared sampler of ``dataset``, after the allowed-roots check."""
-        if self._dset_obj is not None and dataset == self.dataset_label:
+        if self._dset_obj is not None and dataset == self._dset_obj_label:
             return get_shared(self._dset_obj, backend=self.backend, workdir=self.workdir)
         if is_demo_key(dataset):
             return get_shared(dataset, backend=self.backend, workdir=self.workdir)

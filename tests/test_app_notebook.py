@@ -33,3 +33,15 @@ def test_notebook_explorer_object_is_a_viewer():
     # another Explorer has its own state
     other = Explorer('shapes8', backend=None, n_pos=3)
     assert (explorer.state.pools.n_pos, other.state.pools.n_pos) == (2, 3)
+
+
+def test_notebook_explorer_takes_a_dataset_object_or_a_path(tmp_path):
+    import kwcoco
+
+    from app import Explorer
+    dset = kwcoco.CocoDataset.demo('shapes8')
+    by_object = Explorer(dset, backend=None, n_pos=2)
+    assert by_object.state.shared.dset is dset
+    assert by_object.state.to_config().dataset == dset.fpath
+    by_path = Explorer(dset.fpath, backend=None, n_pos=2, roots=[dset.bundle_dpath])
+    assert len(by_path.state.shared.dset.imgs) == 8 and by_path.state.message is None

@@ -195,11 +195,17 @@ def test_coverage_of_one_full_image_window():
 
 
 def test_negatives_asked_vs_found_when_the_images_are_full():
-    state = ExplorerState(dataset='shapes8', backend=None, n_pos=2, n_neg=5,
-                          window_dims=(599, 599))
-    assert state.pools.n_neg_asked == 5 and state.pools.n_neg < 5
+    import kwcoco
+    dset = kwcoco.CocoDataset()
+    dset.add_category('thing')
+    for k in range(3):   # every pixel is inside an annotation: no negative can exist
+        gid = dset.add_image(file_name=f'none_{k}.png', width=100, height=80)
+        dset.add_annotation(image_id=gid, category_id=1, bbox=[0, 0, 100, 80])
+    state = ExplorerState(dataset=dset, backend=None, n_pos=2, n_neg=5, window_dims=(20, 20))
+    assert state.pools.n_neg_asked == 5 and state.pools.n_neg == 0
     bars = views.negatives_plot(state.pools)
-    assert list(bars.dimension_values(1)) == [5, state.pools.n_neg]
+    assert list(bars.dimension_values(1)) == [5, 0]
+    assert any('negative' in w for w in state.pools.warnings)
 
 
 # ---------------------------------------------------------------- layout (no browser)
