@@ -214,15 +214,24 @@ class FrameIntersectionIndex:
         return self
 
     def _build_tree(self):
-        """Bulk-load the rtree from :attr:`gids` / :attr:`ltrb` (``None`` when empty)."""
+        """Bulk-load the rtree with the boxes of *dense* images (``None`` when there are none).
+
+        Images with at most :data:`SMALL_IMAGE_BOXES` boxes are answered by
+        numpy over the image's boxes, which is faster than a tree query at that
+        size, so only the rows of denser images go into the tree (ids = rows).
+        """
         if not len(self.aids):
             return None
+        uniq, counts = np.unique(self.gids, return_counts=True)
+        dense = uniq[counts > SMALL_IMAGE_BOXES]
+        if not len(dense):
+            return None
+        rows = np.flatnonzero(np.isin(self.gids, dense))
         index = _rtree()
         props = index.Property()
         props.dimension = 3
-        mins, maxs = _box3(self.gids, self.ltrb)
-        return index.Index(
-            (np.arange(len(self.aids), dtype=np.int64), mins, maxs), properties=props)
+        mins, maxs = _box3(self.gids[rows], self.ltrb[rows])
+        return index.Index((rows.astype(np.int64), mins, maxs), properties=props)
 
     # rtree indexes do not pickle: the tree is dropped and rebuilt on first use
     # (e.g. in each DataLoader worker started with spawn)
@@ -307,9 +316,9 @@ class FrameIntersectionIndex:
 
     def candidate_rows(self, gid: int, window: np.ndarray) -> np.ndarray:
         """Rows whose box touches or overlaps ``window`` (closed test, may over-report)."""
-        self._check_gid(gid)
-        if self._tree is None:
-            return np.empty(0, dtype=np.int64)
+        rows = self._rows_of(gid)
+        if len(rows) <= SMALL_IMAGE_BOXES or self._tree is None:
+            return rows
         mins, maxs = _box3(np.array([gid]), np.asarray(window, dtype=np.float64).reshape(1, 4))
         rows, _ = self._tree.intersection_v(mins, maxs)
         return rows.astype(np.int64)
@@ -322,9 +331,7 @@ class FrameIntersectionIndex:
             each annotation's box area inside ``box``, all ``> 0``.
         """
         window = box_to_ltrb(box)
-        rows = self._rows_of(gid)
-        if len(rows) > SMALL_IMAGE_BOXES:
-            rows = np.sort(self.candidate_rows(gid, window))
+        rows = np.sort(self.candidate_rows(gid, window))
         frac = visible_fractions(self.ltrb[rows], window)
         keep = frac > 0
         return self.aids[rows[keep]], frac[keep]
@@ -471,7 +478,7 @@ class FrameIntersectionIndex:
     def _negative_ok(self, cand_gids: np.ndarray, cand: np.ndarray, thresh: float) -> np.ndarray:
         """Which candidate windows ``(M, 4)`` ltrb keep overlap within ``thresh``."""
         ok = np.ones(len(cand), dtype=bool)
-        if self._tree is None or thresh >= 1.0 or not len(cand):
+        if not len(self.aids) or thresh >= 1.0 or not len(cand):
             return ok
         owner, rows = self._candidate_pairs(cand_gids, cand)
         if not len(rows):
