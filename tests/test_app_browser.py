@@ -336,3 +336,22 @@ def test_browser_large_image_stays_downsampled(browser, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_browser_link_reopens_the_same_view(server, page):
+    """Config and UI values in the query string are applied when the page opens."""
+    from urllib.parse import urlencode
+
+    from playwright.sync_api import expect
+    url, _ = server
+    query = urlencode({'window_dims': '[80, 112]', 'pad': '[6, 2]', 'n_pos': 5, 'seed': 4,
+                       'categories': '["star"]', 'with_annots': '["boxes"]', 'gid': 3,
+                       'visible_thresh': 0.25})
+    status = open_app(page, f'{url}?{query}')
+    expect(status).to_contain_text('image 3 ·')
+    expect(status).to_contain_text('5 positives')
+    expect(status).to_contain_text('window 80x112, pad 6x2, seed 4')
+    expect(field(page, 'window_h')).to_have_value('80')
+    expect(field(page, 'pad_w')).to_have_value('2')
+    expect(page.locator('.w-categories')).to_contain_text('star')
+    expect(page.locator('.explorer-alert')).to_be_hidden()
