@@ -162,7 +162,7 @@ class FrameIntersectionIndex:
         self.ltrb = np.empty((0, 4), dtype=np.float64)
         self.image_dims: dict[int, tuple[int, int]] = {}
         self._tree = None
-        self._rows_by_gid: dict[int, np.ndarray] | None = None
+        self._rows_by_gid: dict[int, tuple[int, int]] | None = None
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -209,7 +209,9 @@ class FrameIntersectionIndex:
                 f'{int((~valid).sum())} annotations with invalid boxes (NaN, inf or negative '
                 f'size) are left out of the index: aids {aids[~valid][:20].tolist()}')
             aids, gids, ltrb = aids[valid], gids[valid], ltrb[valid]
-        self.aids, self.gids, self.ltrb = aids, gids, ltrb
+        # rows of one image are contiguous (stable: input order within an image)
+        order = np.argsort(gids, kind='stable')
+        self.aids, self.gids, self.ltrb = aids[order], gids[order], ltrb[order]
         self._tree = self._build_tree()
         return self
 
@@ -301,13 +303,17 @@ class FrameIntersectionIndex:
     def _aids_of(self, gid: int) -> list[int]:
         return self.aids[self._rows_of(gid)].tolist()
 
-    def _rows_of(self, gid: int) -> np.ndarray:
+    def _span(self, gid: int) -> tuple[int, int]:
+        """``(start, stop)``: the rows of image ``gid`` (rows are sorted by image)."""
         if self._rows_by_gid is None:
-            order = np.argsort(self.gids, kind='stable')
-            uniq, starts = np.unique(self.gids[order], return_index=True)
-            splits = np.split(order, starts[1:]) if len(order) else []
-            self._rows_by_gid = dict(zip(uniq.tolist(), splits))
-        return self._rows_by_gid.get(self._check_gid(gid), np.empty(0, dtype=np.int64))
+            uniq, starts, counts = np.unique(self.gids, return_index=True, return_counts=True)
+            self._rows_by_gid = {g: (a, a + n) for g, a, n in
+                                 zip(uniq.tolist(), starts.tolist(), counts.tolist())}
+        return self._rows_by_gid.get(self._check_gid(gid), (0, 0))
+
+    def _rows_of(self, gid: int) -> np.ndarray:
+        start, stop = self._span(gid)
+        return np.arange(start, stop, dtype=np.int64)
 
     def _support(self, gid: int):
         """All annotation boxes of image ``gid`` as ``kwimage.Boxes`` (ltrb)."""
@@ -331,10 +337,17 @@ class FrameIntersectionIndex:
             each annotation's box area inside ``box``, all ``> 0``.
         """
         window = box_to_ltrb(box)
-        rows = np.sort(self.candidate_rows(gid, window))
-        frac = visible_fractions(self.ltrb[rows], window)
+        start, stop = self._span(gid)
+        if stop - start > SMALL_IMAGE_BOXES and self._tree is not None:
+            rows = np.sort(self.candidate_rows(gid, window))
+            ltrb, aids = self.ltrb[rows], self.aids[rows]
+        else:  # views, no copy
+            ltrb, aids = self.ltrb[start:stop], self.aids[start:stop]
+        near = ((ltrb[:, 0] <= window[2]) & (ltrb[:, 2] >= window[0]) &
+                (ltrb[:, 1] <= window[3]) & (ltrb[:, 3] >= window[1]))
+        frac = visible_fractions(ltrb[near], window)
         keep = frac > 0
-        return self.aids[rows[keep]], frac[keep]
+        return aids[near][keep], frac[keep]
 
     def overlapping_aids(self, gid: int, box: Any) -> list[int]:
         """Ids of the annotations of image ``gid`` that overlap ``box``.

@@ -100,6 +100,19 @@ def _ensure_imgsize(dset, verbose: int = 0) -> None:
         img['height'], img['width'] = int(shape[0]), int(shape[1])
 
 
+def _check_coco(dset, where: str):
+    """Refuse JSON that is not a COCO dataset; fill in optional empty sections."""
+    data = dset.dataset
+    if not isinstance(data, dict) or not isinstance(data.get('images'), list):
+        raise ValueError(f'{where} is not a COCO / kwcoco dataset: it has no "images" list')
+    missing = [k for k in ('annotations', 'categories') if data.get(k) is None]
+    if missing:  # a dataset of unlabelled images is valid, just empty
+        for key in missing:
+            data[key] = []
+        dset._build_index()
+    return dset
+
+
 def _coerce_dset(data):
     """A kwcoco.CocoDataset from a dataset, a path, or a demo key."""
     import kwcoco
@@ -111,9 +124,10 @@ def _coerce_dset(data):
             if os.path.isdir(text):
                 raise ValueError(f'expected a .kwcoco.json file, got a folder: {text}')
             try:
-                return kwcoco.CocoDataset(text)
+                dset = kwcoco.CocoDataset(text)
             except Exception as ex:
                 raise ValueError(f'cannot read dataset {text}: {ex}') from None
+            return _check_coco(dset, text)
         key = text.split(':', 1)[1] if text.startswith('special:') else text
         if key.startswith(('shapes', 'vidshapes')) and os.sep not in key and '.json' not in key:
             return kwcoco.CocoDataset.demo(key)
