@@ -131,7 +131,7 @@ def free_port(address: str = 'localhost') -> int:
         return sock.getsockname()[1]
 
 
-def serve(args, ready=None, warm: bool = True):
+def serve(args, ready=None):
     """Start the server (blocks). ``ready(server, url)`` is called once it listens."""
     import panel as pn
     from app.layout import ensure_extensions
@@ -141,9 +141,6 @@ def serve(args, ready=None, warm: bool = True):
     backend = None if args.backend == 'none' else args.backend
     ExplorerState(dataset=args.dataset, roots=serve_roots(args), workdir=args.workdir,
                   backend=backend)
-    if warm:  # render one page offline: the first visitor pays no first-use costs
-        from bokeh.document import Document
-        create_page(args).server_doc(Document())
     port = args.port or free_port(args.address)
     origins = sorted({f'{host}:{port}' for host in (args.address, 'localhost', '127.0.0.1')})
     server = pn.serve({'/': lambda: create_page(args)}, port=port, address=args.address,

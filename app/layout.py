@@ -629,9 +629,12 @@ class Explorer(pn.viewable.Viewer):
         for kind, title in (('pos', 'Positives'), ('neg', 'Negatives')):
             items = galleries[kind]
             total = s.pools.n_pos if kind == 'pos' else s.pools.n_neg
+            cfg = s.pools.config
+            wd = ('box size' if cfg.window_dims is None else
+                  f'{cfg.window_dims[0]}x{cfg.window_dims[1]}')
             self._gallery_titles[kind].object = (
-                f'**{title}**: first {len(items)} of {total}, as sampler.load_item returns them'
-                + ('' if items else ' — *none*'))
+                f'**{title}**: first {len(items)} of {total} (window {wd}), as '
+                f'sampler.load_item returns them' + ('' if items else ' — *none*'))
             for k, slot in enumerate(self._ensure_slots(kind, len(items))):
                 if k >= len(items):
                     slot['index'] = None

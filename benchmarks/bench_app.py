@@ -129,6 +129,15 @@ def timed_change(page, widget: str, value, status_sel: str, expect_text: str) ->
     return float(page.evaluate('() => window.__p'))
 
 
+def settle(page, h: int) -> None:
+    """Wait until the statistics and both galleries show window ``h`` x 128."""
+    page.locator('.stats-numbers tr', has_text='window (h x w)').filter(
+        has_text=f'{h}x128').wait_for(timeout=TIMEOUT)
+    for name in ('Positives', 'Negatives'):
+        page.locator('.galleries p', has_text=name).filter(
+            has_text=f'window {h}x128').first.wait_for(timeout=TIMEOUT)
+
+
 def first_canvas(page, url) -> float:
     t0 = time.perf_counter()
     page.goto(url)
@@ -160,14 +169,15 @@ def bench_demo(browser, n_changes: int, runs: int = 3) -> dict:
                         h = 64 + 8 * (k % 20) + (0 if k % 40 < 20 else 4)
                         preview.append(timed_change(page, 'window_h', h, '.status',
                                                     f'window {h}x128'))
-                        # the statistics of that change (they follow on the next tick)
-                        page.locator('.stats-numbers tr', has_text='window (h x w)').filter(
-                            has_text=f'{h}x128').wait_for(timeout=TIMEOUT)
+                        # the statistics and galleries of that change (they follow on
+                        # later ticks): the next change starts from an idle page
+                        settle(page, h)
                     # statistics latency measured on its own, same way
                     for k in range(min(20, n_changes)):
                         h = 300 + 4 * k
                         stats.append(timed_change(page, 'window_h', h, '.stats-numbers',
                                                   f'{h}x128'))
+                        settle(page, h)
                     out['preview_ms'] = preview
                     out['stats_ms'] = stats
                 page.close()
@@ -242,15 +252,17 @@ def bench_large(browser, root: Path) -> dict:
             nexts.append(float(page.evaluate('() => window.__p')))
         out['next_image_ms'] = nexts
         # statistics after a window change (16 positives, 16 negatives)
-        out['stats_ms'] = [timed_change(page, 'window_h', 100 + 8 * k, '.stats-numbers',
-                                        f'{100 + 8 * k}x128') for k in range(5)]
+        stats = []
+        for k in range(5):
+            h = 100 + 8 * k
+            stats.append(timed_change(page, 'window_h', h, '.stats-numbers', f'{h}x128'))
+            settle(page, h)
+        out['stats_ms'] = stats
         preview = []
         for k in range(10):
             h = 200 + 8 * k
             preview.append(timed_change(page, 'window_h', h, '.status', f'window {h}x128'))
-            # let the galleries and statistics of this change arrive before the next one
-            page.locator('.stats-numbers tr', has_text='window (h x w)').filter(
-                has_text=f'{h}x128').wait_for(timeout=TIMEOUT)
+            settle(page, h)
         out['preview_ms'] = preview
         # a bigger pool: 2,000 positives
         big = []
