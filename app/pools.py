@@ -118,6 +118,7 @@ def filter_images(table, search: str = '', categories=(), dset=None):
     return out
 
 
+#: (key, file stamp, backend, workdir) -> SharedDataset
 _CACHE: dict[tuple, SharedDataset] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -139,6 +140,9 @@ def dataset_key(dataset) -> tuple[str, str]:
 def get_shared(dataset, backend=None, workdir=None) -> SharedDataset:
     """The shared sampler of ``dataset`` (built on first use, then cached).
 
+    A dataset file is keyed by its real path, modification time and size, so
+    a file changed on disk (or uploaded again) is read again.
+
     Args:
         dataset: a demo key, a ``.kwcoco.json`` path (check it with
             :func:`app.roots.check_path` first) or a ``kwcoco.CocoDataset``.
@@ -149,7 +153,11 @@ def get_shared(dataset, backend=None, workdir=None) -> SharedDataset:
         FileNotFoundError, ValueError, KeyError: the dataset cannot be read.
     """
     key, label = dataset_key(dataset)
-    ckey = (key, backend, None if workdir is None else os.fspath(workdir))
+    stamp = None
+    if os.path.isabs(key) and os.path.isfile(key):   # a file: a changed file is a new dataset
+        st = os.stat(key)
+        stamp = (st.st_mtime_ns, st.st_size)
+    ckey = (key, stamp, backend, None if workdir is None else os.fspath(workdir))
     with _CACHE_LOCK:
         shared = _CACHE.get(ckey)
     if shared is not None:
@@ -158,8 +166,8 @@ def get_shared(dataset, backend=None, workdir=None) -> SharedDataset:
     # another backend of the same dataset shares its CocoDataset
     dset = None
     with _CACHE_LOCK:
-        for (k, _, _), other in _CACHE.items():
-            if k == key:
+        for (k, kstamp, _, _), other in _CACHE.items():
+            if k == key and kstamp == stamp:
                 dset = other.dset
                 break
     if dset is None:

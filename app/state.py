@@ -130,12 +130,15 @@ class ExplorerState(SamplingConfig):
         """A plain :class:`SamplingConfig` of the current values (the exported file).
 
         Args:
-            with_hash: fill ``dataset_hash`` with the dataset's content hash.
+            with_hash: fill ``dataset_hash`` with the dataset's content hash and
+                name a dataset file by its absolute real path (the exported file).
         """
         data = self.config_dict()
         data.pop('version')
         if with_hash:
             data['dataset_hash'] = self.shared.dataset_hash
+            if not is_demo_key(self.dataset) and os.path.isabs(self.shared.key):
+                data['dataset'] = self.shared.key   # absolute: the file works from anywhere
         return SamplingConfig(**data)
 
     def export_yaml(self) -> str:

@@ -317,3 +317,17 @@ def test_state_pool_tables_are_the_windows_load_item_returns(extra):
         sl = state.sampler.load_item(i)['target']['space_slice']
         assert (row['y0'], row['x0'], row['y1'], row['x1']) == (
             sl[0].start, sl[1].start, sl[0].stop, sl[1].stop), (i, row)
+
+
+def test_a_changed_dataset_file_is_read_again(shapes_copy):
+    root, path = shapes_copy
+    import json
+    changed = root / 'changed.kwcoco.json'
+    data = json.loads(path.read_text())
+    changed.write_text(json.dumps(data))
+    first = get_shared(str(changed), backend=None)
+    assert get_shared(str(changed), backend=None) is first
+    data['annotations'] = data['annotations'][:5]
+    changed.write_text(json.dumps(data) + ' ')
+    again = get_shared(str(changed), backend=None)
+    assert again is not first and len(again.dset.anns) == 5

@@ -362,3 +362,26 @@ def test_scale_is_tuned_live():
     assert e.state.scale == [0.5, 0.25] and 'scale' in e.state.message['text']
     e.scale.value = ''
     assert e.state.scale is None
+
+
+def test_upload_a_dataset_and_export_names_its_real_path(explorer, tmp_path, monkeypatch):
+    import kwcoco
+
+    import app.layout
+    from sampler_core import SamplingConfig
+    monkeypatch.setattr(app.layout, 'DEMO_ROOT', tmp_path / 'demo')
+    explorer.state.roots = explorer.state.roots + [str(tmp_path / 'demo')]
+    dset = kwcoco.CocoDataset.demo('shapes8')   # absolute image paths in the demo folder
+    explorer.upload.filename = 'mine.kwcoco.json'
+    explorer.upload.value = dset.dumps().encode()
+    state = explorer.state
+    assert state.message is None, state.message
+    assert state.dataset == str(tmp_path / 'demo' / 'uploads' / 'mine.kwcoco.json')
+    assert len(state.shared.dset.imgs) == 8
+    cfg = SamplingConfig.loads(state.export_yaml())
+    assert cfg.dataset == os.path.realpath(state.dataset)
+    # a file that is not .json is refused before it is written
+    explorer.upload.filename = 'evil.sh'
+    explorer.upload.value = b'rm -rf /'
+    assert state.message['text'].startswith('refused')
+    assert not (tmp_path / 'demo' / 'uploads' / 'evil.sh').exists()
