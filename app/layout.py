@@ -562,7 +562,7 @@ class Explorer(pn.viewable.Viewer):
             s.notify(f'cannot sample a window at {click}: {ex}')
             return pn.pane.Markdown(f'**cannot sample this window**: {ex}', width=420)
         h, w = element.get(0).data.shape[:2]
-        scale = min(380 / h, 560 / w)
+        scale = min(380 / h, 440 / w)
         plot = element.opts(
             hv.opts.RGB(frame_width=max(60, int(w * scale)), frame_height=max(60, int(h * scale)),
                         invert_yaxis=True, xlim=(0, w), ylim=(0, h),
@@ -687,9 +687,11 @@ class Explorer(pn.viewable.Viewer):
                 xrotation=45, color='category', cmap='Category20', show_legend=False, **size),
             hv.DynamicMap(visible, streams=[self._stats_tick]).opts(
                 hv.opts.Histogram(color='#64748b', **size),
-                hv.opts.VLine(color='red', line_dash='dashed')),
+                hv.opts.VLine(color='red', line_dash='dashed'),
+                hv.opts.Overlay(show_legend=False)),
             hv.DynamicMap(negatives, streams=[self._stats_tick]).opts(
-                color='negatives', cmap=['#94a3b8', views.NEG_COLOR], **size),
+                color='negatives', cmap=['#94a3b8', views.NEG_COLOR], show_legend=False,
+                **size),
             hv.DynamicMap(covered, streams=[self._stats_tick]).opts(
                 ylim=(0, 1), xrotation=45, color=views.POS_COLOR, **size),
         ]

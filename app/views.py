@@ -532,8 +532,7 @@ def coverage_plot(per_image, overall: float, limit: int = 30) -> hv.Bars:
     top = per_image.sort_values('covered', ascending=False).iloc[:limit]
     top = top.assign(image=top['gid'].astype(str))
     return hv.Bars(top, 'image', 'covered',
-                   label=f'Image area covered: {overall:.1%} overall '
-                         f'({len(per_image)} images with windows)')
+                   label=f'Area covered: {overall:.1%} ({len(per_image)} images)')
 
 
 def stats_table(pools, fractions: np.ndarray, overall_coverage: float):
