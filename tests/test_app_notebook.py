@@ -1,7 +1,6 @@
 """The example notebook runs top to bottom (nbclient) and shows the explorer inline."""
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / 'examples' / 'explorer.ipynb'
