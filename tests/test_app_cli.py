@@ -87,7 +87,11 @@ def test_cli_serve_prints_the_url_and_binds_localhost(tmp_path):
         assert 'sampler-explorer' in html
         port = int(url.rsplit(':', 1)[1].strip('/'))
         # not reachable on another address of this machine
-        addrs = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+        try:
+            addrs = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None,
+                                                         socket.AF_INET)}
+        except OSError:  # the host name does not resolve: no other address to try
+            addrs = set()
         for addr in addrs - {'127.0.0.1'}:
             with socket.socket() as sock:
                 sock.settimeout(2)
