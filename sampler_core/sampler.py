@@ -24,9 +24,7 @@ Example:
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -35,9 +33,9 @@ from sampler_core.annots import AnnotGeometry, clip_dets, coerce_with_annots
 from sampler_core.frames import CocoFrames, NoParam
 from sampler_core.hashid import HashIdentifiable
 from sampler_core.regions import CocoRegions
-from sampler_core.target import (CENTER_KEYS, center_extent_to_slices, coerce_pad,
-                                 coerce_padkw, coerce_space_slice, coerce_window_dims,
-                                 embed_window, pad_mode_needs_data, _as_finite, _is_int)
+from sampler_core.target import (CENTER_KEYS, center_extent_to_slices, center_target_slices,
+                                 coerce_pad, coerce_padkw, coerce_space_slice,
+                                 coerce_window_dims, embed_window, pad_mode_needs_data)
 
 #: target keys that used to be keyword arguments of load_sample
 _LEGACY_KWARGS = ('pad', 'padkw', 'dtype', 'nodata', 'window_dims')
@@ -582,15 +580,7 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
                 if want != have:
                     raise ValueError(f'window_dims={want} conflicts with space_slice of size {have}')
         elif any(k in t for k in CENTER_KEYS):
-            for key in ('cx', 'cy'):
-                if key not in t:
-                    raise ValueError(f'target has {sorted(k for k in CENTER_KEYS if k in t)} '
-                                     f'but no {key!r}')
-                t[key] = _as_finite(t[key], key)
-            height = _as_finite(t['height'], 'height') if 'height' in t else None
-            width = _as_finite(t['width'], 'width') if 'width' in t else None
-            window_dims = coerce_window_dims(t.get('window_dims'), height=height, width=width)
-            space_slice = center_extent_to_slices((t['cy'], t['cx']), window_dims)
+            space_slice = center_target_slices(t, t.get('window_dims'))
         elif t.get('window_dims') is not None:
             # a size but no place: centre the window on the image, never ignore the size
             window_dims = coerce_window_dims(t['window_dims'], height=data_dims[0],
@@ -687,7 +677,6 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
                           with_annots=('boxes', 'segmentation', 'keypoints'),
                           annot_ids=None) -> dict:
         """Add the annotations inside the sample's padded window as ``sample['annots']``."""
-        import kwimage
         target = sample['target']
         params = sample['params']
         gid = target['gid']

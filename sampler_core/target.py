@@ -29,8 +29,6 @@ import math
 import numbers
 from typing import Any, Sequence
 
-import numpy as np
-
 #: numpy.pad modes accepted in ``padkw['mode']``.
 PAD_MODES = frozenset({
     'constant', 'edge', 'linear_ramp', 'maximum', 'mean', 'median',
@@ -214,6 +212,33 @@ def center_extent_to_slices(center: Sequence[float],
         low = int(math.floor(c - d / 2.0))
         out.append(slice(low, low + int(d)))
     return tuple(out)
+
+
+def center_target_slices(target: dict, window_dims: Any) -> tuple[slice, slice]:
+    """The window of a target given by centre (``cx``, ``cy``) and size.
+
+    ``target['cx']`` / ``target['cy']`` are checked and stored back as floats;
+    the size comes from ``window_dims`` (see :func:`coerce_window_dims`), falling
+    back to the target's ``height`` / ``width``.
+
+    Raises:
+        ValueError: no ``cx`` or ``cy``, a non-finite value, or a bad size.
+        TypeError: a value that is not a number.
+
+    Example:
+        >>> t = {'cx': 5, 'cy': 2, 'width': 6, 'height': 6}
+        >>> center_target_slices(t, None)
+        (slice(-1, 5, None), slice(2, 8, None))
+    """
+    for key in ('cx', 'cy'):
+        if key not in target:
+            raise ValueError(f'target has {sorted(k for k in CENTER_KEYS if k in target)} '
+                             f'but no {key!r}')
+        target[key] = _as_finite(target[key], key)
+    height = _as_finite(target['height'], 'height') if 'height' in target else None
+    width = _as_finite(target['width'], 'width') if 'width' in target else None
+    dims = coerce_window_dims(window_dims, height=height, width=width)
+    return center_extent_to_slices((target['cy'], target['cx']), dims)
 
 
 def coerce_space_slice(space_slice: Any, space_dims: Sequence[int]) -> tuple[slice, slice]:

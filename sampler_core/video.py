@@ -53,9 +53,8 @@ from typing import Any
 
 import numpy as np
 
-from sampler_core.target import (CENTER_KEYS, _as_finite, _is_int, center_extent_to_slices,
-                                 coerce_pad, coerce_padkw, coerce_space_slice,
-                                 coerce_window_dims)
+from sampler_core.target import (CENTER_KEYS, _is_int, center_target_slices, coerce_pad,
+                                 coerce_padkw, coerce_space_slice, coerce_window_dims)
 
 try:  # pragma: no cover - ubelt is a kwcoco dependency
     from ubelt import NoParam
@@ -763,15 +762,7 @@ def infer_video_target(sampler, t: dict) -> dict:
             t.setdefault('cy', cy)
             t.setdefault('width', w)
             t.setdefault('height', h)
-        for key in ('cx', 'cy'):
-            if key not in t:
-                raise ValueError(f'target has {sorted(k for k in CENTER_KEYS if k in t)} '
-                                 f'but no {key!r}')
-            t[key] = _as_finite(t[key], key)
-        height = _as_finite(t['height'], 'height') if 'height' in t else None
-        width = _as_finite(t['width'], 'width') if 'width' in t else None
-        dims = coerce_window_dims(window_dims, height=height, width=width)
-        space_slice = center_extent_to_slices((t['cy'], t['cx']), dims)
+        space_slice = center_target_slices(t, window_dims)
     else:
         space_slice = (slice(0, space_dims[0]), slice(0, space_dims[1]))
     t['space_slice'] = space_slice
