@@ -114,13 +114,26 @@ def serve_roots(args) -> list:
     return roots
 
 
-def create_page(args):
-    """One session's page (a Panel template) for parsed ``serve`` options."""
+def _new_explorer(args, state=None, hold_updates: bool = False):
     from app.layout import Explorer
+    if state is not None:
+        return Explorer(state=state, hold_updates=hold_updates)
     backend = None if args.backend == 'none' else args.backend
-    explorer = Explorer(dataset=args.dataset, roots=serve_roots(args), workdir=args.workdir,
-                        backend=backend)
-    return explorer.template()
+    return Explorer(dataset=args.dataset, roots=serve_roots(args), workdir=args.workdir,
+                    backend=backend, hold_updates=hold_updates)
+
+
+def create_page(args, ready_made: list | None = None):
+    """One session's page (a Panel template) for parsed ``serve`` options.
+
+    ``ready_made``: explorers built ahead (by :func:`serve`, while the server waits
+    for its first visitor); one whose dataset is still current is used first.
+    """
+    while ready_made:
+        explorer = ready_made.pop()
+        if explorer.state.dataset_is_current():
+            return explorer.template()
+    return _new_explorer(args).template()
 
 
 def free_port(address: str = 'localhost') -> int:
@@ -139,14 +152,27 @@ def serve(args, ready=None):
     ensure_extensions()
     # build the shared sampler (and refuse a bad dataset) before the first visitor
     backend = None if args.backend == 'none' else args.backend
-    ExplorerState(dataset=args.dataset, roots=serve_roots(args), workdir=args.workdir,
-                  backend=backend)
+    state = ExplorerState(dataset=args.dataset, roots=serve_roots(args), workdir=args.workdir,
+                          backend=backend)
     port = args.port or free_port(args.address)
     origins = sorted({f'{host}:{port}' for host in (args.address, 'localhost', '127.0.0.1')})
-    server = pn.serve({'/': lambda: create_page(args)}, port=port, address=args.address,
-                      show=False, start=False, title='sampler-explorer', websocket_origin=origins)
+    ready_made = []
+    server = pn.serve({'/': lambda: create_page(args, ready_made)}, port=port,
+                      address=args.address, show=False, start=False, title='sampler-explorer',
+                      websocket_origin=origins)
     url = f'http://{args.address}:{server.port}/'
     print(f'sampler-explorer: serving {args.dataset} at {url}  (Ctrl+C to stop)', flush=True)
+
+    def build_ahead():
+        # the first loop callback, before any request is handled: the first visitor's
+        # explorer (on the state built above) is made while the browser opens the page
+        try:
+            ready_made.append(_new_explorer(args, state=state, hold_updates=True))
+        except Exception:  # pragma: no cover - the visitor's page builds its own
+            import traceback
+            traceback.print_exc()
+
+    server.io_loop.add_callback(build_ahead)
     if ready is not None:
         ready(server, url)
     if args.show:

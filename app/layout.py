@@ -39,6 +39,10 @@ def ensure_extensions() -> None:
     if not _EXTENSIONS_LOADED:
         pn.extension(notifications=True)
         hv.extension('bokeh', logo=False)
+        # plain canvas: a few hundred glyphs per plot at most, and WebGL (HoloViews'
+        # default) costs a shader compile and a blit per draw (software GL without a GPU)
+        # plus bokeh-gl.js in every page
+        hv.renderer('bokeh').webgl = False
         _EXTENSIONS_LOADED = True
     elif pn.state.curdoc is not None:
         pn.config.notifications = True
@@ -88,9 +92,12 @@ class Explorer(pn.viewable.Viewer):
     """
 
     def __init__(self, dataset=DEFAULT_DEMO, roots=None, state: ExplorerState | None = None,
-                 **config):
+                 hold_updates: bool = False, **config):
         super().__init__()
         ensure_extensions()
+        #: built ahead of its session (``hold_updates``): statistics and galleries wait for
+        #: the page (:meth:`template`) instead of being computed at once
+        self._held_updates = [] if hold_updates else None
         self.state = state if state is not None else ExplorerState(dataset=dataset, roots=roots,
                                                                    **config)
         self.colors = views.category_colors(self.state.shared.dset)
@@ -721,25 +728,38 @@ class Explorer(pn.viewable.Viewer):
         if not todo:
             return
         self._pending_updates.extend(todo)
-
-        def make(update):
-            def run():
-                if update in self._pending_updates:
-                    self._pending_updates.remove(update)
-                try:
-                    update()
-                except Exception as ex:  # keep the app alive; tell the user
-                    import traceback
-                    traceback.print_exc()
-                    self.state.notify(f'could not update the view: {ex}')
-            return run
-
         doc = pn.state.curdoc
+        in_session = doc is not None and doc.session_context is not None
+        if self._held_updates is not None and not in_session:
+            self._held_updates.extend(todo)   # built ahead of its page: run them there
+            return
         for update in todo:
-            if doc is not None and doc.session_context is not None:
-                doc.add_next_tick_callback(make(update))
+            if in_session:
+                doc.add_next_tick_callback(self._update_runner(update))
             else:
-                make(update)()
+                self._update_runner(update)()
+
+    def _update_runner(self, update):
+        def run():
+            if update in self._pending_updates:
+                self._pending_updates.remove(update)
+            try:
+                update()
+            except Exception as ex:  # keep the app alive; tell the user
+                import traceback
+                traceback.print_exc()
+                self.state.notify(f'could not update the view: {ex}')
+        return run
+
+    def _release_held_updates(self) -> None:
+        """Schedule what was held while the explorer was built ahead of its page."""
+        held, self._held_updates = self._held_updates, None
+        doc = pn.state.curdoc
+        for update in held or ():
+            if doc is not None and doc.session_context is not None:
+                doc.add_next_tick_callback(self._update_runner(update))
+            else:
+                self._update_runner(update)()
 
     # ------------------------------------------------------------ layout
     def sidebar(self) -> list:
@@ -789,13 +809,20 @@ class Explorer(pn.viewable.Viewer):
                       sizing_mode='stretch_width')
 
     def template(self, title: str = 'sampler-explorer', sync_url: bool = True):
-        """The served page (FastListTemplate); keeps the state in the URL query."""
+        """The served page (BootstrapTemplate); keeps the state in the URL query.
+
+        The sidebar's widgets, the galleries and the statistics are added once the
+        page has loaded, so the browser draws the overview first.
+        """
+        ensure_extensions()
+        self._release_held_updates()
         if sync_url and pn.state.location is not None:
             keys = list(URL_CONFIG_KEYS) + list(URL_UI_KEYS)
             pn.state.location.sync(self.state, {k: k for k in keys},
                                    on_error=self._on_url_error)
         return pn.template.BootstrapTemplate(
-            title=title, sidebar=[pn.Column(*self.sidebar(), sizing_mode='stretch_width')],
+            title=title,
+            sidebar=[self._deferred(pn.Column(*self.sidebar(), sizing_mode='stretch_width'))],
             main=[pn.Column(*self.main(), sizing_mode='stretch_width')], sidebar_width=340,
             header_background="#14532d")
 

@@ -269,6 +269,16 @@ class ExplorerState(SamplingConfig):
                 self.selected_item = None
         self.click_xy = None
 
+    def dataset_is_current(self) -> bool:
+        """Whether opening :attr:`dataset` now gives the loaded one (a dataset file changed
+        on disk since, or now refused, is not current)."""
+        if self.shared is None:
+            return False
+        try:
+            return self._open_shared(self.dataset) is self.shared
+        except Exception:
+            return False
+
     # ------------------------------------------------------------------ browsing
     def image_ids(self) -> list:
         """Image ids that pass the search text and category filter, in dataset order."""

@@ -18,6 +18,7 @@ in a MutationObserver), so Playwright's round trips are not counted.
 
 Usage:
     python benchmarks/bench_app.py [--changes 50] [--skip-large]
+    python benchmarks/bench_app.py --startup-only [--runs 5]   # quick: start-up only
 
 Nothing is timed in the tests; the figures go to benchmarks/README-app.md.
 """
@@ -149,7 +150,7 @@ def pct(values, q):
     return float(np.percentile(np.asarray(values), q))
 
 
-def bench_demo(browser, n_changes: int, runs: int = 3) -> dict:
+def bench_demo(browser, n_changes: int, runs: int = 3, startup_only: bool = False) -> dict:
     out = {'start_to_url': [], 'open_to_canvas': [], 'start_to_canvas': []}
     with tempfile.TemporaryDirectory() as work:
         for run in range(runs):
@@ -162,7 +163,7 @@ def bench_demo(browser, n_changes: int, runs: int = 3) -> dict:
                 out['start_to_url'].append(to_url)
                 out['open_to_canvas'].append(to_canvas)
                 out['start_to_canvas'].append(time.perf_counter() - t0)
-                if run == runs - 1:
+                if run == runs - 1 and not startup_only:
                     page.locator('.stats-numbers').wait_for(timeout=TIMEOUT)
                     preview, stats = [], []
                     for k in range(n_changes):
@@ -289,6 +290,9 @@ def main(argv=None) -> int:
     parser.add_argument('--changes', type=int, default=50)
     parser.add_argument('--skip-large', action='store_true')
     parser.add_argument('--json', default=None, help='also write the raw figures here')
+    parser.add_argument('--startup-only', action='store_true',
+                        help='quick mode: only the demo start-up figures (no changes, no large)')
+    parser.add_argument('--runs', type=int, default=3, help='demo server starts (default: 3)')
     args = parser.parse_args(argv)
     silence_warnings()
     print_machine_info()
@@ -296,7 +300,7 @@ def main(argv=None) -> int:
     results = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        demo = bench_demo(browser, args.changes)
+        demo = bench_demo(browser, args.changes, runs=args.runs, startup_only=args.startup_only)
         results['demo'] = demo
         print('demo (shapes8, 8 images 600x600):')
         print(f"  server start -> URL printed: "
@@ -305,9 +309,11 @@ def main(argv=None) -> int:
               f"{', '.join(f'{v:.2f}' for v in demo['open_to_canvas'])} s")
         print(f"  server start -> first canvas: "
               f"{', '.join(f'{v:.2f}' for v in demo['start_to_canvas'])} s (target < 3 s)")
-        print(f"  window change -> preview:    {summary(demo['preview_ms'])} (target p95 < 150 ms)")
-        print(f"  window change -> statistics: {summary(demo['stats_ms'])}")
-        if not args.skip_large:
+        if not args.startup_only:
+            print(f"  window change -> preview:    {summary(demo['preview_ms'])} "
+                  f"(target p95 < 150 ms)")
+            print(f"  window change -> statistics: {summary(demo['stats_ms'])}")
+        if not args.skip_large and not args.startup_only:
             with tempfile.TemporaryDirectory() as tmp:
                 large = bench_large(browser, Path(tmp))
             results['large'] = large
