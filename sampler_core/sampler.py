@@ -35,7 +35,8 @@ from sampler_core.hashid import HashIdentifiable
 from sampler_core.regions import CocoRegions
 from sampler_core.target import (CENTER_KEYS, center_extent_to_slices, center_target_slices,
                                  coerce_pad, coerce_padkw, coerce_space_slice,
-                                 coerce_window_dims, embed_window, pad_mode_needs_data)
+                                 coerce_window_dims, embed_window, pad_mode_needs_data,
+                                 _as_finite)
 
 #: target keys that used to be keyword arguments of load_sample
 _LEGACY_KWARGS = ('pad', 'padkw', 'dtype', 'nodata', 'window_dims')
@@ -573,6 +574,9 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
             space_slice = slices
         if space_slice is not None:
             space_slice = coerce_space_slice(space_slice, data_dims)
+            for key in ('cx', 'cy'):  # ignored for the window, but reported back as rel_cx/cy
+                if key in t:
+                    t[key] = _as_finite(t[key], key)
             if t.get('window_dims') is not None and not isinstance(t['window_dims'], str):
                 want = coerce_window_dims(t['window_dims'])
                 have = (space_slice[0].stop - space_slice[0].start,

@@ -27,3 +27,11 @@ def test_dataset_without_categories_or_annotations_is_empty_not_broken(tmp_path)
     assert sample['annots']['aids'].tolist() == []
     n_pos, n_neg = sampler.regions.preselect(n_neg=3, window_dims=(2, 2), rng=0)
     assert (n_pos, n_neg) == (0, 3)
+
+
+def test_target_with_slices_and_nan_centre_is_refused():
+    sampler = CocoSampler.demo('shapes8')
+    with pytest.raises(ValueError, match="'cy'"):
+        sampler.load_sample({'gid': 1, 'slices': (slice(0, 4), slice(0, 4)), 'cy': float('nan')})
+    sample = sampler.load_sample({'gid': 1, 'slices': (slice(2, 6), slice(3, 9)), 'cx': 5, 'cy': 4})
+    assert (sample['target']['rel_cx'], sample['target']['rel_cy']) == (2.0, 2.0)
