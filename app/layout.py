@@ -784,24 +784,35 @@ class Explorer(pn.viewable.Viewer):
                          pn.Column(self.image_select, self.frame_slider),
                          pn.Column(pn.Row(self.prev_button, self.next_button), self.image_count))
         return [
-            browser,
+            self._deferred(browser),
             self.status,
             pn.Row(self.overview, self.detail),
-            pn.Card(self._deferred(self.galleries), title='Galleries',
+            pn.Card(self._deferred(self.galleries, later=True), title='Galleries',
                     sizing_mode='stretch_width'),
-            pn.Card(self._deferred(self.stats), title='Statistics of the pools',
+            pn.Card(self._deferred(self.stats, later=True), title='Statistics of the pools',
                     sizing_mode='stretch_width'),
         ]
 
-    def _deferred(self, view):
+    def _deferred(self, view, later: bool = False):
         """In a served session ``view`` is added once the page has loaded (the overview
-        shows first); elsewhere (notebooks, tests) it is there at once."""
+        shows first); elsewhere (notebooks, tests) it is there at once.
+
+        ``later``: added on a later tick of the server loop than the views deferred
+        without it (the widgets reach the browser before the statistics plots).
+        """
         doc = pn.state.curdoc
         if doc is None or doc.session_context is None:
             return view
         holder = pn.Column(pn.indicators.LoadingSpinner(value=True, size=30),
                            sizing_mode='stretch_width')
-        pn.state.onload(lambda: holder.__setitem__(slice(None), [view]))
+
+        def show():
+            holder[:] = [view]
+
+        if later:
+            pn.state.onload(lambda: doc.add_next_tick_callback(show))
+        else:
+            pn.state.onload(show)
         return holder
 
     def __panel__(self):
