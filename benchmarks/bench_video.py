@@ -44,6 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, os.fspath(Path(__file__).resolve().parent))
+import _data  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, os.fspath(HERE.parent))
 
@@ -52,20 +55,6 @@ def silence_warnings() -> None:
     warnings.filterwarnings('ignore', category=FutureWarning)
     warnings.filterwarnings('ignore', category=DeprecationWarning)
     warnings.filterwarnings('ignore', category=UserWarning)
-
-
-def machine_line() -> str:
-    model = 'unknown'
-    try:
-        with open('/proc/cpuinfo') as file:
-            for line in file:
-                if line.startswith('model name'):
-                    model = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (f'machine: nproc={os.cpu_count()}, cpu={model!r}, python {sys.version.split()[0]}, '
-            f'numpy {np.__version__}')
 
 
 silence_warnings()
@@ -182,7 +171,7 @@ def check(dset, ours_npy, nd_none, targets, n):
 
 def main(argv=None):
     args = parse_args(argv)
-    print(machine_line())
+    _data.print_machine_info()
     dset, ours_npy, ours_none, nd_none = build(args)
     loaders = make_loaders(dset, ours_npy, ours_none, nd_none)
     results = {}
