@@ -9,8 +9,8 @@ geometry cache and frame cache are shared.
 The pools (``regions.preselect``) are mutable state on a sampler, so each
 session samples through its own :func:`session_sampler`: a shallow copy of the
 shared sampler whose ``regions`` is a shallow copy too. ``preselect`` only
-*rebinds* the pool attributes of the copy (``_pos_select_idxs``,
-``_negative_pool``, ``_negative_idx``), so the shared sampler and the other
+*rebinds* the pool attributes of the copy (the positive selection and the
+negative pool), so the shared sampler and the other
 sessions never see them. The lazily built tables (targets, index, negative
 anchors) are built on the shared sampler *before* it is copied, so every copy
 points at the same ones.
@@ -281,31 +281,10 @@ def _table(rows: dict, kind: str, start: int, window_dims):
 
 
 def pool_rows(regions) -> tuple[dict, dict]:
-    """``(positives, negatives)`` of a preselected ``CocoRegions`` as column dicts.
-
-    Reads the pool arrays directly (``get_positive`` one by one is too slow
-    for large pools) when they have the expected sizes, and falls back to the
-    public getters otherwise.
-    """
+    """``(positives, negatives)`` of a preselected ``CocoRegions`` as column dicts."""
     cols = ('aid', 'gid', 'category_id', 'cx', 'cy', 'width', 'height')
-    try:
-        windows = getattr(regions, '_pos_windows', None)
-        if windows is not None:       # grid mode: explicit windows
-            pos = {k: np.asarray(windows[k]) for k in cols}
-        else:
-            t = regions.targets
-            sel = regions._pos_select_idxs
-            pos = {k: (np.asarray(t[k]) if sel is None else np.asarray(t[k])[sel]) for k in cols}
-        negp = regions._negative_pool or {k: [] for k in cols}
-        neg = {k: np.asarray(negp[k]) for k in cols}
-        if len(pos['gid']) != regions.n_positives or len(neg['gid']) != regions.n_negatives:
-            raise TypeError('pool internals changed')
-    except (AttributeError, KeyError, TypeError):
-        prow = [regions.get_positive(i) for i in range(regions.n_positives)]
-        nrow = [regions.get_negative(i) for i in range(regions.n_negatives)]
-        pos = {k: np.array([r[k] for r in prow]) for k in cols}
-        neg = {k: np.array([r[k] for r in nrow]) for k in cols}
-    return pos, neg
+    pos, neg = regions.pool_tables()
+    return {k: pos[k] for k in cols}, {k: neg[k] for k in cols}
 
 
 def compute_pools(sampler, config) -> Pools:

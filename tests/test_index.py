@@ -103,3 +103,19 @@ def test_index_pickles_and_rebuilds_tree(monkeypatch):
     for gid in self.image_dims:
         assert clone.overlapping_aids(gid, [0, 0, 100, 100]) == \
             self.overlapping_aids(gid, [0, 0, 100, 100])
+
+
+@pytest.mark.parametrize('mode', ['all', 'subset', 'grid'], ids=['all-positives', 'subset', 'grid'])
+def test_regions_pool_tables_equal_the_getters(mode):
+    from sampler_core.regions import CocoRegions, TARGET_COLUMNS
+    regions = CocoRegions.demo('shapes8')
+    if mode == 'grid':
+        regions.preselect_grid(window_dims=(128, 128), n_pos=7, n_neg=4, rng=2)
+    else:
+        regions.preselect(n_pos=None if mode == 'all' else 9, n_neg=6, window_dims=(48, 40), rng=1)
+    pos, neg = regions.pool_tables()
+    assert len(pos['gid']) == regions.n_positives and len(neg['gid']) == regions.n_negatives
+    for table, getter, n in [(pos, regions.get_positive, regions.n_positives),
+                             (neg, regions.get_negative, regions.n_negatives)]:
+        for i in range(n):
+            assert {k: table[k][i].item() for k in TARGET_COLUMNS} == getter(i)
