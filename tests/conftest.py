@@ -28,6 +28,17 @@ def shapes8_dset():
 
 
 @pytest.fixture(scope='session')
+def shapes_path(tmp_path_factory):
+    """Path (str) of shapes8 written as a .kwcoco.json file; tests must not modify it."""
+    import kwcoco
+    dset = kwcoco.CocoDataset.demo('shapes8')
+    path = tmp_path_factory.mktemp('shapes8') / 'shapes8.kwcoco.json'
+    dset.fpath = str(path)
+    dset.dump(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope='session')
 def vidshapes2_dset():
     import kwcoco
     return kwcoco.CocoDataset.demo('vidshapes2')

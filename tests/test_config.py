@@ -9,16 +9,6 @@ import pytest
 from sampler_core import CocoSampler, SamplingConfig
 
 
-@pytest.fixture(scope='module')
-def shapes_path(tmp_path_factory):
-    import kwcoco
-    dset = kwcoco.CocoDataset.demo('shapes8')
-    path = tmp_path_factory.mktemp('cfg') / 'shapes8.kwcoco.json'
-    dset.fpath = str(path)
-    dset.dump(str(path))
-    return path
-
-
 def _stream(sampler, n):
     """(target window, pixels, aids) of the first n pool items."""
     out = []

@@ -10,16 +10,6 @@ from sampler_core import CocoSampler, SamplingConfig
 from sampler_core.frames import CocoFrames, open_npy, read_image
 
 
-@pytest.fixture(scope='module')
-def shapes_path(tmp_path_factory):
-    import kwcoco
-    dset = kwcoco.CocoDataset.demo('shapes8')
-    path = tmp_path_factory.mktemp('prep') / 'shapes8.kwcoco.json'
-    dset.fpath = str(path)
-    dset.dump(str(path))
-    return str(path)
-
-
 def _config(tmp_path, shapes_path, **kw):
     fields = dict(dataset=shapes_path, backend='npy', workdir=str(tmp_path / 'work'),
                   window_dims=(48, 64), pad=(4, 2), n_pos=5, n_neg=3, seed=2)

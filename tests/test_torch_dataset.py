@@ -14,16 +14,6 @@ from sampler_core.torch import SampleDataset, collate  # noqa: E402
 
 
 @pytest.fixture(scope='module')
-def shapes_path(tmp_path_factory):
-    import kwcoco
-    dset = kwcoco.CocoDataset.demo('shapes8')
-    path = tmp_path_factory.mktemp('torch') / 'shapes8.kwcoco.json'
-    dset.fpath = str(path)
-    dset.dump(str(path))
-    return str(path)
-
-
-@pytest.fixture(scope='module')
 def config_path(shapes_path, tmp_path_factory):
     """A config exported the way the app exports it (app.state if present)."""
     workdir = tmp_path_factory.mktemp('torch_cache')
