@@ -170,6 +170,8 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         self._geometry = None
         #: the SamplingConfig this sampler was built from (see from_config)
         self.config = None
+        #: the split side ('train' / 'val' / None) its pools were drawn from (apply_config)
+        self.subset = None
         if autoinit:
             self._init()
 
@@ -203,7 +205,7 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         """
         if isinstance(data, cls):
             return data
-        return cls(_coerce_dset(data), **kwargs)
+        return cls(data, **kwargs)
 
     @classmethod
     def from_config(cls, config, allow_hash_mismatch: bool = False, subset: str | None = 'train',
@@ -240,7 +242,7 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         elif not isinstance(config, SamplingConfig):
             raise TypeError(f'expected a SamplingConfig, dict or path, got {type(config).__name__}')
         kwargs.setdefault('workdir', config.workdir)
-        self = cls(_coerce_dset(config.dataset), backend=config.backend, **kwargs)
+        self = cls(config.dataset, backend=config.backend, **kwargs)
         current = config.check_dataset(self.dset, allow_hash_mismatch=allow_hash_mismatch)
         self.apply_config(config, subset=subset)
         self.config.dataset_hash = current
@@ -259,14 +261,9 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         Raises:
             KeyError: a category name the dataset does not have.
             ValueError: ``subset='val'`` without a split.
-            NotImplementedError: ``mode='grid'`` before ``regions.new_sample_grid`` exists.
         """
         kwargs = config.preselect_kwargs(self.dset, subset=subset)
         if config.mode == 'grid':
-            if not hasattr(self.regions, 'new_sample_grid'):
-                raise NotImplementedError(
-                    'config key "mode" is "grid", but this version of sampler_core has no '
-                    'sliding-window grid (regions.new_sample_grid) yet; use mode: random')
             kwargs.pop('thresh')
             kwargs.pop('balance')
             counts = self.regions.preselect_grid(window_overlap=config.grid_overlap,
@@ -417,8 +414,7 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
             extra.update(target)
         default_thresh = cfg.visible_thresh if cfg is not None else 0.0
         visible_thresh = kw.pop('visible_thresh', default_thresh)
-        for key in list(kw):
-            extra[key] = kw.pop(key)
+        extra.update(kw)
         tr.update(extra)
         if with_annots is True and cfg is not None:
             with_annots = list(cfg.with_annots)

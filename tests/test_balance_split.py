@@ -311,15 +311,10 @@ def test_split_config_errors(pixel_dataset):
 @pytest.mark.parametrize('edge', ['shift', 'pad', 'drop'])
 def test_split_grid_mode(pixel_dataset, tmp_path, edge):
     """mode: grid pools: positives overlap an annotation, and with a block split
-    no train window overlaps a val window (NotImplementedError before grid exists)."""
+    no train window overlaps a val window."""
     cfg = dict(dataset=pixel_dataset, backend='npy', workdir=str(tmp_path), mode='grid',
                window_dims=(96, 128), pad=(8, 8), grid_overlap=0.3, grid_edge=edge, n_pos=None,
                split_by='block', split_block=(200, 200), val_fraction=0.4)
-    sampler = CocoSampler(pixel_dataset, backend=None)
-    if not hasattr(sampler.regions, 'new_sample_grid'):
-        with pytest.raises(NotImplementedError, match='grid'):
-            CocoSampler.from_config(SamplingConfig(**cfg))
-        return
     windows = {}
     for subset in ('train', 'val'):
         sampler = CocoSampler.from_config(SamplingConfig(**cfg), subset=subset)
