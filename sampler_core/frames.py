@@ -220,12 +220,13 @@ class Frames(HashIdentifiable):
             return None
         return self.workdir / '_cache' / 'frames' / 'npy'
 
+    @staticmethod
+    def _label(image_id) -> str:
+        """How error messages name the file of an image."""
+        return f'image file of image id {image_id!r}'
+
     def _cache_fpath(self, image_id) -> Path:
-        gpath = self._lookup_gpath(image_id)
-        if not os.path.exists(gpath):
-            raise FileNotFoundError(f'image file of image id {image_id!r} does not exist: {gpath}')
-        stem = Path(gpath).stem[:40]
-        return self.cache_dpath / f'{stem}_{_file_key(gpath)}.npy'
+        return self._asset_cache_fpath(self._lookup_gpath(image_id), self._label(image_id))
 
     def _ensure_cache_dir(self) -> None:
         dpath = self.cache_dpath
@@ -243,31 +244,12 @@ class Frames(HashIdentifiable):
 
     def _ensure_cached(self, image_id) -> np.memmap:
         """Open the cache file of ``image_id``, (re)building it when needed."""
-        fpath = self._cache_fpath(image_id)
-        expect = self._lookup_hw(image_id)
-        data = open_npy(fpath, expect)
-        if data is not None:
-            return data
-        with self._path_lock(str(fpath)):
-            data = open_npy(fpath, expect)  # another thread may have built it
-            if data is None:
-                self._ensure_cache_dir()
-                pixels = self._read_source(image_id)
-                write_npy_atomic(fpath, pixels)
-                data = open_npy(fpath, expect)
-                if data is None:  # pragma: no cover - would mean a broken file system
-                    raise OSError(f'cache file {fpath} is unreadable right after writing it')
-        return data
+        return self._ensure_cached_asset(self._lookup_gpath(image_id), self._lookup_hw(image_id),
+                                         self._label(image_id))
 
     def _read_source(self, image_id) -> np.ndarray:
-        gpath = self._lookup_gpath(image_id)
-        data = read_image(gpath)
-        expect = self._lookup_hw(image_id)
-        if expect is not None and tuple(data.shape[:2]) != tuple(expect):
-            raise ValueError(
-                f'image {image_id!r} ({gpath}) has shape {data.shape[:2]} but the dataset '
-                f'says (height, width)={tuple(expect)}')
-        return data
+        return self._read_asset(self._lookup_gpath(image_id), self._lookup_hw(image_id),
+                                self._label(image_id))
 
     def prepare(self, gids: Iterable | None = None, workers: int = 0,
                 use_stamp: bool = True, verbose: int = 1) -> None:
@@ -292,26 +274,28 @@ class Frames(HashIdentifiable):
             job.result()
 
     # ------------------------------------------------------------- access
-    def _source_stamp(self, image_id) -> tuple:
-        """``(path, size, mtime_ns)`` of the source file: what names its cache entry."""
-        gpath = self._lookup_gpath(image_id)
-        try:
-            st = os.stat(gpath)
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f'image file of image id {image_id!r} does not exist: {gpath}') from None
-        return (gpath, st.st_size, st.st_mtime_ns)
-
     def _data(self, image_id) -> np.ndarray:
         """The full ``(H, W, C)`` image: a memmap with a backend, else decoded."""
         if self._backend is None:
             return self._read_source(image_id)
-        # one stat per read, so an image edited while we run is re-cached, not served stale
-        stamp = self._source_stamp(image_id)
-        entry = self._open.get(image_id)
+        return self._open_cached(image_id, self._lookup_gpath(image_id),
+                                 self._lookup_hw(image_id), self._label(image_id))
+
+    def _open_cached(self, key, fpath: str, expect_hw, label: str) -> np.memmap:
+        """The memmap of ``fpath``'s cache file, kept open under ``key``.
+
+        The source is stat'ed on every call, so a file edited while we run is
+        re-cached, not served stale.
+        """
+        try:
+            st = os.stat(fpath)
+        except FileNotFoundError:
+            raise FileNotFoundError(f'{label} does not exist: {fpath}') from None
+        stamp = (fpath, st.st_size, st.st_mtime_ns)
+        entry = self._open.get(key)
         if entry is None or entry[0] != stamp:
-            entry = (stamp, self._ensure_cached(image_id))
-            self._open[image_id] = entry
+            entry = (stamp, self._ensure_cached_asset(fpath, expect_hw, label))
+            self._open[key] = entry
             while len(self._open) > self.max_open:
                 self._open.popitem(last=False)
         return entry[1]
@@ -374,9 +358,17 @@ class Frames(HashIdentifiable):
         return np.array(out)
 
     # ------------------------------------------------------- single files (assets)
-    def _asset_cache_fpath(self, fpath: str) -> Path:
-        """Cache file of an image file; the same name :meth:`_cache_fpath` gives it."""
-        return self.cache_dpath / f'{Path(fpath).stem[:40]}_{_file_key(fpath)}.npy'
+    def _asset_cache_fpath(self, fpath: str, label: str = 'image file') -> Path:
+        """Cache file of an image file: its stem and a hash of its path, size and mtime.
+
+        Raises:
+            FileNotFoundError: the image file does not exist.
+        """
+        try:
+            key = _file_key(fpath)
+        except FileNotFoundError:
+            raise FileNotFoundError(f'{label} does not exist: {fpath}') from None
+        return self.cache_dpath / f'{Path(fpath).stem[:40]}_{key}.npy'
 
     def load_asset(self, fpath, expect_hw: tuple[int, int] | None = None) -> np.ndarray:
         """All pixels ``(H, W, C)`` of one image file, e.g. an asset of a multi-asset image.
@@ -401,38 +393,28 @@ class Frames(HashIdentifiable):
         fpath = os.fspath(fpath)
         if self._backend is None:
             return self._read_asset(fpath, expect_hw)
-        try:
-            st = os.stat(fpath)
-        except FileNotFoundError:
-            raise FileNotFoundError(f'image file does not exist: {fpath}') from None
-        stamp = (fpath, st.st_size, st.st_mtime_ns)
-        key = ('asset', fpath)
-        entry = self._open.get(key)
-        if entry is None or entry[0] != stamp:
-            entry = (stamp, self._ensure_cached_asset(fpath, expect_hw))
-            self._open[key] = entry
-            while len(self._open) > self.max_open:
-                self._open.popitem(last=False)
-        return entry[1]
+        return self._open_cached(('asset', fpath), fpath, expect_hw, 'image file')
 
     @staticmethod
-    def _read_asset(fpath: str, expect_hw=None) -> np.ndarray:
+    def _read_asset(fpath: str, expect_hw=None, label: str = 'image file') -> np.ndarray:
         data = read_image(fpath)
         if expect_hw is not None and tuple(data.shape[:2]) != tuple(expect_hw):
-            raise ValueError(f'image file {fpath} has shape {data.shape[:2]} but the dataset '
+            raise ValueError(f'{label} {fpath} has shape {data.shape[:2]} but the dataset '
                              f'says (height, width)={tuple(expect_hw)}')
         return data
 
-    def _ensure_cached_asset(self, fpath: str, expect_hw=None) -> np.memmap:
-        cpath = self._asset_cache_fpath(fpath)
+    def _ensure_cached_asset(self, fpath: str, expect_hw=None,
+                             label: str = 'image file') -> np.memmap:
+        """Open the cache file of an image file, (re)building it when needed."""
+        cpath = self._asset_cache_fpath(fpath, label)
         data = open_npy(cpath, expect_hw)
         if data is not None:
             return data
         with self._path_lock(str(cpath)):
-            data = open_npy(cpath, expect_hw)
+            data = open_npy(cpath, expect_hw)  # another thread may have built it
             if data is None:
                 self._ensure_cache_dir()
-                write_npy_atomic(cpath, self._read_asset(fpath, expect_hw))
+                write_npy_atomic(cpath, self._read_asset(fpath, expect_hw, label))
                 data = open_npy(cpath, expect_hw)
                 if data is None:  # pragma: no cover - would mean a broken file system
                     raise OSError(f'cache file {cpath} is unreadable right after writing it')
