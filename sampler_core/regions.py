@@ -437,10 +437,7 @@ class CocoRegions(Targets, HashIdentifiable):
         rng = kwarray.ensure_rng(rng)
         coi = None
         if category_ids is not None:
-            unknown = sorted(set(int(c) for c in category_ids) - set(self.dset.cats))
-            if unknown:
-                raise KeyError(f'unknown category id(s) {unknown}')
-            coi = [self.dset.cats[int(c)]['name'] for c in category_ids]
+            coi = [self.dset.cats[c]['name'] for c in self._check_category_ids(category_ids)]
         grid = self.new_sample_grid('image_detection', tuple(window_dims), window_overlap,
                                     edge=edge, classes_of_interest=coi)
         tables = []
@@ -469,19 +466,6 @@ class CocoRegions(Targets, HashIdentifiable):
             return np.sort(np.concatenate([np.arange(n_have),
                                            rng.choice(n_have, n_want - n_have, replace=True)]))
 
-        def window_table(gids, ltrb, cid):
-            dims = self.isect_index.image_dims
-            w = (ltrb[:, 2] - ltrb[:, 0]).astype(np.float64)
-            h = (ltrb[:, 3] - ltrb[:, 1]).astype(np.float64)
-            return {
-                'aid': np.full(len(gids), -1, dtype=np.int64),
-                'gid': gids,
-                'category_id': np.full(len(gids), cid, dtype=np.int64),
-                'cx': ltrb[:, 0] + w / 2, 'cy': ltrb[:, 1] + h / 2, 'width': w, 'height': h,
-                'img_width': np.array([dims[g][1] for g in gids.tolist()], dtype=np.int64),
-                'img_height': np.array([dims[g][0] for g in gids.tolist()], dtype=np.int64),
-            }
-
         (pg, pl), (ng, nl) = tables
         pos = choose(len(pg), n_pos, repeat=True)
         if n_neg is None:
@@ -491,8 +475,8 @@ class CocoRegions(Targets, HashIdentifiable):
             n_neg = min(int(ratio * len(pos)), len(ng))
         neg = choose(len(ng), n_neg, repeat=False)
         self._pos_select_idxs = None
-        self._pos_windows = window_table(pg[pos], pl[pos], -1)
-        self._negative_pool = window_table(ng[neg], nl[neg], self.BACKGROUND_CLASS_ID)
+        self._pos_windows = self._window_table(pg[pos], pl[pos], -1)
+        self._negative_pool = self._window_table(ng[neg], nl[neg], self.BACKGROUND_CLASS_ID)
         self._negative_idx = 0
         if verbose:
             print(f'Preselected {len(pos)} positive and {len(neg)} negative grid windows')
@@ -512,10 +496,7 @@ class CocoRegions(Targets, HashIdentifiable):
         t = self.targets
         rows = np.arange(len(t))
         if category_ids is not None:
-            category_ids = [int(c) for c in category_ids]
-            unknown = sorted(set(category_ids) - set(self.dset.cats))
-            if unknown:
-                raise KeyError(f'unknown category id(s) {unknown}')
+            category_ids = self._check_category_ids(category_ids)
             rows = rows[np.isin(np.asarray(t['category_id']), category_ids)]
         if window_dims is None:
             # a zero-size box cannot define its own window
@@ -565,6 +546,30 @@ class CocoRegions(Targets, HashIdentifiable):
             print(f'Preselected {len(rows)} positives')
         return len(rows)
 
+    def _check_category_ids(self, category_ids) -> list[int]:
+        """``category_ids`` as ints; KeyError naming the ones the dataset lacks."""
+        category_ids = [int(c) for c in category_ids]
+        unknown = sorted(set(category_ids) - set(self.dset.cats))
+        if unknown:
+            raise KeyError(f'unknown category id(s) {unknown}')
+        return category_ids
+
+    def _window_table(self, gids, ltrb, category_id: int) -> dict:
+        """A pool table (:data:`TARGET_COLUMNS`) of windows ``(N, 4)`` ltrb in images ``gids``."""
+        dims = self.isect_index.image_dims
+        gids = np.asarray(gids, dtype=np.int64)
+        ltrb = np.asarray(ltrb).reshape(-1, 4)
+        w = (ltrb[:, 2] - ltrb[:, 0]).astype(np.float64)
+        h = (ltrb[:, 3] - ltrb[:, 1]).astype(np.float64)
+        return {
+            'aid': np.full(len(gids), -1, dtype=np.int64),
+            'gid': gids,
+            'category_id': np.full(len(gids), category_id, dtype=np.int64),
+            'cx': ltrb[:, 0] + w / 2, 'cy': ltrb[:, 1] + h / 2, 'width': w, 'height': h,
+            'img_width': np.array([dims[g][1] for g in gids.tolist()], dtype=np.int64),
+            'img_height': np.array([dims[g][0] for g in gids.tolist()], dtype=np.int64),
+        }
+
     def _preselect_negatives(self, num, window_dims=None, thresh: float = 0.0, rng=None,
                              verbose=None, split=None) -> int:
         num = int(num)
@@ -581,16 +586,8 @@ class CocoRegions(Targets, HashIdentifiable):
         else:
             gids, boxes = self.isect_index.random_negatives(
                 num, thresh=thresh, exact='warn', rng=rng, **kw)
-        cxywh = boxes.to_cxywh().data.reshape(-1, 4)
-        dims = self.isect_index.image_dims
-        self._negative_pool = {
-            'aid': np.full(len(gids), -1, dtype=np.int64),
-            'gid': gids.astype(np.int64),
-            'category_id': np.full(len(gids), self.BACKGROUND_CLASS_ID, dtype=np.int64),
-            'cx': cxywh[:, 0], 'cy': cxywh[:, 1], 'width': cxywh[:, 2], 'height': cxywh[:, 3],
-            'img_width': np.array([dims[g][1] for g in gids.tolist()], dtype=np.int64),
-            'img_height': np.array([dims[g][0] for g in gids.tolist()], dtype=np.int64),
-        }
+        self._negative_pool = self._window_table(
+            gids, boxes.to_ltrb().data.reshape(-1, 4), self.BACKGROUND_CLASS_ID)
         self._negative_idx = 0
         if verbose:
             print(f'Preselected {len(gids)} negatives')
