@@ -174,46 +174,38 @@ class AnnotGeometry:
         state['_sseg'], state['_kpts'] = _LRU(self.max_cached), _LRU(self.max_cached)
         return state
 
-    def segmentation(self, aid: int, space_dims: Sequence[int] | None = None):
-        """``kwimage.MultiPolygon`` of annotation ``aid`` in image space, or ``None``."""
-        hit = self._sseg.get_or(aid, _MISSING)
+    def _parsed(self, cache: '_LRU', aid: int, key: str, parse):
+        """``parse(value)`` of ``anns[aid][key]``, cached; ``None`` when absent or unparseable."""
+        hit = cache.get_or(aid, _MISSING)
         if hit is not _MISSING:
             return hit
-        import kwimage
-        ann = self.dset.anns[aid]
-        sseg = ann.get('segmentation', None)
+        value = self.dset.anns[aid].get(key, None)
         out = None
-        if sseg is not None and len(sseg) > 0:
+        if value is not None and len(value) > 0:
             try:
-                out = kwimage.MultiPolygon.coerce(sseg, dims=space_dims)
-            except Exception as ex:  # malformed polygons / RLE in real data
-                warnings.warn(f'annotation {aid}: segmentation cannot be parsed ({ex}); ignored')
-                out = None
-        self._sseg.put(aid, out)
+                out = parse(value)
+            except Exception as ex:  # malformed polygons / RLE / keypoints in real data
+                warnings.warn(f'annotation {aid}: {key} cannot be parsed ({ex}); ignored')
+        cache.put(aid, out)
         return out
+
+    def segmentation(self, aid: int, space_dims: Sequence[int] | None = None):
+        """``kwimage.MultiPolygon`` of annotation ``aid`` in image space, or ``None``."""
+        import kwimage
+        return self._parsed(self._sseg, aid, 'segmentation',
+                            lambda sseg: kwimage.MultiPolygon.coerce(sseg, dims=space_dims))
 
     def keypoints(self, aid: int):
         """``kwimage.Points`` of annotation ``aid`` in image space, or ``None``."""
-        hit = self._kpts.get_or(aid, _MISSING)
-        if hit is not _MISSING:
-            return hit
         import kwimage
-        ann = self.dset.anns[aid]
-        coco_kpts = ann.get('keypoints', None)
-        out = None
-        if coco_kpts is not None and len(coco_kpts) > 0:
-            try:
-                if isinstance(coco_kpts[0], dict):
-                    out = kwimage.Points.from_coco(coco_kpts, classes=self.kp_classes)
-                else:
-                    names = self.dset._lookup_kpnames(ann['category_id'])
-                    idxs = [self.kp_classes.index(n) for n in names]
-                    out = kwimage.Points.from_coco(coco_kpts, idxs, self.kp_classes)
-            except Exception as ex:
-                warnings.warn(f'annotation {aid}: keypoints cannot be parsed ({ex}); ignored')
-                out = None
-        self._kpts.put(aid, out)
-        return out
+
+        def parse(coco_kpts):
+            if isinstance(coco_kpts[0], dict):
+                return kwimage.Points.from_coco(coco_kpts, classes=self.kp_classes)
+            names = self.dset._lookup_kpnames(self.dset.anns[aid]['category_id'])
+            idxs = [self.kp_classes.index(n) for n in names]
+            return kwimage.Points.from_coco(coco_kpts, idxs, self.kp_classes)
+        return self._parsed(self._kpts, aid, 'keypoints', parse)
 
     def frame_dets(self, aids: Iterable[int], gid: int, offset: Sequence[float],
                    space_dims: Sequence[int] | None = None,
