@@ -50,7 +50,42 @@ def load_demo(key: str):
         raise KeyError(f'unknown demo {key!r}; choose from {sorted(DEMOS)}')
     if key == 'large2':
         return kwcoco.CocoDataset(os.fspath(make_large_demo()))
-    return kwcoco.CocoDataset.demo(key)
+    known = _known_demo_paths()
+    fpath = known.get(key)
+    if fpath and os.path.isfile(fpath):
+        # generated before: open the file kwcoco wrote (skips importing kwcoco's demo
+        # generators, about 0.1 s of the server's start-up) unless an image is missing
+        dset = kwcoco.CocoDataset(fpath)
+        if all(os.path.isfile(p) for p in dset.images().gpath[:1]):
+            return dset
+    dset = kwcoco.CocoDataset.demo(key)
+    if dset.fpath and known.get(key) != os.fspath(dset.fpath):
+        known[key] = os.fspath(dset.fpath)
+        try:
+            _write_json_atomic(DEMO_ROOT / KNOWN_DEMOS_FILE, known, indent=1)
+        except OSError:  # a read-only cache folder: generate again next time
+            pass
+    return dset
+
+
+#: file in :data:`DEMO_ROOT` that remembers where kwcoco wrote each generated demo
+KNOWN_DEMOS_FILE = 'kwcoco-demos.json'
+
+
+def _known_demo_paths() -> dict:
+    try:
+        known = json.loads((DEMO_ROOT / KNOWN_DEMOS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def _write_json_atomic(fpath: Path, data, indent=None) -> None:
+    """Write ``data`` as JSON to a temporary name, then rename it to ``fpath``."""
+    fpath.parent.mkdir(parents=True, exist_ok=True)
+    tmp = fpath.with_name(f'{fpath.name}.tmp-{os.getpid()}')
+    tmp.write_text(json.dumps(data, indent=indent))
+    os.replace(tmp, fpath)
 
 
 def make_large_demo(n_images: int = 2, width: int = 5000, height: int = 4000,
@@ -97,8 +132,5 @@ def make_large_demo(n_images: int = 2, width: int = 5000, height: int = 4000,
         cv2.imwrite(os.fspath(tmp), img[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
         os.replace(tmp, dpath / name)
         images.append({'id': gid, 'file_name': name, 'width': width, 'height': height})
-    data = {'categories': cats, 'images': images, 'annotations': anns}
-    tmp = dpath / f'data.kwcoco.json.tmp-{os.getpid()}'
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, fpath)
+    _write_json_atomic(fpath, {'categories': cats, 'images': images, 'annotations': anns})
     return fpath
