@@ -11,6 +11,7 @@ Panel is imported only by ``serve`` (``preview`` and ``--help`` stay fast).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -133,35 +134,52 @@ def create_page(args, ready_made: list | None = None):
         explorer = ready_made.pop()
         if explorer.state.dataset_is_current():
             return explorer.template()
-    return _new_explorer(args).template()
+    return _new_explorer(args, hold_updates=True).template()
 
 
-def free_port(address: str = 'localhost') -> int:
-    """A port that is free now on ``address``."""
-    import socket
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return sock.getsockname()[1]
+@contextlib.contextmanager
+def _prebound(sockets, port: int):
+    """Make Bokeh's server listen on ``sockets`` (bound already) instead of binding anew."""
+    import bokeh.server.server as bk_server
+    original = bk_server.bind_sockets
+    bk_server.bind_sockets = lambda address, _port: (sockets, port)
+    try:
+        yield
+    finally:
+        bk_server.bind_sockets = original
 
 
 def serve(args, ready=None):
-    """Start the server (blocks). ``ready(server, url)`` is called once it listens."""
-    import panel as pn
-    from app.layout import ensure_extensions
+    """Start the server (blocks). ``ready(server, url)`` is called once it listens.
+
+    The dataset is opened first (a bad one is refused before anything is served); then
+    the port is bound and the URL printed, and Panel is imported while the browser
+    opens the page (its request waits in the socket's queue).
+    """
+    from tornado.netutil import bind_sockets
+
     from app.state import ExplorerState
-    ensure_extensions()
     # build the shared sampler (and refuse a bad dataset) before the first visitor
     backend = None if args.backend == 'none' else args.backend
     state = ExplorerState(dataset=args.dataset, roots=serve_roots(args), workdir=args.workdir,
                           backend=backend)
-    port = args.port or free_port(args.address)
+    try:
+        sockets = bind_sockets(args.port, args.address)
+    except OSError as ex:
+        raise ValueError(f'cannot listen on {args.address}:{args.port}: {ex.strerror}') from None
+    port = sockets[0].getsockname()[1]
+    url = f'http://{args.address}:{port}/'
+    print(f'sampler-explorer: serving {args.dataset} at {url}  (Ctrl+C to stop)', flush=True)
+
+    import panel as pn
+    from app.layout import ensure_extensions
+    ensure_extensions()
     origins = sorted({f'{host}:{port}' for host in (args.address, 'localhost', '127.0.0.1')})
     ready_made = []
-    server = pn.serve({'/': lambda: create_page(args, ready_made)}, port=port,
-                      address=args.address, show=False, start=False, title='sampler-explorer',
-                      websocket_origin=origins)
-    url = f'http://{args.address}:{server.port}/'
-    print(f'sampler-explorer: serving {args.dataset} at {url}  (Ctrl+C to stop)', flush=True)
+    with _prebound(sockets, port):
+        server = pn.serve({'/': lambda: create_page(args, ready_made)}, port=port,
+                          address=args.address, show=False, start=False,
+                          title='sampler-explorer', websocket_origin=origins)
 
     def build_ahead():
         # the first loop callback, before any request is handled: the first visitor's

@@ -30,6 +30,11 @@ URL_CONFIG_KEYS = ('dataset', 'backend', 'window_dims', 'pad', 'pad_mode', 'chan
 
 THUMB = 150
 
+#: seconds after a page is built at which the server draws its overview (if its browser has
+#: not connected yet): the browser fetches the static files first, then parses BokehJS
+#: while the server draws
+EARLY_DELAY = 0.25
+
 _EXTENSIONS_LOADED = False
 
 
@@ -728,11 +733,11 @@ class Explorer(pn.viewable.Viewer):
         if not todo:
             return
         self._pending_updates.extend(todo)
+        if self._held_updates is not None:
+            self._held_updates.extend(todo)   # its page has not loaded yet: run them then
+            return
         doc = pn.state.curdoc
         in_session = doc is not None and doc.session_context is not None
-        if self._held_updates is not None and not in_session:
-            self._held_updates.extend(todo)   # built ahead of its page: run them there
-            return
         for update in todo:
             if in_session:
                 doc.add_next_tick_callback(self._update_runner(update))
@@ -752,14 +757,24 @@ class Explorer(pn.viewable.Viewer):
         return run
 
     def _release_held_updates(self) -> None:
-        """Schedule what was held while the explorer was built ahead of its page."""
-        held, self._held_updates = self._held_updates, None
+        """Run what was held while the explorer was built ahead of its page: in a served
+        session once the page has loaded (the static files and the overview go first),
+        elsewhere at once."""
         doc = pn.state.curdoc
-        for update in held or ():
-            if doc is not None and doc.session_context is not None:
-                doc.add_next_tick_callback(self._update_runner(update))
-            else:
-                self._update_runner(update)()
+        in_session = doc is not None and doc.session_context is not None
+
+        def release():
+            held, self._held_updates = self._held_updates, None
+            for update in held or ():
+                if in_session:
+                    doc.add_next_tick_callback(self._update_runner(update))
+                else:
+                    self._update_runner(update)()
+
+        if in_session and self._held_updates is not None:
+            pn.state.onload(release)
+        else:
+            release()
 
     # ------------------------------------------------------------ layout
     def sidebar(self) -> list:
@@ -786,19 +801,23 @@ class Explorer(pn.viewable.Viewer):
         return [
             self._deferred(browser),
             self.status,
-            pn.Row(self.overview, self.detail),
+            self._deferred(pn.Row(self.overview, self.detail), when='early'),
             pn.Card(self._deferred(self.galleries, later=True), title='Galleries',
                     sizing_mode='stretch_width'),
             pn.Card(self._deferred(self.stats, later=True), title='Statistics of the pools',
                     sizing_mode='stretch_width'),
         ]
 
-    def _deferred(self, view, later: bool = False):
-        """In a served session ``view`` is added once the page has loaded (the overview
+    def _deferred(self, view, later: bool = False, when: str = 'onload'):
+        """In a served session ``view`` is added after the page's HTML is sent (the overview
         shows first); elsewhere (notebooks, tests) it is there at once.
 
-        ``later``: added on a later tick of the server loop than the views deferred
-        without it (the widgets reach the browser before the statistics plots).
+        ``when='onload'``: once the page has loaded; ``later``: one tick after that (the
+        widgets reach the browser before the statistics plots).
+        ``when='early'``: :data:`EARLY_DELAY` seconds after the page is built, while the
+        browser still loads BokehJS, so that the document it pulls already holds ``view``;
+        if the browser has connected by then, once the page has loaded instead (Panel
+        must not change a document while its client is still pulling it).
         """
         doc = pn.state.curdoc
         if doc is None or doc.session_context is None:
@@ -806,10 +825,44 @@ class Explorer(pn.viewable.Viewer):
         holder = pn.Column(pn.indicators.LoadingSpinner(value=True, size=30),
                            sizing_mode='stretch_width')
 
-        def show():
-            holder[:] = [view]
+        early = {'shown': False}
 
-        if later:
+        def show_early():
+            # Only while no browser is connected: the change is then part of the document the
+            # browser pulls. Panel would apply it a tick later (a document with a session is
+            # updated only once its browser has loaded), by which time a browser may have
+            # connected and would miss it; so it is applied now, with Panel told to.
+            session = getattr(doc.session_context, 'session', None)
+            loaded = getattr(pn.state, '_connected', None)
+            if session is None or session.connection_count > 0 or not hasattr(loaded, 'get'):
+                return                   # shown by ``show`` once the page has loaded
+            from panel.io.state import set_curdoc
+            before = loaded.get(doc)
+            loaded[doc] = True
+            try:
+                with set_curdoc(doc):
+                    holder[:] = [view]
+            finally:
+                if before is None:
+                    loaded.pop(doc, None)
+                else:
+                    loaded[doc] = before
+            early['shown'] = True
+
+        def show():
+            if not early['shown']:
+                holder[:] = [view]
+
+        if when == 'early':
+            from tornado.ioloop import IOLoop
+
+            def at_delay():
+                if doc.session_context is not None:   # the session may have ended since
+                    doc.add_next_tick_callback(show_early)
+
+            IOLoop.current().call_later(EARLY_DELAY, at_delay)
+            pn.state.onload(show)
+        elif later:
             pn.state.onload(lambda: doc.add_next_tick_callback(show))
         else:
             pn.state.onload(show)

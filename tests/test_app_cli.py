@@ -71,6 +71,19 @@ def test_cli_serve_refuses_a_missing_dataset(tmp_path):
     assert 'does not exist' in out.stderr
 
 
+def test_cli_serve_reports_a_port_in_use(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        sock.listen(1)
+        port = sock.getsockname()[1]
+        res = subprocess.run([sys.executable, '-m', 'app.cli', 'serve', '--port', str(port),
+                              '--address', '127.0.0.1', '--backend', 'none'],
+                             capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=120)
+    assert res.returncode == 2
+    assert f'cannot listen on 127.0.0.1:{port}' in res.stderr
+    assert 'Traceback' not in res.stderr and 'serving' not in res.stdout
+
+
 def test_cli_serve_prints_the_url_and_binds_localhost(tmp_path):
     proc = subprocess.Popen([sys.executable, '-m', 'app.cli', 'serve', '--port', '0',
                              '--backend', 'none'], stdout=subprocess.PIPE,
