@@ -30,6 +30,9 @@ URL_CONFIG_KEYS = ('dataset', 'backend', 'window_dims', 'pad', 'pad_mode', 'chan
 
 THUMB = 150
 
+#: window size choices besides 'fixed' (the two inputs) -> config ``window_dims``
+BOX_WINDOWS = {'box size': None, 'square box': 'square'}
+
 #: seconds after a page is built at which the server draws its overview (if its browser has
 #: not connected yet): the browser fetches the static files first, then parses BokehJS
 #: while the server draws
@@ -140,13 +143,14 @@ class Explorer(pn.viewable.Viewer):
         state.param.watch(s2w, name)
         return widget
 
-    def _link_pair(self, name, w_a, w_b, none_toggle=None):
-        """Link a ``(height, width)`` tuple parameter to two integer inputs."""
+    def _link_pair(self, name, w_a, w_b, mode=None):
+        """Link a ``(height, width)`` tuple parameter to two integer inputs; ``mode``: a
+        choice of 'fixed' or one of :data:`BOX_WINDOWS` (the boxes' size, or square)."""
         state = self.state
 
         def to_state(_):
-            if none_toggle is not None and none_toggle.value == 'box size':
-                return None
+            if mode is not None and mode.value != 'fixed':
+                return BOX_WINDOWS[mode.value]
             return (int(w_a.value), int(w_b.value))
 
         def w2s(ev):
@@ -158,18 +162,20 @@ class Explorer(pn.viewable.Viewer):
 
         def s2w(*_):
             value = getattr(state, name)
+            fixed = isinstance(value, tuple)
             self._syncing = True
             try:
-                if none_toggle is not None:
-                    none_toggle.value = 'box size' if value is None else 'fixed'
-                if value is not None:
+                if mode is not None:
+                    mode.value = 'fixed' if fixed else \
+                        next(k for k, v in BOX_WINDOWS.items() if v == value)
+                if fixed:
                     w_a.value, w_b.value = int(value[0]), int(value[1])
-                w_a.disabled = w_b.disabled = value is None
+                w_a.disabled = w_b.disabled = not fixed
             finally:
                 self._syncing = False
 
         s2w()
-        for w in (w_a, w_b) + ((none_toggle,) if none_toggle is not None else ()):
+        for w in (w_a, w_b) + ((mode,) if mode is not None else ()):
             w.param.watch(w2s, 'value')
         state.param.watch(s2w, name)
 
@@ -198,7 +204,7 @@ class Explorer(pn.viewable.Viewer):
 
         # windows
         self.window_mode = pn.widgets.RadioButtonGroup(
-            name='window', options=['fixed', 'box size'], value='fixed', button_type='default')
+            name='window', options=['fixed', *BOX_WINDOWS], value='fixed', button_type='default')
         self.window_h = pn.widgets.IntInput(name='window height', start=1, end=4096, step=8,
                                             value=128, width=110)
         self.window_w = pn.widgets.IntInput(name='window width', start=1, end=4096, step=8,
@@ -642,8 +648,7 @@ class Explorer(pn.viewable.Viewer):
             items = galleries[kind]
             total = s.pools.n_pos if kind == 'pos' else s.pools.n_neg
             cfg = s.pools.config
-            wd = ('box size' if cfg.window_dims is None else
-                  f'{cfg.window_dims[0]}x{cfg.window_dims[1]}')
+            wd = views.window_text(cfg.window_dims)
             self._gallery_titles[kind].object = (
                 f'**{title}**: first {len(items)} of {total} (window {wd}), as '
                 f'sampler.load_item returns them' + ('' if items else ' — *none*'))

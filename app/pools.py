@@ -253,20 +253,6 @@ class Pools:
         return self.neg.iloc[index - self.n_pos].to_dict()
 
 
-def _window_ltrb(cx, cy, width, height, window_dims):
-    """Window corners (ltrb, image pixels) as CocoSampler.load_sample computes them."""
-    if window_dims is None:
-        wh = np.ceil(np.asarray(height, dtype=np.float64))
-        ww = np.ceil(np.asarray(width, dtype=np.float64))
-    else:
-        wh = np.full(len(cx), float(window_dims[0]))
-        ww = np.full(len(cx), float(window_dims[1]))
-    # sampler_core.target.center_extent_to_slices: start = floor(c - d / 2)
-    x0 = np.floor(np.asarray(cx) - ww / 2)
-    y0 = np.floor(np.asarray(cy) - wh / 2)
-    return x0, y0, x0 + ww, y0 + wh
-
-
 def _table(rows: dict, kind: str, start: int, window_dims):
     import pandas as pd
     n = len(rows['gid'])
@@ -274,9 +260,10 @@ def _table(rows: dict, kind: str, start: int, window_dims):
                        ('aid', 'gid', 'category_id', 'cx', 'cy', 'width', 'height')})
     df.insert(0, 'kind', kind)
     df.insert(0, 'index', np.arange(start, start + n, dtype=np.int64))
-    x0, y0, x1, y1 = _window_ltrb(df['cx'].to_numpy(), df['cy'].to_numpy(),
-                                  df['width'].to_numpy(), df['height'].to_numpy(), window_dims)
-    df['x0'], df['y0'], df['x1'], df['y1'] = x0, y0, x1, y1
+    from sampler_core.split import target_windows   # the windows load_item cuts
+    ltrb = target_windows(df['cx'].to_numpy(), df['cy'].to_numpy(), df['width'].to_numpy(),
+                          df['height'].to_numpy(), window_dims).astype(np.float64)
+    df['x0'], df['y0'], df['x1'], df['y1'] = ltrb.T
     return df
 
 
@@ -304,6 +291,7 @@ def compute_pools(sampler, config) -> Pools:
                 if not issubclass(w.category, (DeprecationWarning, FutureWarning))]
     asked = config.n_neg if config.n_neg is not None else int(config.neg_to_pos_ratio * n_pos)
     pos, neg = pool_rows(sampler.regions)
-    wd = None if config.window_dims is None else tuple(config.window_dims)
+    wd = config.window_dims if config.window_dims in (None, 'square') \
+        else tuple(config.window_dims)
     return Pools(pos=_table(pos, 'pos', 0, wd), neg=_table(neg, 'neg', n_pos, wd),
                  n_neg_asked=int(asked), config=config, warnings=messages)

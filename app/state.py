@@ -36,7 +36,7 @@ import param
 from app.demo import DEFAULT_DEMO, is_demo_key
 from app.pools import compute_pools, filter_images, get_shared, session_sampler
 from app.roots import check_dataset_files, check_path, normalize_roots
-from sampler_core.config import SamplingConfig
+from sampler_core.config import SamplingConfig, WindowDims
 
 #: config keys that change only how windows are read
 TARGET_KEYS = ('pad', 'pad_mode', 'pad_value', 'channels', 'visible_thresh', 'with_annots')
@@ -70,8 +70,8 @@ class ExplorerState(SamplingConfig):
     """
 
     # --- app defaults that differ from the library's --------------------------
-    window_dims = param.NumericTuple(default=(128, 128), length=2, allow_None=True, doc=(
-        '(height, width) of every window in pixels; None: each positive uses its box size.'))
+    window_dims = WindowDims(default=(128, 128), length=2, allow_None=True,
+                             doc=SamplingConfig.param.window_dims.doc)
     n_pos = param.Integer(default=16, allow_None=True, bounds=(0, None), doc=(
         'Number of positives; None: every annotation.'))
 
@@ -210,9 +210,10 @@ class ExplorerState(SamplingConfig):
 
     def _refresh_pools(self) -> None:
         cfg = self.to_config()
-        side = max(cfg.window_dims or (0,)) + 2 * max(cfg.pad)
+        fixed = cfg.window_dims if isinstance(cfg.window_dims, tuple) else ()
+        side = max(fixed or (0,)) + 2 * max(cfg.pad)
         if side > MAX_WINDOW:
-            raise ValueError(f'window {tuple(cfg.window_dims or ())} with pad {tuple(cfg.pad)} '
+            raise ValueError(f'window {fixed} with pad {tuple(cfg.pad)} '
                              f'is larger than allowed ({MAX_WINDOW} pixels a side)')
         if cfg.categories:
             unknown = [c for c in cfg.categories if c not in self.shared.dset.name_to_cat]

@@ -243,8 +243,24 @@ def window_overlay(pools, gid: int, selected: int | None = None,
 
 # ---------------------------------------------------------------- detail
 def detail_dims(config) -> tuple[int, int]:
-    """``(height, width)`` of a clicked window: window_dims, or 128x128 when None."""
-    return tuple(config.window_dims) if config.window_dims is not None else (128, 128)
+    """``(height, width)`` of a clicked window: window_dims, or 128x128 when the windows
+    follow the boxes (None or 'square')."""
+    wd = config.window_dims
+    return (128, 128) if wd is None or wd == 'square' else tuple(wd)
+
+
+def window_text(window_dims) -> str:
+    """``'box size'``, ``'square box'`` or ``'HxW'``.
+
+    Example:
+        >>> window_text((64, 96)), window_text(None), window_text('square')
+        ('64x96', 'box size', 'square box')
+    """
+    if window_dims is None:
+        return 'box size'
+    if window_dims == 'square':
+        return 'square box'
+    return f'{window_dims[0]}x{window_dims[1]}'
 
 
 def click_window(config, x: float, y: float) -> tuple[float, float, float, float]:
@@ -539,7 +555,7 @@ def stats_table(pools, fractions: np.ndarray, overall_coverage: float):
     """The statistics as numbers: ``pandas.DataFrame`` (statistic, value)."""
     import pandas as pd
     cfg = pools.config
-    wd = 'box size' if cfg.window_dims is None else f'{cfg.window_dims[0]}x{cfg.window_dims[1]}'
+    wd = window_text(cfg.window_dims)
     mean_vis = float(np.mean(fractions)) if len(fractions) else float('nan')
     rows = [('window (h x w)', wd), ('positives', pools.n_pos),
             ('negatives found', pools.n_neg), ('negatives asked', pools.n_neg_asked),
@@ -552,7 +568,7 @@ def stats_table(pools, fractions: np.ndarray, overall_coverage: float):
 def summary(pools, overall_coverage: float | None = None) -> str:
     """One line: pool sizes, window size, coverage (the app's status line)."""
     cfg = pools.config
-    wd = 'box size' if cfg.window_dims is None else f'{cfg.window_dims[0]}x{cfg.window_dims[1]}'
+    wd = window_text(cfg.window_dims)
     text = (f'{pools.n_pos} positives, {pools.n_neg} negatives (asked {pools.n_neg_asked}), '
             f'window {wd}, pad {cfg.pad[0]}x{cfg.pad[1]}, seed {cfg.seed}')
     if overall_coverage is not None:

@@ -88,6 +88,23 @@ def _migrate(data: dict) -> dict:
     return data
 
 
+class WindowDims(param.NumericTuple):
+    """``(height, width)`` in pixels, ``None`` (each positive's box size) or ``'square'``
+    (each positive's box, widened to its larger side)."""
+
+    def _validate(self, val):
+        if val != 'square':
+            super()._validate(val)
+
+    @classmethod
+    def serialize(cls, value):
+        return value if value == 'square' else super().serialize(value)
+
+    @classmethod
+    def deserialize(cls, value):
+        return value if value == 'square' else super().deserialize(value)
+
+
 class SamplingConfig(param.Parameterized):
     """How windows are sampled from a dataset (the exported, versioned config).
 
@@ -108,8 +125,9 @@ class SamplingConfig(param.Parameterized):
     workdir = param.String(default=None, allow_None=True, doc='Folder of the frame cache.')
 
     # --- windows -------------------------------------------------------------
-    window_dims = param.NumericTuple(default=(256, 256), length=2, allow_None=True, doc=(
-        '(height, width) of every window in pixels; None: each positive uses its box size.'))
+    window_dims = WindowDims(default=(256, 256), length=2, allow_None=True, doc=(
+        '(height, width) of every window in pixels; None: each positive uses its box size; '
+        '"square": its box widened to the larger side (negatives: square sizes).'))
     pad = param.NumericTuple(default=(0, 0), length=2, doc=(
         '(height, width) context added on each side of the window, pixels.'))
     pad_mode = param.Selector(default='constant', objects=sorted(PAD_MODES), doc=(
@@ -194,6 +212,9 @@ class SamplingConfig(param.Parameterized):
             raise TypeError(f'config key {key!r} must be a number, got {value!r}')
         if key == 'scale':
             return _coerce_scale(value)
+        if key == 'window_dims' and isinstance(value, str) and value != 'square':
+            raise ValueError(f'config key "window_dims" must be [height, width], "square" or '
+                             f'null, got {value!r}')
         if key in _PIXEL_PAIRS and isinstance(value, list):
             value = tuple(value)
         if key in _PIXEL_PAIRS and isinstance(value, tuple):
@@ -213,7 +234,7 @@ class SamplingConfig(param.Parameterized):
         if self.channels is not None and not self.channels.strip():
             raise ValueError('config key "channels" must be a channel code such as "r|g|b" or '
                              'null, got ""')
-        if self.window_dims is not None and min(self.window_dims) <= 0:
+        if isinstance(self.window_dims, tuple) and min(self.window_dims) <= 0:
             raise ValueError(f'config key "window_dims" must be positive, got {self.window_dims}')
         if min(self.pad) < 0:
             raise ValueError(f'config key "pad" must not be negative, got {self.pad}')
@@ -226,8 +247,9 @@ class SamplingConfig(param.Parameterized):
         if min(self.split_block) <= 0:
             raise ValueError(f'config key "split_block" must be positive, got {self.split_block}')
         self._check_class_weights()
-        if self.mode == 'grid' and self.window_dims is None:
-            raise ValueError('config key "window_dims" must be set when mode is "grid"')
+        if self.mode == 'grid' and not isinstance(self.window_dims, tuple):
+            raise ValueError(f'config key "window_dims" must be [height, width] when mode is '
+                             f'"grid", got {self.window_dims!r}')
         if self.mode == 'grid' and self.balance != 'none':
             raise ValueError(f'config key "balance" must be "none" when mode is "grid" (a grid '
                              f'window holds several categories), got {self.balance!r}')
@@ -345,7 +367,8 @@ class SamplingConfig(param.Parameterized):
         if self.pad_mode == 'constant':
             extra['padkw']['constant_values'] = self.pad_value
         if self.window_dims is not None:
-            extra['window_dims'] = tuple(self.window_dims)
+            extra['window_dims'] = (self.window_dims if self.window_dims == 'square'
+                                    else tuple(self.window_dims))
         if self.scale is not None:
             extra['scale'] = self.scale
         if self.channels is not None:

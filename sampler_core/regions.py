@@ -355,7 +355,9 @@ class CocoRegions(Targets, HashIdentifiable):
             n_neg: number of negatives. Exclusive with ``neg_to_pos_ratio``.
             neg_to_pos_ratio: ``n_neg = int(ratio * n_pos)``; default 0.
             window_dims: ``(height, width)`` of the negatives; ``None`` draws
-                negative sizes from :attr:`neg_anchors`.
+                negative sizes from :attr:`neg_anchors`, ``'square'`` the same made
+                square (their larger side). With ``None`` or ``'square'`` a
+                positive's window comes from its box, so zero-size boxes are left out.
             rng: seed or RandomState; the same seed gives the same pools.
             verbose: print what was chosen.
             thresh: largest overlap of a negative with an annotation, as a
@@ -498,13 +500,13 @@ class CocoRegions(Targets, HashIdentifiable):
         if category_ids is not None:
             category_ids = self._check_category_ids(category_ids)
             rows = rows[np.isin(np.asarray(t['category_id']), category_ids)]
-        if window_dims is None:
+        if window_dims is None or isinstance(window_dims, str):
             # a zero-size box cannot define its own window
             ok = (np.asarray(t['width'])[rows] > 0) & (np.asarray(t['height'])[rows] > 0)
             if not ok.all():
                 if warn:
                     warnings.warn(f'{int((~ok).sum())} zero-size annotations are left out of '
-                                  f'the positive pool because window_dims is None')
+                                  f'the positive pool because window_dims is {window_dims!r}')
                 rows = rows[ok]
         if split is not None:
             from sampler_core.split import target_windows
@@ -575,7 +577,9 @@ class CocoRegions(Targets, HashIdentifiable):
         num = int(num)
         if num < 0:
             raise ValueError(f'n_neg must not be negative, got {num}')
-        if window_dims is not None:
+        if window_dims == 'square':     # sizes like the positives' square windows
+            kw = {'anchors': np.repeat(self.neg_anchors.max(axis=1, keepdims=True), 2, axis=1)}
+        elif window_dims is not None:
             wh, ww = coerce_window_dims(window_dims)
             kw = {'window_size': (ww, wh)}
         else:

@@ -91,6 +91,26 @@ def test_state_box_size_windows(state):
     assert np.allclose(pos['x1'] - pos['x0'], np.ceil(pos['width']))
 
 
+def test_state_square_windows_match_load_item(state, tmp_path):
+    """'square': the overlay's windows are the squares load_item cuts, and the exported
+    config keeps 'square'."""
+    state.window_dims = 'square'
+    pools = state.pools
+    for table in (pools.pos, pools.neg):
+        assert len(table) and np.array_equal(table['x1'] - table['x0'], table['y1'] - table['y0'])
+    for index in range(pools.n_pos + pools.n_neg):
+        row = pools.item(index)
+        ys, xs = state.sampler.load_item(index)['target']['space_slice']
+        assert (xs.start, ys.start, xs.stop, ys.stop) == \
+            (row['x0'], row['y0'], row['x1'], row['y1']), index
+    pos = pools.pos
+    assert np.array_equal(pos['x1'] - pos['x0'],
+                          np.maximum(np.ceil(pos['width']), np.ceil(pos['height'])))
+    path = tmp_path / 'square.yaml'
+    path.write_text(state.export_yaml())
+    assert SamplingConfig.load(path).window_dims == 'square'
+
+
 def test_state_refuses_a_window_larger_than_allowed(state):
     before = state.window_dims
     state.window_dims = (MAX_WINDOW + 8, 64)

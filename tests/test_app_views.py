@@ -223,8 +223,13 @@ def test_widgets_are_views_of_the_state(explorer):
     assert (explorer.window_h.value, explorer.window_w.value) == (40, 50)
     explorer.window_mode.value = 'box size'
     assert s.window_dims is None and explorer.window_h.disabled
+    explorer.window_mode.value = 'square box'
+    assert s.window_dims == 'square' and explorer.window_h.disabled
+    assert 'window square box' in views.summary(s.pools)
+    s.window_dims = None
+    assert explorer.window_mode.value == 'box size'
     s.window_dims = (64, 64)
-    assert explorer.window_mode.value == 'fixed'
+    assert explorer.window_mode.value == 'fixed' and not explorer.window_h.disabled
     explorer.pad_w.value = 6
     assert s.pad == (0, 6)
     explorer.channels.value = 'r'

@@ -47,12 +47,52 @@ def test_config_roundtrip_is_lossless(tmp_path, suffix):
     ({'seed': 'abc'}, (TypeError, ValueError), 'seed'),
     ({'with_annots': ['boxes', 'masks']}, ValueError, 'with_annots'),
     ({'version': 99}, ValueError, 'version'),
+    ({'window_dims': 'square', 'mode': 'grid'}, ValueError, 'window_dims'),
 ], ids=['unknown-key', 'wrong-type', 'zero-size', 'wrong-length', 'negative-pad',
-        'thresh-range', 'pad-mode', 'negative-count', 'seed-type', 'annots-kind', 'newer-version'])
+        'thresh-range', 'pad-mode', 'negative-count', 'seed-type', 'annots-kind', 'newer-version',
+        'square-grid'])
 def test_config_bad_values_name_the_key(data, exc, key):
     with pytest.raises(exc) as info:
         SamplingConfig.from_dict({'version': 1, **data})
     assert key in str(info.value)
+
+
+@pytest.mark.parametrize('suffix', ['.yaml', '.json'], ids=['yaml', 'json'])
+def test_config_square_windows(shapes_path, tmp_path, suffix):
+    """window_dims 'square': each positive's box widened to its larger side, square
+    negatives; the config round-trips and rebuilds the same windows."""
+    import math
+    cfg = SamplingConfig(dataset=str(shapes_path), window_dims='square', n_pos=8, n_neg=8,
+                         seed=2, backend=None)
+    path = tmp_path / f'cfg{suffix}'
+    cfg.dump(path)
+    again = SamplingConfig.load(path)
+    assert again.window_dims == 'square' and again.to_dict() == cfg.to_dict()
+    sampler = CocoSampler.from_config(again)
+    dset = sampler.dset
+    n_pos, n_neg = sampler.regions.n_positives, sampler.regions.n_negatives
+    assert (n_pos, n_neg) == (8, 8)
+    for index in range(n_pos + n_neg):
+        sample = sampler.load_item(index)
+        t = sample['target']
+        h, w = sample['im'].shape[:2]
+        assert h == w, (index, sample['im'].shape)
+        if index < n_pos:
+            x, y, bw, bh = dset.anns[t['aid']]['bbox']
+            assert h == max(math.ceil(bh), math.ceil(bw)), (index, h, bw, bh)
+            assert t['aid'] in sample['annots']['aids'].tolist()
+        # exact pixels: the window cut from the whole image (zero outside it)
+        full = sampler.load_image(t['gid'])
+        ys, xs = t['space_slice']
+        want = np.zeros_like(sample['im'])
+        y0, x0 = max(ys.start, 0), max(xs.start, 0)
+        y1, x1 = min(ys.stop, full.shape[0]), min(xs.stop, full.shape[1])
+        want[y0 - ys.start:y1 - ys.start, x0 - xs.start:x1 - xs.start] = full[y0:y1, x0:x1]
+        np.testing.assert_array_equal(sample['im'], want)
+    rebuilt = _stream(CocoSampler.from_config(cfg), 6)
+    for (gid, sl, im, aids), (gid2, sl2, im2, aids2) in zip(_stream(sampler, 6), rebuilt):
+        assert (gid, sl, aids) == (gid2, sl2, aids2)
+        np.testing.assert_array_equal(im, im2)
 
 
 def test_config_malformed_text_is_a_value_error():
