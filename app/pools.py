@@ -27,7 +27,6 @@ Example:
 """
 from __future__ import annotations
 
-import copy
 import os
 import threading
 import warnings
@@ -193,27 +192,12 @@ def clear_cache() -> None:
 
 
 def session_sampler(shared_sampler):
-    """A per-session view of a shared sampler with its own pools.
-
-    The copy shares the dataset, frames and geometry cache; its ``regions`` is
-    a *fresh* ``CocoRegions`` (so every pool attribute starts as the class
-    defines it) that reuses the shared target table, spatial index and
-    negative anchors. ``config`` is unset. Preselecting on the copy never
+    """A per-session view of a shared sampler with its own pools
+    (:meth:`sampler_core.CocoSampler.fork`): it shares the dataset, frames,
+    geometry cache, target table and spatial index; preselecting on it never
     changes the shared sampler.
     """
-    sampler = copy.copy(shared_sampler)
-    base = shared_sampler.regions
-    regions = type(base)(base.dset, workdir=base.workdir, verbose=0)
-    for name in _SHARED_REGION_CACHES:
-        if getattr(base, name, None) is not None:
-            setattr(regions, name, getattr(base, name))
-    sampler.regions = regions
-    sampler.config = None
-    return sampler
-
-
-#: lazily built, read-only tables of CocoRegions that sessions share
-_SHARED_REGION_CACHES = ('_targets', '_isect_index', '_neg_anchors')
+    return shared_sampler.fork()
 
 
 @dataclass

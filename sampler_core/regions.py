@@ -185,6 +185,27 @@ class CocoRegions(Targets, HashIdentifiable):
         import kwcoco
         return cls(kwcoco.CocoDataset.demo(key, **kw))
 
+    def fork(self) -> 'CocoRegions':
+        """Regions with pools of their own that share this one's read-only tables.
+
+        The target table, spatial index and negative anchors built so far are
+        shared (never copied); no pool is chosen yet. Preselecting on the fork
+        leaves this one's pools alone: one dataset, several independent pools
+        (per user session, per train / val subset).
+
+        Example:
+            >>> base = CocoRegions.demo('shapes8')
+            >>> _ = base.preselect(n_pos=5, n_neg=5, window_dims=(32, 32), rng=0)
+            >>> other = base.fork()
+            >>> _ = other.preselect(n_pos=2, n_neg=0, window_dims=(32, 32), rng=1)
+            >>> (base.n_positives, other.n_positives), other.targets is base.targets
+            ((5, 2), True)
+        """
+        other = type(self)(self.dset, workdir=self.workdir, verbose=self.verbose)
+        for name in ('_targets', '_arrays', '_isect_index', '_neg_anchors'):
+            setattr(other, name, getattr(self, name))
+        return other
+
     def _depends(self):
         return ['CocoRegions', self.dset._build_hashid(hash_pixels=False)]
 

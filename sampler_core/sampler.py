@@ -23,6 +23,7 @@ Example:
 """
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -183,6 +184,30 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         self._geometry = AnnotGeometry(self.dset)
         self.kp_classes = self._geometry.kp_classes
         self.BACKGROUND_CLASS_ID = self.regions.BACKGROUND_CLASS_ID
+
+    def fork(self) -> 'CocoSampler':
+        """A sampler with pools of its own sharing everything else with this one.
+
+        Dataset, frame cache, annotation cache, target table and spatial index
+        are shared (see :meth:`CocoRegions.fork`); no pool is chosen and no
+        config is set. Preselecting on the fork leaves this sampler's pools
+        alone, so one loaded dataset can serve several pools at once.
+
+        Example:
+            >>> base = CocoSampler.demo('shapes8')
+            >>> train, val = base.fork(), base.fork()
+            >>> train.regions.preselect(n_pos=4, n_neg=0, window_dims=(64, 64), rng=0)
+            (4, 0)
+            >>> val.regions.preselect(n_pos=2, n_neg=1, window_dims=(64, 64), rng=1)
+            (2, 1)
+            >>> train.n_positives, val.n_positives, train.frames is val.frames
+            (4, 2, True)
+        """
+        other = copy.copy(self)
+        other.regions = self.regions.fork()
+        other.config = None
+        other.subset = None
+        return other
 
     @classmethod
     def demo(cls, key: str = 'shapes', workdir=None, backend=None, **kw) -> 'CocoSampler':

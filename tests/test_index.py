@@ -119,3 +119,31 @@ def test_regions_pool_tables_equal_the_getters(mode):
                              (neg, regions.get_negative, regions.n_negatives)]:
         for i in range(n):
             assert {k: table[k][i].item() for k in TARGET_COLUMNS} == getter(i)
+
+
+def test_sampler_fork_has_its_own_pools_and_shares_the_tables():
+    from sampler_core import CocoSampler
+    base = CocoSampler.demo('shapes8', backend=None)
+    base.regions.preselect(n_pos=6, n_neg=3, window_dims=(48, 48), rng=0)
+    before = [base.load_item(i)['tr'] for i in range(9)]
+    fork = base.fork()
+    # nothing preselected yet: every target is a positive, no negatives (as a new sampler)
+    assert fork.regions.n_positives == len(base.regions.targets) == 71
+    assert fork.regions.n_negatives == 0
+    assert fork.config is None and fork.subset is None
+    fork.regions.preselect(n_pos=2, n_neg=5, window_dims=(32, 64), rng=7)
+    assert (fork.regions.n_positives, fork.regions.n_negatives) == (2, 5)
+    # the base pools are untouched: the same windows, item for item
+    assert [base.load_item(i)['tr'] for i in range(9)] == before
+    # shared read-only tables and caches, not copies
+    assert fork.regions.targets is base.regions.targets
+    assert fork.regions.isect_index is base.regions.isect_index
+    assert fork.frames is base.frames and fork.dset is base.dset
+    # the fork's windows are the ones its own pools hold
+    pos, neg = fork.regions.pool_tables()
+    for i in range(7):
+        table, j = (pos, i) if i < 2 else (neg, i - 2)
+        tr = fork.load_item(i)['tr']
+        assert (tr['gid'], tr['aid']) == (int(table['gid'][j]), int(table['aid'][j]))
+        if i >= 2:   # negatives have the preselected size
+            assert tuple(tr['window_dims']) == (32, 64)
