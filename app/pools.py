@@ -7,13 +7,10 @@ a module-level cache keyed by the dataset's real path or demo key). It is
 geometry cache and frame cache are shared.
 
 The pools (``regions.preselect``) are mutable state on a sampler, so each
-session samples through its own :func:`session_sampler`: a shallow copy of the
-shared sampler whose ``regions`` is a shallow copy too. ``preselect`` only
-*rebinds* the pool attributes of the copy (the positive selection and the
-negative pool), so the shared sampler and the other
-sessions never see them. The lazily built tables (targets, index, negative
-anchors) are built on the shared sampler *before* it is copied, so every copy
-points at the same ones.
+session samples through its own :func:`session_sampler`, a
+:meth:`sampler_core.CocoSampler.fork` of the shared sampler: its pools are its
+own, while the lazily built tables (targets, index, negative anchors), built on
+the shared sampler before it is forked, are the same objects in every session.
 
 Example:
     >>> from app.pools import get_shared, session_sampler, compute_pools
