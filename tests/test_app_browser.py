@@ -353,3 +353,20 @@ def test_browser_link_reopens_the_same_view(server, page):
     expect(field(page, 'pad_w')).to_have_value('2')
     expect(page.locator('.w-categories')).to_contain_text('star')
     expect(page.locator('.explorer-alert')).to_be_hidden()
+
+
+def test_browser_square_windows_round_trip_through_the_link(server, page):
+    """'square box' reaches the state, the status line and the URL; the link reopens it."""
+    from playwright.sync_api import expect
+    url, _ = server
+    status = open_app(page, url)
+    page.locator('.w-window_mode button', has_text='square box').click()
+    expect(status).to_contain_text('window square box')
+    expect(field(page, 'window_h')).to_be_disabled()
+    wait_until(lambda: 'window_dims=square' in page.url, page)
+    link = page.url
+    page.goto('about:blank')
+    status = open_app(page, link)
+    expect(status).to_contain_text('window square box')
+    expect(page.locator('.w-window_mode button', has_text='square box')).to_have_class(
+        re.compile('active'))
