@@ -180,6 +180,9 @@ def serve(args, ready=None):
         server = pn.serve({'/': lambda: create_page(args, ready_made)}, port=port,
                           address=args.address, show=False, start=False,
                           title='sampler-explorer', websocket_origin=origins)
+    if server.port != port:  # pragma: no cover - a Bokeh that binds in another way
+        raise RuntimeError(f'the server listens on port {server.port}, not on the printed '
+                           f'{port}; this Bokeh version is not supported by serve()')
 
     def build_ahead():
         # the first loop callback, before any request is handled: the first visitor's

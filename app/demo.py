@@ -54,9 +54,13 @@ def load_demo(key: str):
     fpath = known.get(key)
     if fpath and os.path.isfile(fpath):
         # generated before: open the file kwcoco wrote (skips importing kwcoco's demo
-        # generators, about 0.1 s of the server's start-up) unless an image is missing
-        dset = kwcoco.CocoDataset(fpath)
-        if all(os.path.isfile(p) for p in dset.images().gpath[:1]):
+        # generators, about 0.1 s of the server's start-up) unless it is unreadable or
+        # an image is missing; then kwcoco makes it again
+        try:
+            dset = kwcoco.CocoDataset(fpath)
+        except Exception:
+            dset = None
+        if dset is not None and all(os.path.isfile(p) for p in dset.images().gpath[:1]):
             return dset
     dset = kwcoco.CocoDataset.demo(key)
     if dset.fpath and known.get(key) != os.fspath(dset.fpath):

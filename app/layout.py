@@ -85,6 +85,33 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _change_before_browser_connects(doc, change) -> bool:
+    """Run ``change`` (edits of Panel objects shown in ``doc``) now if no browser has
+    connected to ``doc`` yet, so that it is part of the document the browser pulls;
+    return whether it ran.
+
+    Until its browser has loaded, Panel applies changes to a served document a tick later
+    (``pn.state._connected``); a browser connecting in between would miss them. So the
+    change is applied at once, with Panel told for its duration that it may.
+    """
+    session = getattr(doc.session_context, 'session', None)
+    connected = getattr(pn.state, '_connected', None)
+    if session is None or session.connection_count > 0 or not hasattr(connected, 'get'):
+        return False
+    from panel.io.state import set_curdoc
+    before = connected.get(doc)
+    connected[doc] = True
+    try:
+        with set_curdoc(doc):
+            change()
+    finally:
+        if before is None:
+            connected.pop(doc, None)
+        else:
+            connected[doc] = before
+    return True
+
+
 class Explorer(pn.viewable.Viewer):
     """The sampler explorer for one dataset; one state per instance (per session).
 
@@ -821,8 +848,8 @@ class Explorer(pn.viewable.Viewer):
         widgets reach the browser before the statistics plots).
         ``when='early'``: :data:`EARLY_DELAY` seconds after the page is built, while the
         browser still loads BokehJS, so that the document it pulls already holds ``view``;
-        if the browser has connected by then, once the page has loaded instead (Panel
-        must not change a document while its client is still pulling it).
+        if the browser has connected by then, once the page has loaded instead (see
+        :func:`_change_before_browser_connects`).
         """
         doc = pn.state.curdoc
         if doc is None or doc.session_context is None:
@@ -830,33 +857,15 @@ class Explorer(pn.viewable.Viewer):
         holder = pn.Column(pn.indicators.LoadingSpinner(value=True, size=30),
                            sizing_mode='stretch_width')
 
-        early = {'shown': False}
-
-        def show_early():
-            # Only while no browser is connected: the change is then part of the document the
-            # browser pulls. Panel would apply it a tick later (a document with a session is
-            # updated only once its browser has loaded), by which time a browser may have
-            # connected and would miss it; so it is applied now, with Panel told to.
-            session = getattr(doc.session_context, 'session', None)
-            loaded = getattr(pn.state, '_connected', None)
-            if session is None or session.connection_count > 0 or not hasattr(loaded, 'get'):
-                return                   # shown by ``show`` once the page has loaded
-            from panel.io.state import set_curdoc
-            before = loaded.get(doc)
-            loaded[doc] = True
-            try:
-                with set_curdoc(doc):
-                    holder[:] = [view]
-            finally:
-                if before is None:
-                    loaded.pop(doc, None)
-                else:
-                    loaded[doc] = before
-            early['shown'] = True
+        shown_early = []
 
         def show():
-            if not early['shown']:
+            if not shown_early:
                 holder[:] = [view]
+
+        def show_early():
+            if _change_before_browser_connects(doc, show):
+                shown_early.append(True)
 
         if when == 'early':
             from tornado.ioloop import IOLoop

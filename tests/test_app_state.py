@@ -379,3 +379,9 @@ def test_demo_is_reopened_from_the_file_kwcoco_wrote(tmp_path, monkeypatch):
     memo.write_text('{not json')
     demo.load_demo('shapes8')
     assert calls == ['shapes8', 'shapes8']
+    # a truncated dataset file behind a good memo: generated again, not a crash
+    broken = tmp_path / 'broken.kwcoco.json'
+    broken.write_text(open(first.fpath).read()[:200])
+    memo.write_text(json.dumps({'shapes8': os.fspath(broken)}))
+    assert demo.load_demo('shapes8').dataset == first.dataset
+    assert calls == ['shapes8', 'shapes8', 'shapes8']
