@@ -272,7 +272,6 @@ def compute_pools(sampler, config) -> Pools:
                 if not issubclass(w.category, (DeprecationWarning, FutureWarning))]
     asked = config.n_neg if config.n_neg is not None else int(config.neg_to_pos_ratio * n_pos)
     pos, neg = pool_rows(sampler.regions)
-    wd = config.window_dims if config.window_dims in (None, 'square') \
-        else tuple(config.window_dims)
+    wd = config.window_dims
     return Pools(pos=_table(pos, 'pos', 0, wd), neg=_table(neg, 'neg', n_pos, wd),
                  n_neg_asked=int(asked), config=config, warnings=messages)

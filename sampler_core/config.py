@@ -367,8 +367,7 @@ class SamplingConfig(param.Parameterized):
         if self.pad_mode == 'constant':
             extra['padkw']['constant_values'] = self.pad_value
         if self.window_dims is not None:
-            extra['window_dims'] = (self.window_dims if self.window_dims == 'square'
-                                    else tuple(self.window_dims))
+            extra['window_dims'] = self.window_dims   # (h, w) tuple or 'square'
         if self.scale is not None:
             extra['scale'] = self.scale
         if self.channels is not None:

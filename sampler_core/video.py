@@ -53,8 +53,9 @@ from typing import Any
 
 import numpy as np
 
-from sampler_core.target import (CENTER_KEYS, _is_int, center_target_slices, coerce_pad,
-                                 coerce_padkw, coerce_space_slice, coerce_window_dims)
+from sampler_core.target import (CENTER_KEYS, MAX_WINDOW_PIXELS, _is_int, center_target_slices,
+                                 coerce_pad, coerce_padkw, coerce_space_slice,
+                                 coerce_window_dims)
 
 try:  # pragma: no cover - ubelt is a kwcoco dependency
     from ubelt import NoParam
@@ -870,15 +871,12 @@ def frame_gids(sampler, target_: dict) -> list:
 
 def _check_size(n_frames: int, height: int, width: int, scale) -> None:
     """Refuse samples of more than ``MAX_WINDOW_PIXELS`` pixels (frames x scaled window)."""
-    from sampler_core import target as _target
-    limit = getattr(_target, 'MAX_WINDOW_PIXELS', None)
-    if limit is None:
-        return
     sy, sx = coerce_scale(scale) or (1.0, 1.0)
     size = (n_frames, int(math.ceil(height * sy)), int(math.ceil(width * sx)))
-    if size[0] * size[1] * size[2] > limit:
+    if size[0] * size[1] * size[2] > MAX_WINDOW_PIXELS:
         raise ValueError(f'sample of (frames, height, width)={size} with padding and scale is '
-                         f'larger than MAX_WINDOW_PIXELS={limit}; ask for a smaller window')
+                         f'larger than MAX_WINDOW_PIXELS={MAX_WINDOW_PIXELS}; ask for a smaller '
+                         f'window')
 
 
 def _output_dtype(frames_info) -> np.dtype:
