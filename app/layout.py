@@ -18,6 +18,7 @@ import panel as pn
 from app import views
 from app.demo import DEFAULT_DEMO, DEMO_ROOT, DEMOS
 from app.state import URL_UI_KEYS, ExplorerState
+from sampler_core.config import _coerce_scale
 
 #: config fields with a hand-made widget; any other field gets a generic one
 _CUSTOM = {'version', 'dataset', 'dataset_hash', 'backend', 'workdir', 'window_dims', 'pad',
@@ -73,9 +74,9 @@ def _parse_scale(text):
         parts = [float(p) for p in text.replace(',', ' ').split()]
     except ValueError:
         raise ValueError(f'scale must be a number or two numbers "sy, sx", got {text!r}') from None
-    if len(parts) not in (1, 2) or min(parts) <= 0:
-        raise ValueError(f'scale must be one or two positive numbers, got {text!r}')
-    return parts[0] if len(parts) == 1 else parts
+    value = parts[0] if len(parts) == 1 else parts
+    _coerce_scale(value)   # the config's own check: one or two positive, finite numbers
+    return value
 
 
 def _png(arr: np.ndarray) -> bytes:

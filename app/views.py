@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import math
+import weakref
 
 import holoviews as hv
 import numpy as np
@@ -532,16 +533,17 @@ def coverage(pools, dset, pad=(0, 0), max_res: int = 512):
     return per_image, (float((fracs * areas).sum()) / total if total else 0.0)
 
 
-_AREA_CACHE: dict = {}
+#: dataset -> (number of images, their total area); forgotten with the dataset
+_AREA_CACHE = weakref.WeakKeyDictionary()
 
 
 def _total_area(dset) -> float:
     """Sum of image areas (cached per dataset object and image count)."""
-    key = (id(dset), len(dset.imgs))
-    if key not in _AREA_CACHE:
-        _AREA_CACHE[key] = float(sum(int(i['height']) * int(i['width'])
-                                     for i in dset.imgs.values()))
-    return _AREA_CACHE[key]
+    hit = _AREA_CACHE.get(dset)
+    if hit is None or hit[0] != len(dset.imgs):
+        hit = _AREA_CACHE[dset] = (len(dset.imgs), float(sum(
+            int(i['height']) * int(i['width']) for i in dset.imgs.values())))
+    return hit[1]
 
 
 def coverage_plot(per_image, overall: float, limit: int = 30) -> hv.Bars:

@@ -365,6 +365,11 @@ def test_scale_is_tuned_live():
     assert e.state.scale == [0.5, 0.25]
     e.scale.value = 'big'
     assert e.state.scale == [0.5, 0.25] and 'scale' in e.state.message['text']
+    for bad in ('inf', '0.5, -1', '1, 2, 3'):   # the config's own check refuses them
+        serial = e.state.message['serial']
+        e.scale.value = bad
+        msg = e.state.message
+        assert e.state.scale == [0.5, 0.25] and msg['serial'] > serial and 'scale' in msg['text']
     e.scale.value = ''
     assert e.state.scale is None
 
