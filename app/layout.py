@@ -769,9 +769,13 @@ class Explorer(pn.viewable.Viewer):
         if self._held_updates is not None:
             self._held_updates.extend(todo)   # its page has not loaded yet: run them then
             return
-        doc = pn.state.curdoc
+        self._run_updates(todo, pn.state.curdoc)
+
+    def _run_updates(self, updates, doc) -> None:
+        """Each of ``updates`` on its own later tick of ``doc``'s server loop; at once
+        outside a served session."""
         in_session = doc is not None and doc.session_context is not None
-        for update in todo:
+        for update in updates:
             if in_session:
                 doc.add_next_tick_callback(self._update_runner(update))
             else:
@@ -794,17 +798,13 @@ class Explorer(pn.viewable.Viewer):
         session once the page has loaded (the static files and the overview go first),
         elsewhere at once."""
         doc = pn.state.curdoc
-        in_session = doc is not None and doc.session_context is not None
 
         def release():
             held, self._held_updates = self._held_updates, None
-            for update in held or ():
-                if in_session:
-                    doc.add_next_tick_callback(self._update_runner(update))
-                else:
-                    self._update_runner(update)()
+            self._run_updates(held or (), doc)
 
-        if in_session and self._held_updates is not None:
+        if doc is not None and doc.session_context is not None and \
+                self._held_updates is not None:
             pn.state.onload(release)
         else:
             release()
@@ -835,17 +835,17 @@ class Explorer(pn.viewable.Viewer):
             self._deferred(browser),
             self.status,
             self._deferred(pn.Row(self.overview, self.detail), when='early'),
-            pn.Card(self._deferred(self.galleries, later=True), title='Galleries',
+            pn.Card(self._deferred(self.galleries, when='later'), title='Galleries',
                     sizing_mode='stretch_width'),
-            pn.Card(self._deferred(self.stats, later=True), title='Statistics of the pools',
+            pn.Card(self._deferred(self.stats, when='later'), title='Statistics of the pools',
                     sizing_mode='stretch_width'),
         ]
 
-    def _deferred(self, view, later: bool = False, when: str = 'onload'):
+    def _deferred(self, view, when: str = 'onload'):
         """In a served session ``view`` is added after the page's HTML is sent (the overview
         shows first); elsewhere (notebooks, tests) it is there at once.
 
-        ``when='onload'``: once the page has loaded; ``later``: one tick after that (the
+        ``when='onload'``: once the page has loaded; ``'later'``: one tick after that (the
         widgets reach the browser before the statistics plots).
         ``when='early'``: :data:`EARLY_DELAY` seconds after the page is built, while the
         browser still loads BokehJS, so that the document it pulls already holds ``view``;
@@ -877,10 +877,12 @@ class Explorer(pn.viewable.Viewer):
 
             IOLoop.current().call_later(EARLY_DELAY, at_delay)
             pn.state.onload(show)
-        elif later:
+        elif when == 'later':
             pn.state.onload(lambda: doc.add_next_tick_callback(show))
-        else:
+        elif when == 'onload':
             pn.state.onload(show)
+        else:
+            raise ValueError(f"when must be 'onload', 'later' or 'early', got {when!r}")
         return holder
 
     def __panel__(self):

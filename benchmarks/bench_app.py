@@ -139,6 +139,17 @@ def settle(page, h: int) -> None:
             has_text=f'window {h}x128').first.wait_for(timeout=TIMEOUT)
 
 
+def window_changes(page, heights, status_sel: str, text: str) -> list:
+    """ms of each window height change in ``heights`` until ``status_sel`` shows
+    ``text.format(h=h)``. Each waits for the statistics and galleries of its change (they
+    follow on later ticks), so the next change starts from an idle page."""
+    out = []
+    for h in heights:
+        out.append(timed_change(page, 'window_h', h, status_sel, text.format(h=h)))
+        settle(page, h)
+    return out
+
+
 def first_canvas(page, url) -> float:
     t0 = time.perf_counter()
     page.goto(url)
@@ -165,22 +176,13 @@ def bench_demo(browser, n_changes: int, runs: int = 3, startup_only: bool = Fals
                 out['start_to_canvas'].append(time.perf_counter() - t0)
                 if run == runs - 1 and not startup_only:
                     page.locator('.stats-numbers').wait_for(timeout=TIMEOUT)
-                    preview, stats = [], []
-                    for k in range(n_changes):
-                        h = 64 + 8 * (k % 20) + (0 if k % 40 < 20 else 4)
-                        preview.append(timed_change(page, 'window_h', h, '.status',
-                                                    f'window {h}x128'))
-                        # the statistics and galleries of that change (they follow on
-                        # later ticks): the next change starts from an idle page
-                        settle(page, h)
+                    out['preview_ms'] = window_changes(
+                        page, [64 + 8 * (k % 20) + (0 if k % 40 < 20 else 4)
+                               for k in range(n_changes)], '.status', 'window {h}x128')
                     # statistics latency measured on its own, same way
-                    for k in range(min(20, n_changes)):
-                        h = 300 + 4 * k
-                        stats.append(timed_change(page, 'window_h', h, '.stats-numbers',
-                                                  f'{h}x128'))
-                        settle(page, h)
-                    out['preview_ms'] = preview
-                    out['stats_ms'] = stats
+                    out['stats_ms'] = window_changes(
+                        page, [300 + 4 * k for k in range(min(20, n_changes))],
+                        '.stats-numbers', '{h}x128')
                 page.close()
             finally:
                 stop(proc)
@@ -253,18 +255,10 @@ def bench_large(browser, root: Path) -> dict:
             nexts.append(float(page.evaluate('() => window.__p')))
         out['next_image_ms'] = nexts
         # statistics after a window change (16 positives, 16 negatives)
-        stats = []
-        for k in range(5):
-            h = 100 + 8 * k
-            stats.append(timed_change(page, 'window_h', h, '.stats-numbers', f'{h}x128'))
-            settle(page, h)
-        out['stats_ms'] = stats
-        preview = []
-        for k in range(10):
-            h = 200 + 8 * k
-            preview.append(timed_change(page, 'window_h', h, '.status', f'window {h}x128'))
-            settle(page, h)
-        out['preview_ms'] = preview
+        out['stats_ms'] = window_changes(page, [100 + 8 * k for k in range(5)],
+                                         '.stats-numbers', '{h}x128')
+        out['preview_ms'] = window_changes(page, [200 + 8 * k for k in range(10)],
+                                           '.status', 'window {h}x128')
         # a bigger pool: 2,000 positives
         big = []
         box = page.locator('.w-n_pos input').first
