@@ -135,9 +135,26 @@ def set_number(page, widget, value):
     box.press('Enter')
 
 
+def settled_text(locator, pattern):
+    """The text of ``locator`` once it matches ``pattern`` (a regex; waits, never reads once).
+
+    Panel re-renders a pane by replacing its HTML, so a single read can land on a
+    row whose cells are not all there yet; waiting for the full pattern cannot.
+    """
+    from playwright.sync_api import expect
+    expect(locator).to_have_text(re.compile(pattern))
+    return locator.text_content().strip()
+
+
 def stat(page, name):
     row = page.locator('.stats-numbers tr', has_text=name).first
-    return row.locator('td').nth(1).inner_text()
+    return settled_text(row.locator('td').nth(1), r'\S')
+
+
+def param_cell(page, name, pattern):
+    """The value cell of the detail pane's params table in row ``name`` once it matches."""
+    row = page.locator('.params-table tr', has_text=name)
+    return settled_text(row.locator('td').last, pattern)
 
 
 def test_browser_window_change_updates_preview_and_statistics(server, page):
@@ -153,7 +170,8 @@ def test_browser_window_change_updates_preview_and_statistics(server, page):
     set_number(page, 'window_h', 256)
     expect(status).to_contain_text('window 256x128')
     expect(page.locator('.stats-numbers tr', has_text='window (h x w)')).to_contain_text('256x128')
-    assert stat(page, 'image area covered') != before_cov
+    cover = page.locator('.stats-numbers tr', has_text='image area covered').first
+    expect(cover.locator('td').nth(1)).not_to_have_text(before_cov)
     canvas = page.locator('.overview canvas').first
     wait_until(lambda: canvas.screenshot() != before_png, page)   # the windows were redrawn
     shot(page, 'overview', page.locator('.overview').first)
@@ -174,14 +192,13 @@ def test_browser_click_samples_a_window_there(server, page):
     canvas = page.locator('.overview canvas').first
     box = canvas.bounding_box()
     page.mouse.click(box['x'] + box['width'] * 0.5, box['y'] + box['height'] * 0.5)
-    table = page.locator('.params-table')
-    expect(table).to_contain_text('offset (dx, dy)')
-    text = table.locator('tr', has_text='center (cx, cy)').inner_text()
-    cx, cy = (float(v) for v in re.findall(r'[-\d.]+', text.split('\t')[-1])[:2])
+    number = r'-?\d+(\.\d+)?'
+    center = param_cell(page, 'center (cx, cy)', rf'^\({number}, {number}\)$')
+    cx, cy = (float(v) for v in center.strip('()').split(','))
     # the image is 600x600: a click in the middle of the plot lands near its centre
     assert 200 < cx < 400 and 200 < cy < 400, (cx, cy)
-    offset = table.locator('tr', has_text='offset').inner_text()
-    dx, dy = (int(v) for v in re.findall(r'-?\d+', offset.split('\t')[-1])[:2])
+    offset = param_cell(page, 'offset (dx, dy)', r'^\(-?\d+, -?\d+\)$')
+    dx, dy = (int(v) for v in offset.strip('()').split(','))
     assert (dx, dy) == (-math.floor(cx - 64), -math.floor(cy - 64))
     expect(page.locator('.detail canvas').first).to_be_visible()
     shot(page, 'detail', page.locator('.detail').first)
@@ -192,8 +209,7 @@ def test_browser_thumbnail_selects_its_image(server, page):
     url, _ = server
     open_app(page, url)
     button = page.locator('.thumb-button-neg button').nth(1)
-    button.wait_for()
-    name = button.inner_text()
+    name = settled_text(button, r'img \d+')
     gid = int(re.search(r'img (\d+)', name).group(1))
     button.click()
     expect(page.locator('.thumb-button-neg button').nth(1)).to_contain_text('★')
