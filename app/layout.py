@@ -215,16 +215,16 @@ class Explorer(pn.viewable.Viewer):
             css_classes=['detail-empty'], width=420)
         # dataset
         self.demo_select = pn.widgets.Select(
-            name='Demo dataset', options=[''] + list(DEMOS),
+            label='Demo dataset', options=[''] + list(DEMOS),
             value=s.dataset if s.dataset in DEMOS else '', description='\n'.join(
                 f'{k}: {v}' for k, v in DEMOS.items()))
         self.demo_select.param.watch(self._on_demo, 'value')
         self.path_input = pn.widgets.TextInput(
-            name='Dataset path (.kwcoco.json)', placeholder='data/train.kwcoco.json',
+            label='Dataset path (.kwcoco.json)', placeholder='data/train.kwcoco.json',
             value='' if s.dataset in DEMOS else s.dataset)
-        self.open_button = pn.widgets.Button(name='Open', button_type='primary')
+        self.open_button = pn.widgets.Button(label='Open', color='primary')
         self.open_button.on_click(self._on_open)
-        self.upload = pn.widgets.FileInput(accept='.json', name='Upload a .kwcoco.json')
+        self.upload = pn.widgets.FileInput(accept='.json', label='Upload a .kwcoco.json')
         self.upload.param.watch(self._on_upload, 'value')
         self.alert = pn.pane.Alert('', alert_type='danger', visible=False,
                                    css_classes=['explorer-alert'])
@@ -232,50 +232,50 @@ class Explorer(pn.viewable.Viewer):
 
         # windows
         self.window_mode = pn.widgets.RadioButtonGroup(
-            name='window', options=['fixed', *BOX_WINDOWS], value='fixed', button_type='default')
-        self.window_h = pn.widgets.IntInput(name='window height', start=1, end=4096, step=8,
+            label='window', options=['fixed', *BOX_WINDOWS], value='fixed', color='default')
+        self.window_h = pn.widgets.IntInput(label='window height', start=1, end=4096, step=8,
                                             value=128, width=110)
-        self.window_w = pn.widgets.IntInput(name='window width', start=1, end=4096, step=8,
+        self.window_w = pn.widgets.IntInput(label='window width', start=1, end=4096, step=8,
                                             value=128, width=110)
         self._link_pair('window_dims', self.window_h, self.window_w, self.window_mode)
-        self.pad_h = pn.widgets.IntInput(name='pad height', start=0, end=1024, step=4, value=0,
+        self.pad_h = pn.widgets.IntInput(label='pad height', start=0, end=1024, step=4, value=0,
                                          width=110)
-        self.pad_w = pn.widgets.IntInput(name='pad width', start=0, end=1024, step=4, value=0,
+        self.pad_w = pn.widgets.IntInput(label='pad width', start=0, end=1024, step=4, value=0,
                                          width=110)
         self._link_pair('pad', self.pad_h, self.pad_w)
-        self.pad_mode = pn.widgets.Select.from_param(s.param.pad_mode, name='padkw mode')
-        self.channels = pn.widgets.Select(name='channels', options=self._channel_options())
+        self.pad_mode = pn.widgets.Select.from_param(s.param.pad_mode, label='padkw mode')
+        self.channels = pn.widgets.Select(label='channels', options=self._channel_options())
         self._link('channels', self.channels, to_widget=lambda v: v or '<all>',
                    to_state=lambda v: None if v in ('<all>', None) else v)
         self.visible_thresh = pn.widgets.FloatSlider.from_param(
             s.param.visible_thresh, step=0.05, value_throttled=s.visible_thresh)
         self.with_annots = pn.widgets.CheckButtonGroup.from_param(s.param.with_annots,
-                                                                  name='with_annots')
-        self.scale = pn.widgets.TextInput(name='scale (empty: none; s or sy, sx)',
+                                                                  label='with_annots')
+        self.scale = pn.widgets.TextInput(label='scale (empty: none; s or sy, sx)',
                                           placeholder='e.g. 0.5')
         self._link('scale', self.scale, to_widget=_scale_text, to_state=_parse_scale)
 
         # pools
-        self.categories = pn.widgets.MultiChoice(name='positive categories (empty: all)',
+        self.categories = pn.widgets.MultiChoice(label='positive categories (empty: all)',
                                                  options=s.category_names)
         self._link('categories', self.categories, to_widget=list, to_state=list)
-        self.n_pos = pn.widgets.IntInput.from_param(s.param.n_pos, name='positives (n_pos)',
+        self.n_pos = pn.widgets.IntInput.from_param(s.param.n_pos, label='positives (n_pos)',
                                                     start=0)
         self.n_neg = pn.widgets.IntInput.from_param(s.param.n_neg,
-                                                    name='negatives (n_neg, empty: ratio)',
+                                                    label='negatives (n_neg, empty: ratio)',
                                                     start=0)
-        self.neg_ratio = pn.widgets.FloatSlider(name='neg_to_pos_ratio', start=0.0, end=4.0,
+        self.neg_ratio = pn.widgets.FloatSlider(label='neg_to_pos_ratio', start=0.0, end=4.0,
                                                 step=0.25)
         self._link('neg_to_pos_ratio', self.neg_ratio, event='value_throttled')
-        self.neg_overlap = pn.widgets.FloatSlider(name='neg_overlap', start=0.0, end=1.0,
+        self.neg_overlap = pn.widgets.FloatSlider(label='neg_overlap', start=0.0, end=1.0,
                                                   step=0.05)
         self._link('neg_overlap', self.neg_overlap, event='value_throttled')
         self.seed = pn.widgets.IntInput.from_param(s.param.seed, start=0)
         self.backend = pn.widgets.Select.from_param(s.param.backend)
         self.gallery_size = pn.widgets.IntSlider.from_param(s.param.gallery_size,
-                                                            name='gallery size')
+                                                            label='gallery size')
         self.detail_frames = pn.widgets.IntSlider.from_param(
-            s.param.detail_frames, name='detail clip frames (videos)')
+            s.param.detail_frames, label='detail clip frames (videos)')
         others = [k for k in s.FIELDS if k not in _CUSTOM]
         self.more = pn.Param(s.param, parameters=others, show_name=False,
                              default_layout=pn.Column) if others else None
@@ -283,35 +283,35 @@ class Explorer(pn.viewable.Viewer):
         # config import / export
         self.download = pn.widgets.FileDownload(
             callback=self._export, filename='config.yaml', label='Export config (YAML)',
-            button_type='success', embed=False)
+            color='success', embed=False)
         self.config_upload = pn.widgets.FileInput(accept='.yaml,.yml,.json',
-                                                  name='Import a config')
+                                                  label='Import a config')
         self.config_upload.param.watch(self._on_import, 'value')
         snippet = s.python_snippet()
         self.snippet = pn.pane.Markdown(f'```python\n{snippet}```', css_classes=['snippet'])
-        self.copy_button = pn.widgets.Button(name='Copy snippet', button_type='light')
+        self.copy_button = pn.widgets.Button(label='Copy snippet', color='light')
         self.copy_button.js_on_click(args={'text': snippet},
                                      code='navigator.clipboard.writeText(text)')
 
         # browsing
-        self.search = pn.widgets.TextInput.from_param(s.param.search, name='search images',
+        self.search = pn.widgets.TextInput.from_param(s.param.search, label='search images',
                                                       placeholder='name or id')
-        self.image_categories = pn.widgets.MultiChoice(name='images with category',
+        self.image_categories = pn.widgets.MultiChoice(label='images with category',
                                                        options=s.category_names)
         self._link('image_categories', self.image_categories, to_widget=list, to_state=list)
-        self.image_select = pn.widgets.Select(name='image', size=1)
+        self.image_select = pn.widgets.Select(label='image', size=1)
         self.image_count = pn.pane.Markdown('', css_classes=['image-count'])
         self._update_image_options()
         self.image_select.param.watch(self._on_image_select, 'value')
         s.param.watch(lambda *_: self._update_image_options(),
                       ['search', 'image_categories', 'gid', 'dataset_label'])
-        self.frame_slider = pn.widgets.IntSlider(name='frame (time)', start=0, end=1, value=0,
+        self.frame_slider = pn.widgets.IntSlider(label='frame (time)', start=0, end=1, value=0,
                                                  width=260, visible=False)
         self.frame_slider.param.watch(self._on_frame, 'value_throttled')
         self._update_frame_slider()
         s.param.watch(lambda *_: self._update_frame_slider(), ['gid', 'dataset_label'])
-        self.prev_button = pn.widgets.Button(name='◀ previous', width=100)
-        self.next_button = pn.widgets.Button(name='next ▶', width=100)
+        self.prev_button = pn.widgets.Button(label='◀ previous', width=100)
+        self.next_button = pn.widgets.Button(label='next ▶', width=100)
         self.prev_button.on_click(lambda _: s.step_image(-1))
         self.next_button.on_click(lambda _: s.step_image(1))
 
@@ -642,7 +642,7 @@ class Explorer(pn.viewable.Viewer):
         new = []
         while len(slots) < n:
             pic = pn.pane.PNG(None, width=THUMB, height=THUMB, css_classes=['thumb'])
-            button = pn.widgets.Button(name='', width=THUMB, css_classes=[f'thumb-button-{kind}'])
+            button = pn.widgets.Button(label='', width=THUMB, css_classes=[f'thumb-button-{kind}'])
             slot = {'pic': pic, 'button': button, 'index': None,
                     'box': pn.Column(pic, button, margin=2)}
             button.on_click(lambda _, slot=slot: slot['index'] is not None
@@ -691,9 +691,9 @@ class Explorer(pn.viewable.Viewer):
                 if slot['pic'].object is not it['png']:
                     slot['pic'].object = it['png']
                 slot['button'].param.update(
-                    name=f"#{it['index']} · img {it['gid']}{mark}"
+                    label=f"#{it['index']} · img {it['gid']}{mark}"
                          + (' · unreadable' if it['error'] else ''),
-                    button_type='warning' if mark else 'default')
+                    color='warning' if mark else 'default')
                 slot['box'].visible = True
 
     # ------------------------------------------------------------ statistics

@@ -309,7 +309,7 @@ def test_layout_renders_offline(explorer):
     assert neg == [explorer.state.pools.n_pos, explorer.state.pools.n_pos + 1]
     shown[1]['button'].clicks += 1          # clicking a thumbnail selects its window
     assert explorer.state.selected_item == 1
-    assert '★' in shown[1]['button'].name
+    assert '★' in shown[1]['button'].label
     explorer.state.window_dims = (200, 64)
     assert '200x64' in explorer.stats_numbers.object
 
