@@ -260,6 +260,10 @@ def _messy_annotations(W, H):
     import kwimage
     rle = kwimage.Mask(m, 'c_mask').to_array_rle().data
     rle = {'size': [H, W], 'counts': [int(c) for c in rle['counts']]}
+    # the same mask as COCO writes it compressed (a string of counts, as in iscrowd / results)
+    from pycocotools import mask as coco_mask
+    packed = coco_mask.encode(np.asfortranarray(m))
+    packed = {'size': [H, W], 'counts': packed['counts'].decode('ascii')}
     return [
         ('partly-off', {'category_id': 1, 'bbox': [W - 32, -20, 80, 60],
                         'segmentation': _rect(W - 32, -20, 80, 60),
@@ -288,6 +292,7 @@ def _messy_annotations(W, H):
         ('negative-width', {'category_id': 1, 'bbox': [20, 20, -5, 10]}),
         ('empty-segmentation', {'category_id': 2, 'bbox': [10, 400, 30, 30], 'segmentation': []}),
         ('rle-uncompressed', {'category_id': 2, 'bbox': [200, 100, 60, 40], 'segmentation': rle}),
+        ('rle-compressed', {'category_id': 2, 'bbox': [200, 100, 60, 40], 'segmentation': packed}),
         ('rle-garbage', {'category_id': 2, 'bbox': [150, 150, 10, 10],
                          'segmentation': {'size': [H, W], 'counts': 'not-an-rle'}}),
         ('old-style-keypoints', {'category_id': 1, 'bbox': [250, 200, 40, 40],
@@ -363,6 +368,7 @@ def test_real_images_whole_image_sample(messy, messy_sampler):
     sure, maybe = synthetic.expected_aids(dset, 1, (0, 512, 0, 512))
     assert sure <= set(aids) <= sure | maybe
     for name in ['partly-off', 'point', 'bowtie', 'keypoints-off-image', 'rle-uncompressed',
+                 'rle-compressed',
                  'two-point-polygon', 'collinear-polygon', 'old-style-keypoints']:
         assert names[name] in aids, name
     for name in ['fully-off', 'no-bbox', 'bbox-none', 'nan-bbox', 'negative-width']:
@@ -472,15 +478,23 @@ def test_real_images_degenerate_segmentations_do_not_break_sampling(messy, messy
     assert sample['annots']['clipped_dets'][0].data['segmentations'].data[i] is None
 
 
-def test_real_images_uncompressed_rle(messy, messy_sampler):
+@pytest.mark.parametrize('name', ['rle-uncompressed', 'rle-compressed'])
+def test_real_images_rle(messy, messy_sampler, name):
     dset, names = messy
-    aid = names['rle-uncompressed']
+    aid = names[name]
     sample = messy_sampler.load_sample({'gid': 1, 'clip_annots': True,
                                         'slices': (slice(0, 120), slice(0, 512))})
     i = _index(sample, aid)
     clipped = sample['annots']['clipped_dets'][0].data['segmentations'].data[i]
     # the mask is rows 100:140, columns 200:260; the window keeps rows 100:120
     assert clipped.to_shapely().area == pytest.approx(20 * 60, rel=0.1)
+    x0, y0, x1, y1 = clipped.to_shapely().bounds
+    assert (x0, y0, x1, y1) == pytest.approx((200, 100, 260, 120), abs=1)
+    # drawn back as a mask in window pixels, it covers exactly the kept rows
+    mask = clipped.to_mask(dims=(120, 512)).data.astype(bool)
+    want = np.zeros((120, 512), bool)
+    want[100:120, 200:260] = True
+    assert (mask != want).sum() <= 2 * (20 + 60)       # at most the outline differs
 
 
 def test_real_images_zero_size_boxes(messy, messy_sampler):
