@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,12 +36,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'benchmarks'))
+sys.path[:0] = [str(ROOT / 'benchmarks'), str(ROOT)]
 from _data import print_machine_info, silence_warnings  # noqa: E402
 
-CHROMIUM = '/usr/bin/chromium'
-CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--no-first-run']
+from app.browser import launch_chromium, spawn_server, stop_server  # noqa: E402
+
 TIMEOUT = 120_000
 
 # installs window.__p: resolves with the ms between the Enter key in ``inputSel`` and the
@@ -97,28 +94,10 @@ _MEASURE_JS = '''
 
 
 def start_server(args, cwd):
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join([str(ROOT), env.get('PYTHONPATH', '')])
+    """``(process, url, seconds until the URL was printed)``."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, '-m', 'app.cli', 'serve', '--port', '0'] + args,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, cwd=cwd)
-    for line in proc.stdout:
-        match = re.search(r'serving .* at (http://\S+)', line)
-        if match:
-            import threading
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-            return proc, match.group(1), time.perf_counter() - t0
-    proc.kill()
-    raise RuntimeError('server did not start')
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    proc, url = spawn_server(args, cwd=cwd)
+    return proc, url, time.perf_counter() - t0
 
 
 def timed_change(page, widget: str, value, status_sel: str, expect_text: str) -> float:
@@ -185,7 +164,7 @@ def bench_demo(browser, n_changes: int, runs: int = 3, startup_only: bool = Fals
                         '.stats-numbers', '{h}x128')
                 page.close()
             finally:
-                stop(proc)
+                stop_server(proc)
     return out
 
 
@@ -270,7 +249,7 @@ def bench_large(browser, root: Path) -> dict:
         out['stats_2000_ms'] = big
         page.close()
     finally:
-        stop(proc)
+        stop_server(proc)
     return out
 
 
@@ -293,7 +272,7 @@ def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
     results = {}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         demo = bench_demo(browser, args.changes, runs=args.runs, startup_only=args.startup_only)
         results['demo'] = demo
         print('demo (shapes8, 8 images 600x600):')

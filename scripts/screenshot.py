@@ -10,45 +10,26 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--no-first-run']
-
-
-def start_server(dataset: str, workdir: str):
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join([str(ROOT), env.get('PYTHONPATH', '')])
-    proc = subprocess.Popen([sys.executable, '-m', 'app.cli', 'serve', dataset, '--port', '0',
-                             '--workdir', workdir], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
-    for line in proc.stdout:
-        match = re.search(r'serving .* at (http://\S+)', line)
-        if match:
-            return proc, match.group(1)
-    proc.kill()
-    raise RuntimeError('the server did not start')
-
-
+sys.path.insert(0, str(ROOT))
+from app.browser import CHROMIUM, launch_chromium, spawn_server, stop_server  # noqa: E402
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', default=str(ROOT / 'assets' / 'screenshot.png'))
     parser.add_argument('--dataset', default='shapes8')
-    parser.add_argument('--chromium', default='/usr/bin/chromium')
+    parser.add_argument('--chromium', default=CHROMIUM)
     args = parser.parse_args(argv)
     import tempfile
 
     from playwright.sync_api import expect, sync_playwright
     with tempfile.TemporaryDirectory() as workdir:
-        proc, url = start_server(args.dataset, workdir)
+        proc, url = spawn_server([args.dataset, '--workdir', workdir], cwd=ROOT)
         try:
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+                browser = launch_chromium(p, args.chromium)
                 page = browser.new_page(viewport={'width': 1600, 'height': 1250})
                 page.set_default_timeout(60_000)
                 expect.set_options(timeout=60_000)
@@ -69,8 +50,7 @@ def main(argv=None) -> int:
                 page.screenshot(path=str(out))
                 browser.close()
         finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+            stop_server(proc)
     print(f'wrote {args.out}')
     return 0
 

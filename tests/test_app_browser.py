@@ -12,18 +12,15 @@ from __future__ import annotations
 import math
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from app.browser import launch_chromium, spawn_server, stop_server
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / 'test-artifacts'
-CHROMIUM = '/usr/bin/chromium'
-CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--no-first-run']
 TIMEOUT = 30_000  # ms, for every wait on a condition
 
 
@@ -34,47 +31,18 @@ def setup_module():
 
 def launch_browser(playwright):
     """Debian's chromium; a missing browser is an error, never a skip."""
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f'{CHROMIUM} is missing: install it with "apt-get install -y chromium" '
-                    f'(scripts/run_tests.sh does); the browser tests cannot be skipped')
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-
-
-def start_server(args, cwd, env=None):
-    """Start ``sampler-explorer serve --port 0 ...``; return ``(process, url)`` once it listens."""
-    cmd = [sys.executable, '-m', 'app.cli', 'serve', '--port', '0'] + list(args)
-    env = dict(os.environ if env is None else env)
-    env['PYTHONPATH'] = os.pathsep.join([str(ROOT), env.get('PYTHONPATH', '')])
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)
-    deadline = time.monotonic() + 120
-    lines = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None:
-                break
-            continue
-        lines.append(line)
-        match = re.search(r'serving .* at (http://\S+)', line)
-        if match:
-            import threading
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-            return proc, match.group(1)
-    proc.kill()
-    raise RuntimeError('server did not start:\n' + ''.join(lines))
+    try:
+        return launch_chromium(playwright)
+    except FileNotFoundError as ex:
+        pytest.fail(f'{ex}; the browser tests cannot be skipped')
 
 
 @pytest.fixture(scope='module')
 def server(tmp_path_factory):
     work = tmp_path_factory.mktemp('serve')
-    proc, url = start_server(['--workdir', str(work / 'cache')], cwd=work)
+    proc, url = spawn_server(['--workdir', work / 'cache'], cwd=work)
     yield url, work
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # pragma: no cover
-        proc.kill()
+    stop_server(proc)
 
 
 @pytest.fixture(scope='module')
@@ -323,7 +291,7 @@ def test_browser_large_image_stays_downsampled(browser, tmp_path):
 
     from app.demo import make_large_demo
     path = make_large_demo(n_images=1, width=5000, height=4000, n_annots=8, root=tmp_path)
-    proc, url = start_server([str(path), '--workdir', str(tmp_path / 'cache')], cwd=tmp_path)
+    proc, url = spawn_server([path, '--workdir', tmp_path / 'cache'], cwd=tmp_path)
     try:
         context = browser.new_context(viewport={'width': 1400, 'height': 1100})
         pg = context.new_page()
@@ -348,8 +316,7 @@ def test_browser_large_image_stays_downsampled(browser, tmp_path):
         shot(pg, 'large-image-zoomed', pg.locator('.overview').first)
         context.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_server(proc)
 
 
 def test_browser_link_reopens_the_same_view(server, page):
