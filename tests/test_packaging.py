@@ -37,9 +37,12 @@ def test_packaging_environment_matches_pyproject():
 
 
 def test_packaging_core_imports_no_gui_or_torch():
+    # nor the heavy libraries (networkx through kwcoco, cv2 through kwimage): every
+    # DataLoader worker imports sampler_core, and they are imported where they are used
     code = ('import sys, sampler_core, sampler_core.config\n'
             'bad = sorted(m for m in sys.modules if m.split(".")[0] in '
-            '{"panel", "holoviews", "bokeh", "torch", "ndsampler"})\n'
+            '{"panel", "holoviews", "bokeh", "torch", "ndsampler", "networkx", "kwcoco", '
+            '"kwimage", "cv2"})\n'
             'print(",".join(bad))\n')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ''
