@@ -26,7 +26,11 @@ Each frame is ``coco_img.imdelay(channels, space)`` (built once per image and
 cached, its file leaves reading the ``.npy`` cache of :class:`CocoFrames` instead
 of decoding the file), then ``crop(window, clip=False)`` (the part outside the
 data is padded: 0 for integers, NaN for floats), then ``warp({'scale': s})``,
-then ``optimize().finalize()``. delayed_image does every resampling.
+then ``optimize().finalize()``. delayed_image does every resampling. With a
+``padkw`` other than that fill (``'reflect'``, ``'edge'``, a constant ...), the
+part inside the frame is read, ``numpy.pad``-ed exactly as a 2-D window is, and
+then scaled; this needs a single-file frame whose image is its sampling space
+(see :func:`_mode_padded_frame`).
 
 Channels a frame does not have come back as NaN (the sample is then float32, or
 float64 for float64 data); a code naming only channels no image of the dataset
@@ -55,7 +59,7 @@ import numpy as np
 
 from sampler_core.target import (CENTER_KEYS, MAX_WINDOW_PIXELS, _is_int, center_target_slices,
                                  coerce_pad, coerce_padkw, coerce_space_slice,
-                                 coerce_window_dims)
+                                 coerce_window_dims, pad_mode_needs_data)
 
 try:  # pragma: no cover - ubelt is a kwcoco dependency
     from ubelt import NoParam
@@ -800,16 +804,69 @@ def _check_sampling_keys(sampler, t: dict) -> None:
     """Validate the loading keys (pad, padkw, scale, interpolation, channels) early."""
     _coerce_video_pad(t.get('pad'))
     padkw = coerce_padkw(t.get('padkw'))
-    if padkw.get('mode', 'constant') != 'constant' or \
-            np.ndim(padkw.get('constant_values', 0)) != 0 or \
-            not (padkw.get('constant_values', 0) == 0 or np.isnan(padkw.get('constant_values', 0))):
-        raise ValueError(f'padkw={padkw!r}: video, multi-asset and scaled windows pad with '
-                         f'nodata only (0 for integers, NaN for floats)')
+    if _mode_padding(padkw) and t.get('use_native_scale', False):
+        raise ValueError(f'padkw={padkw!r}: use_native_scale windows pad with nodata only '
+                         f'(0 for integers, NaN for floats)')
     t['padkw'] = padkw
     coerce_scale(t.get('scale'))
     coerce_interpolation(t.get('interpolation', 'auto'), t.get('antialias', 'auto'))
     spec = coerce_channels(t.get('channels', None))
     _state(sampler.frames).check_known(spec)
+
+
+def _mode_padding(padkw: dict) -> bool:
+    """Whether ``padkw`` asks for more than the nodata fill (0 for integers, NaN for floats)."""
+    if padkw.get('mode', 'constant') != 'constant':
+        return True
+    cval = padkw.get('constant_values', 0)
+    return np.ndim(cval) != 0 or not (cval == 0 or np.isnan(cval))
+
+
+def _mode_padded_frame(state, gid: int, tree, crop_slice, padkw: dict, scale, space: str,
+                       interpolation: str, antialias: bool, names: list) -> np.ndarray:
+    """One frame's window padded by ``numpy.pad(**padkw)`` in its space, then scaled.
+
+    The window's pixels inside the frame are read as usual; the rest comes from
+    ``numpy.pad`` (``'reflect'``, ``'edge'``, a constant ...) in the frame's own
+    pixels, before the scale, exactly as the 2-D path pads. This needs a frame
+    whose image is its sampling space: one file (not multi-asset), no
+    ``warp_img_to_vid`` other than the identity, and every requested channel.
+    """
+    import kwimage
+    img = state.dset.imgs[gid]
+    why = None
+    if _is_multi_asset(img):
+        why = f'image {gid} has several assets'
+    elif space == 'video' and not np.allclose(
+            kwimage.Affine.coerce(img.get('warp_img_to_vid', None) or np.eye(3)).matrix, np.eye(3)):
+        why = f'image {gid} is warped into its video (warp_img_to_vid is not the identity)'
+    elif any(n not in state.channel_names(gid) for n in names):
+        why = f'image {gid} lacks some of the channels {names}'
+    if why is not None:
+        raise ValueError(f'padkw={padkw!r} cannot be applied: {why}; such windows pad with '
+                         f'nodata only (0 for integers, NaN for floats)')
+    h, w = int(img['height']), int(img['width'])
+    (y0, y1), (x0, x1) = ((sl.start, sl.stop) for sl in crop_slice)
+    iy0, iy1 = min(max(y0, 0), h), min(max(y1, 0), h)
+    ix0, ix1 = min(max(x0, 0), w), min(max(x1, 0), w)
+    inside = tree.crop((slice(iy0, iy1), slice(ix0, ix1)), clip=False, wrap=False).optimize()
+    arr = _finalize(inside, interpolation, antialias)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.size == 0 and pad_mode_needs_data(padkw):
+        raise ValueError(f'pad mode {padkw["mode"]!r} needs image pixels, but the window '
+                         f'{crop_slice} lies entirely outside image {gid} of size {(h, w)}')
+    extra = [(iy0 - y0, y1 - iy1), (ix0 - x0, x1 - ix1), (0, 0)]
+    try:
+        arr = np.pad(arr, extra, **padkw)
+    except (ValueError, TypeError, OverflowError) as ex:
+        raise ValueError(f'padkw={padkw!r} cannot pad image {gid} ({arr.dtype}): {ex}') from None
+    if scale is None:
+        return arr
+    from delayed_image.delayed_leafs import DelayedIdentity
+    node = DelayedIdentity(arr).warp({'scale': (scale[1], scale[0])},
+                                     interpolation=interpolation, antialias=antialias)
+    return _finalize(node.optimize(), interpolation, antialias)
 
 
 def wants_delayed(sampler, target_: dict) -> bool:
@@ -960,6 +1017,8 @@ def load_sample(sampler, target_: dict, with_annots=('boxes',), annot_ids=None,
     nodata = target_.get('nodata', None)
     as_xarray = bool(target_.get('as_xarray', False))
     warp_kw = dict(interpolation=interpolation, antialias=antialias)
+    padkw = coerce_padkw(target_.get('padkw'))
+    mode_pad = _mode_padding(padkw)
 
     tf_sample_from_space = kwimage.Affine.translate((-x0, -y0))
     if scale is not None:
@@ -975,9 +1034,14 @@ def load_sample(sampler, target_: dict, with_annots=('boxes',), annot_ids=None,
             jagged_meta.append(None)
             continue
         tree = state.tree(g, spec, space, interpolation, antialias, nodata)
-        crop = tree.crop(crop_slice, clip=False, wrap=False).optimize()
         have = state.channel_names(g)
         missing = any(n not in have for n in names)
+        if mode_pad:
+            frames_info.append((_mode_padded_frame(state, g, tree, crop_slice, padkw, scale,
+                                                   space, interpolation, antialias, names),
+                                False))
+            continue
+        crop = tree.crop(crop_slice, clip=False, wrap=False).optimize()
         if not native:
             if scale is not None:
                 crop = crop.warp({'scale': (scale[1], scale[0])}, **warp_kw).optimize()

@@ -234,6 +234,41 @@ def test_scale_integer_upsample_is_exact(shapes_sampler):
         np.testing.assert_allclose(big['annots']['rel_boxes'].to_ltrb().data, want)
 
 
+PAD_MODES = [{'mode': 'reflect'}, {'mode': 'edge'}, {'mode': 'symmetric'}, {'mode': 'wrap'},
+             {'mode': 'constant', 'constant_values': 255}]
+
+
+@pytest.mark.parametrize('padkw', PAD_MODES, ids=[str(p) for p in PAD_MODES])
+def test_scale_pads_like_the_2d_path_then_scales(shapes_sampler, padkw):
+    # past the top and the right of the 600x600 image
+    target = {'gid': 2, 'space_slice': (slice(-12, 40), slice(570, 620)), 'padkw': padkw}
+    base = shapes_sampler.load_sample(dict(target))['im']
+    assert base.shape == (52, 50, 3)
+    up = shapes_sampler.load_sample(dict(target, scale=3, interpolation='nearest'))['im']
+    np.testing.assert_array_equal(up, base.repeat(3, axis=0).repeat(3, axis=1))
+    half = shapes_sampler.load_sample(dict(target, scale=0.5, interpolation='nearest'))['im']
+    np.testing.assert_array_equal(half, base[::2, ::2])
+    # linear: inside the image, away from its edge, the pixels of the nodata fill
+    lin = shapes_sampler.load_sample(dict(target, scale=0.5))['im']
+    nodata = shapes_sampler.load_sample({'gid': 2, 'space_slice': target['space_slice'],
+                                         'scale': 0.5})['im']
+    assert lin.shape == nodata.shape == (26, 25, 3)
+    np.testing.assert_array_equal(lin[8:, :14], nodata[8:, :14])
+
+
+def test_scale_pad_modes_refuse_what_they_cannot_pad(shapes_sampler, msi_sampler):
+    reflect = {'mode': 'reflect'}
+    with pytest.raises(ValueError, match='several assets'):
+        msi_sampler.load_sample({'gid': 1, 'space_slice': (slice(-4, 20), slice(0, 20)),
+                                 'channels': 'B1', 'scale': 0.5, 'padkw': reflect})
+    with pytest.raises(ValueError, match='lacks some of the channels'):
+        shapes_sampler.load_sample({'gid': 1, 'space_slice': (slice(-4, 20), slice(0, 20)),
+                                    'channels': 'r|B1', 'padkw': reflect})
+    with pytest.raises(ValueError, match='needs image pixels'):
+        shapes_sampler.load_sample({'gid': 1, 'space_slice': (slice(-40, -20), slice(0, 20)),
+                                    'scale': 2, 'padkw': reflect})
+
+
 def test_scale_half_area_is_block_mean(shapes_sampler):
     target = {'gid': 3, 'space_slice': (slice(40, 104), slice(10, 90))}
     base = shapes_sampler.load_sample(dict(target))['im'].astype(np.float64)

@@ -348,6 +348,42 @@ def test_video_as_xarray(samplers):
     np.testing.assert_array_equal(im.values, plain[..., [2, 0]])
 
 
+# --------------------------------------------------------------------------- pad modes
+@pytest.mark.parametrize('padkw', [{'mode': 'reflect'}, {'mode': 'edge'}, {'mode': 'wrap'},
+                                   {'mode': 'constant', 'constant_values': 7}],
+                         ids=['reflect', 'edge', 'wrap', 'constant-7'])
+@pytest.mark.parametrize('backend', [None, 'npy'])
+def test_video_frames_pad_with_any_numpy_mode(video_dset, samplers, padkw, backend):
+    """Video 2's frames are their video space: each frame is its crop, numpy.pad'ed."""
+    # a 3-frame clip of a 2-frame video (one time-padding frame), off the top-left corner
+    target = {'vidid': 2, 'time_slice': slice(0, 3),
+              'space_slice': (slice(-6, 20), slice(-10, 30)), 'padkw': padkw}
+    sample = samplers[backend].load_sample(target)
+    gids = sample['params']['frame_gids']
+    assert gids[2] is None and sample['im'].shape == (3, 26, 40, 3)
+    for k, gid in enumerate(gids[:2]):
+        crop = source(video_dset, gid)[0:20, 0:30]
+        want = np.pad(crop, [(6, 0), (10, 0), (0, 0)], **padkw)
+        np.testing.assert_array_equal(sample['im'][k], want)
+    assert (sample['im'][2] == 0).all()             # a time-padding frame stays nodata
+    # scaled: padded in the frame's pixels, then scaled (nearest: every other pixel; an
+    # even size, as delayed_image fits an odd one to the rounded output size)
+    half = samplers[backend].load_sample(dict(target, scale=0.5, interpolation='nearest'))
+    np.testing.assert_array_equal(half['im'][:2], sample['im'][:2, ::2, ::2])
+
+
+def test_video_pad_modes_refuse_what_they_cannot_pad(samplers):
+    # frames warped into their video: numpy.pad has no meaning in video space there
+    with pytest.raises(ValueError, match='warp_img_to_vid'):
+        samplers[None].load_sample({'vidid': 1, 'padkw': {'mode': 'reflect'}})
+    with pytest.raises(ValueError, match='use_native_scale'):
+        samplers[None].load_sample({'vidid': 2, 'padkw': {'mode': 'edge'},
+                                    'use_native_scale': True})
+    with pytest.raises(ValueError, match='needs image pixels'):
+        samplers[None].load_sample({'vidid': 2, 'padkw': {'mode': 'reflect'},
+                                    'space_slice': (slice(100, 120), slice(0, 10))})
+
+
 # --------------------------------------------------------------------------- errors
 @pytest.mark.parametrize('target, error', [
     ({'vidid': 99}, KeyError),
@@ -358,7 +394,7 @@ def test_video_as_xarray(samplers):
     ({'vidid': 1, 'time_slice': slice(0, 3, 0)}, ValueError),
     ({'vidid': 1, 'time_slice': 'all'}, TypeError),
     ({'gids': [1, 3], 'pad': (1, 0, 0)}, ValueError),   # time pad needs a time_slice
-    ({'vidid': 1, 'padkw': {'mode': 'reflect'}}, ValueError),
+    ({'vidid': 1, 'padkw': {'mode': 'reflect'}}, ValueError),  # frames warped into the video
     ({'vidid': 1, 'scale': -1}, ValueError),
     ({'vidid': 1, 'interpolation': 'bicubic-ish'}, ValueError),
     ({'vidid': 1, 'channels': 'r||g'}, ValueError),
