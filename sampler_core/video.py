@@ -832,13 +832,12 @@ def _mode_padded_frame(state, gid: int, tree, crop_slice, padkw: dict, scale, sp
     whose image is its sampling space: one file (not multi-asset), no
     ``warp_img_to_vid`` other than the identity, and every requested channel.
     """
-    import kwimage
     img = state.dset.imgs[gid]
     why = None
     if _is_multi_asset(img):
         why = f'image {gid} has several assets'
-    elif space == 'video' and not np.allclose(
-            kwimage.Affine.coerce(img.get('warp_img_to_vid', None) or np.eye(3)).matrix, np.eye(3)):
+    elif space == 'video' and not np.allclose(_warp_vid_from_img(state.dset, gid).matrix,
+                                              np.eye(3)):
         why = f'image {gid} is warped into its video (warp_img_to_vid is not the identity)'
     elif any(n not in state.channel_names(gid) for n in names):
         why = f'image {gid} lacks some of the channels {names}'
