@@ -456,10 +456,12 @@ def _safe_nearest_warp_cls():
     *before* masking the indices that fall outside the input (IndexError when the
     output reaches past the bottom / right of the input, i.e. a padded window);
     without one it resizes the whole input to the output size (stretching the
-    data over the padding). When the output stays inside the input this class
-    defers to delayed_image unchanged; otherwise it does the translated path's
-    gather with the outside indices masked first and filled with the border
-    value (0 for integers, NaN for floats).
+    data over the padding, and by ``in / out`` instead of ``1 / scale`` when the
+    output size was rounded, e.g. 39 px at scale 0.5 -> 20 px). When the output
+    stays inside the input and is not such a stretched resize, this class defers
+    to delayed_image unchanged; otherwise it does the translated path's gather
+    with the outside indices masked first and filled with the border value (0
+    for integers, NaN for floats).
     """
     global _SAFE_NEAREST_WARP
     if _SAFE_NEAREST_WARP is None:
@@ -488,7 +490,10 @@ def _safe_nearest_warp_cls():
                 xi = np.floor((np.arange(out_w) - tx) / sx).astype(np.int64)
                 inside = (out_h == 0 or (yi.min() >= 0 and yi.max() < in_h)) and \
                     (out_w == 0 or (xi.min() >= 0 and xi.max() < in_w))
-                if inside:
+                # without a translation delayed_image resizes the input to the output
+                # size: exact only when the output is the input times the scale
+                stretches = tx == 0 and ty == 0 and (in_w * sx != out_w or in_h * sy != out_h)
+                if inside and not stretches:
                     node = DelayedWarp(DelayedIdentity(prewarp, channels=self.channels),
                                        transform, dsize=self.dsize, antialias=meta['antialias'],
                                        interpolation='nearest',

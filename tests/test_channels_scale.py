@@ -8,6 +8,8 @@ are block means. The seed's multispectral / multi-sensor examples run as written
 """
 from __future__ import annotations
 
+import math
+
 import os
 import warnings
 
@@ -232,6 +234,25 @@ def test_scale_integer_upsample_is_exact(shapes_sampler):
         np.testing.assert_array_equal(big['annots']['aids'], base['annots']['aids'])
         want = base['annots']['rel_boxes'].to_ltrb().data * [sx, sy, sx, sy]
         np.testing.assert_allclose(big['annots']['rel_boxes'].to_ltrb().data, want)
+
+
+@pytest.mark.parametrize('scale', [0.5, 0.3, 1.5, (0.5, 2)])
+def test_scale_nearest_is_the_transform_for_any_window_size(shapes_sampler, scale):
+    # odd sizes: the output size is rounded, the pixels still follow tf_rel_to_abs
+    y0, x0 = 101, 57
+    sample = shapes_sampler.load_sample({'gid': 1, 'scale': scale, 'interpolation': 'nearest',
+                                         'space_slice': (slice(y0, y0 + 41), slice(x0, x0 + 39))})
+    im = sample['im']
+    sy, sx = (scale, scale) if np.ndim(scale) == 0 else scale
+    assert im.shape[:2] == (math.ceil(41 * sy - 1e-9), math.ceil(39 * sx - 1e-9))
+    src = np.asarray(shapes_sampler.load_image(1))
+    rows = y0 + np.floor(np.arange(im.shape[0]) / sy).astype(int)
+    cols = x0 + np.floor(np.arange(im.shape[1]) / sx).astype(int)
+    np.testing.assert_array_equal(im, src[np.ix_(rows, cols)])
+    # the same mapping as params['tf_rel_to_abs'] gives for pixel corners
+    tf = sample['params']['tf_rel_to_abs']
+    np.testing.assert_allclose(tf[:2, :2], np.diag([1 / sx, 1 / sy]))
+    np.testing.assert_allclose(tf[:2, 2], [x0, y0])
 
 
 PAD_MODES = [{'mode': 'reflect'}, {'mode': 'edge'}, {'mode': 'symmetric'}, {'mode': 'wrap'},
