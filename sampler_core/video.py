@@ -851,12 +851,22 @@ def _mode_padded_frame(state, gid: int, tree, crop_slice, padkw: dict, scale, sp
                          f'nodata only (0 for integers, NaN for floats)')
     h, w = int(img['height']), int(img['width'])
     (y0, y1), (x0, x1) = ((sl.start, sl.stop) for sl in crop_slice)
-    iy0, iy1 = min(max(y0, 0), h), min(max(y1, 0), h)
-    ix0, ix1 = min(max(x0, 0), w), min(max(x1, 0), w)
-    inside = tree.crop((slice(iy0, iy1), slice(ix0, ix1)), clip=False, wrap=False).optimize()
-    arr = _finalize(inside, interpolation, antialias)
+    # the part of the window inside the frame; when there is none, an empty part at
+    # the window's edge (so the pad widths stay the window's size)
+    iy0, iy1 = max(y0, 0), min(y1, h)
+    ix0, ix1 = max(x0, 0), min(x1, w)
+    empty = iy1 <= iy0 or ix1 <= ix0
+    if empty:
+        iy0 = iy1 = min(max(y0, 0), y1)
+        ix0 = ix1 = min(max(x0, 0), x1)
+        read = (slice(0, 1), slice(0, 1))          # one pixel, for the dtype and channels
+    else:
+        read = (slice(iy0, iy1), slice(ix0, ix1))
+    arr = _finalize(tree.crop(read, clip=False, wrap=False).optimize(), interpolation, antialias)
     if arr.ndim == 2:
         arr = arr[:, :, None]
+    if empty:
+        arr = arr[:0, :0]
     if arr.size == 0 and pad_mode_needs_data(padkw):
         raise ValueError(f'pad mode {padkw["mode"]!r} needs image pixels, but the window '
                          f'{crop_slice} lies entirely outside image {gid} of size {(h, w)}')

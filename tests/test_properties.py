@@ -136,6 +136,31 @@ def test_properties_random_targets_match_oracle(synth_dset, prop_sampler, prop_p
 
 @settings(max_examples=60, **SETTINGS)
 @given(data=st.data())
+def test_properties_scaled_windows_pad_like_2d_windows(synth_dset, prop_sampler, prop_pixels,
+                                                       data):
+    """Any pad mode with an integer nearest upscale: the oracle's window, repeated."""
+    dset = synth_dset
+    target = data.draw(valid_targets(dset), label='target')
+    target.setdefault('padkw', data.draw(padkws.filter(lambda p: p is not None), label='padkw'))
+    factor = data.draw(st.sampled_from([2, 3]), label='scale')
+    gid = _gid_of(target, dset)
+    outer = synthetic.padded_window(synthetic.expected_window(target, dset), target.get('pad'))
+    y0, y1, x0, x1 = outer
+    if (y1 - y0) * (x1 - x0) * factor * factor > 1_000_000:
+        return                                   # keep the upscaled windows small
+    H, W = prop_pixels[gid].shape[:2]
+    scaled = dict(target, scale=factor, interpolation='nearest')
+    if (y1 <= 0 or x1 <= 0 or y0 >= H or x0 >= W) and target['padkw']['mode'] != 'constant':
+        with pytest.raises(ValueError, match='needs image pixels'):
+            prop_sampler.load_sample(scaled)
+        return
+    im = prop_sampler.load_sample(scaled)['im']
+    want = synthetic.expected_pixels(prop_pixels[gid], outer, target['padkw'])
+    np.testing.assert_array_equal(im, want.repeat(factor, axis=0).repeat(factor, axis=1))
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(data=st.data())
 def test_properties_clipped_geometry_stays_in_window(synth_dset, prop_sampler, data):
     import shapely
     from shapely.geometry import Polygon, box
