@@ -36,7 +36,7 @@ from sampler_core.hashid import HashIdentifiable
 from sampler_core.regions import CocoRegions
 from sampler_core.target import (CENTER_KEYS, center_extent_to_slices, center_target_slices,
                                  coerce_pad, coerce_padkw, coerce_space_slice,
-                                 coerce_window_dims, embed_window, pad_mode_needs_data,
+                                 coerce_window_dims, embed_window, pad_crop,
                                  _as_finite)
 
 #: target keys that used to be keyword arguments of load_sample
@@ -660,11 +660,8 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
                 (t0, _), (l0, _) = extra
                 im[t0:t0 + crop.shape[0], l0:l0 + crop.shape[1]] = crop
         else:
-            if crop.size == 0 and pad_mode_needs_data(padkw):
-                raise ValueError(f'pad mode {mode!r} needs image pixels, but the window '
-                                 f'{outer} lies entirely outside image {gid} of size '
-                                 f'{target_["data_dims"]}')
-            im = np.pad(np.asarray(crop, dtype=out_dtype), list(extra) + [(0, 0)], **padkw)
+            im = pad_crop(np.asarray(crop, dtype=out_dtype), extra, padkw, outer, gid,
+                          target_['data_dims'])
         if as_float and nodata not in ('float', 'auto'):
             im[im == nodata] = np.nan
         dtype = target_.get('dtype', None)

@@ -192,6 +192,29 @@ def pad_mode_needs_data(padkw: dict) -> bool:
     return padkw.get('mode', 'constant') in _PAD_MODES_NEED_DATA
 
 
+def pad_crop(crop, extra, padkw: dict, window, gid, dims):
+    """``numpy.pad(crop, extra + [(0, 0)], **padkw)``: the part of ``window`` inside image
+    ``gid`` (of size ``dims``) padded out to the whole window.
+
+    A mode that extrapolates (``'reflect'``, ``'edge'``...) needs at least one
+    real pixel, and a fill must fit the dtype: a ValueError names what is wrong.
+
+    Example:
+        >>> import numpy as np
+        >>> pad_crop(np.arange(3).reshape(1, 3, 1), [(0, 0), (2, 0)], {'mode': 'reflect'},
+        ...          (slice(0, 1), slice(-2, 3)), 1, (1, 3))[0, :, 0].tolist()
+        [2, 1, 0, 1, 2]
+    """
+    import numpy as np
+    if crop.size == 0 and pad_mode_needs_data(padkw):
+        raise ValueError(f'pad mode {padkw["mode"]!r} needs image pixels, but the window '
+                         f'{window} lies entirely outside image {gid} of size {tuple(dims)}')
+    try:
+        return np.pad(crop, list(extra) + [(0, 0)], **padkw)
+    except (ValueError, TypeError, OverflowError) as ex:
+        raise ValueError(f'padkw={padkw!r} cannot pad image {gid} ({crop.dtype}): {ex}') from None
+
+
 def center_extent_to_slices(center: Sequence[float],
                             window_dims: Sequence[int]) -> tuple[slice, slice]:
     """The half-open window of size ``window_dims`` centred on ``center``.

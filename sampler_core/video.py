@@ -59,7 +59,7 @@ import numpy as np
 
 from sampler_core.target import (CENTER_KEYS, MAX_WINDOW_PIXELS, _is_int, center_target_slices,
                                  coerce_pad, coerce_padkw, coerce_space_slice,
-                                 coerce_window_dims, pad_mode_needs_data)
+                                 coerce_window_dims, pad_crop)
 
 try:  # pragma: no cover - ubelt is a kwcoco dependency
     from ubelt import NoParam
@@ -828,7 +828,7 @@ def _mode_padding(padkw: dict) -> bool:
 
 
 def _mode_padded_frame(state, gid: int, tree, crop_slice, padkw: dict, scale, space: str,
-                       interpolation: str, antialias: bool, names: list) -> np.ndarray:
+                       interpolation: str, antialias: bool, missing: bool) -> np.ndarray:
     """One frame's window padded by ``numpy.pad(**padkw)`` in its space, then scaled.
 
     The window's pixels inside the frame are read as usual; the rest comes from
@@ -844,8 +844,8 @@ def _mode_padded_frame(state, gid: int, tree, crop_slice, padkw: dict, scale, sp
     elif space == 'video' and not np.allclose(_warp_vid_from_img(state.dset, gid).matrix,
                                               np.eye(3)):
         why = f'image {gid} is warped into its video (warp_img_to_vid is not the identity)'
-    elif any(n not in state.channel_names(gid) for n in names):
-        why = f'image {gid} lacks some of the channels {names}'
+    elif missing:
+        why = f'image {gid} lacks some of the channels requested'
     if why is not None:
         raise ValueError(f'padkw={padkw!r} cannot be applied: {why}; such windows pad with '
                          f'nodata only (0 for integers, NaN for floats)')
@@ -867,14 +867,8 @@ def _mode_padded_frame(state, gid: int, tree, crop_slice, padkw: dict, scale, sp
         arr = arr[:, :, None]
     if empty:
         arr = arr[:0, :0]
-    if arr.size == 0 and pad_mode_needs_data(padkw):
-        raise ValueError(f'pad mode {padkw["mode"]!r} needs image pixels, but the window '
-                         f'{crop_slice} lies entirely outside image {gid} of size {(h, w)}')
-    extra = [(iy0 - y0, y1 - iy1), (ix0 - x0, x1 - ix1), (0, 0)]
-    try:
-        arr = np.pad(arr, extra, **padkw)
-    except (ValueError, TypeError, OverflowError) as ex:
-        raise ValueError(f'padkw={padkw!r} cannot pad image {gid} ({arr.dtype}): {ex}') from None
+    arr = pad_crop(arr, [(iy0 - y0, y1 - iy1), (ix0 - x0, x1 - ix1)], padkw, crop_slice, gid,
+                   (h, w))
     if scale is None:
         return arr
     from delayed_image.delayed_leafs import DelayedIdentity
@@ -1031,7 +1025,7 @@ def load_sample(sampler, target_: dict, with_annots=('boxes',), annot_ids=None,
     nodata = target_.get('nodata', None)
     as_xarray = bool(target_.get('as_xarray', False))
     warp_kw = dict(interpolation=interpolation, antialias=antialias)
-    padkw = coerce_padkw(target_.get('padkw'))
+    padkw = target_['padkw']          # coerced by _check_sampling_keys
     mode_pad = _mode_padding(padkw)
 
     tf_sample_from_space = kwimage.Affine.translate((-x0, -y0))
@@ -1052,7 +1046,7 @@ def load_sample(sampler, target_: dict, with_annots=('boxes',), annot_ids=None,
         missing = any(n not in have for n in names)
         if mode_pad:
             frames_info.append((_mode_padded_frame(state, g, tree, crop_slice, padkw, scale,
-                                                   space, interpolation, antialias, names),
+                                                   space, interpolation, antialias, missing),
                                 False))
             continue
         crop = tree.crop(crop_slice, clip=False, wrap=False).optimize()
