@@ -17,6 +17,17 @@ preparing the same image at once each rename a complete file. A cache file
 whose header cannot be parsed, whose size disagrees with its header, or whose
 shape disagrees with the image's known size is treated as missing and rebuilt.
 
+Every cache file carries checksums of its pixels, written into the same file
+(a trailer after the ``.npy`` data, so one rename publishes pixels and
+checksums together and they can never disagree after a crash; ``numpy.load``
+still reads the file): one CRC-32 per :data:`CHECK_BLOCK` bytes of data plus
+one of the header. A memory map checks a block the first time a read touches
+it (a window costs the checksum of the rows it spans, once per process), so a
+file damaged on disk (zeroed pages, bit rot) is caught at the first read of the
+damaged part: it is rebuilt from the source image with a warning naming it,
+and the read returns the source pixels. Files written before the checksums
+existed have no trailer and are rebuilt.
+
 Pixel arrays are always ``(H, W, C)``: grayscale images get ``C == 1``.
 
 Example:
@@ -33,6 +44,8 @@ import hashlib
 import os
 import threading
 import uuid
+import warnings
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -47,8 +60,17 @@ try:  # pragma: no cover - ubelt is a kwcoco dependency
 except ImportError:  # pragma: no cover
     NoParam = object()
 
-#: bump when the layout of cache files changes
-CACHE_VERSION = 1
+#: bump when the layout of cache files changes (2: checksum trailer)
+CACHE_VERSION = 2
+
+#: bytes of pixel data per checksum (CRC-32) in a cache file
+CHECK_BLOCK = 1 << 20
+
+#: the trailer after a cache file's data: ``n_blocks`` little-endian uint32 CRC-32s of
+#: the data blocks, then this footer (CRC-32 of the header bytes, block size, n_blocks, magic)
+_FOOTER = np.dtype([('header_crc', '<u4'), ('block', '<u8'), ('n_blocks', '<u8'),
+                    ('magic', 'S8')])
+_MAGIC = b'SXCRC32\x01'
 
 _DEFAULT_CHANNELS = {1: 'gray', 2: 'gray|alpha', 3: 'r|g|b', 4: 'r|g|b|a'}
 
@@ -91,12 +113,146 @@ def _file_key(path: str) -> str:
     return hashlib.sha1(text.encode('utf8')).hexdigest()[:20]
 
 
-def open_npy(path: str | os.PathLike, expect_hw: tuple[int, int] | None = None) -> np.memmap | None:
+def _block_crcs(raw, block: int) -> np.ndarray:
+    """CRC-32 of each ``block`` bytes of the flat uint8 array ``raw``."""
+    return np.array([zlib.crc32(raw[i:i + block]) for i in range(0, len(raw), block)],
+                    dtype='<u4')
+
+
+class CacheCorruptError(ValueError):
+    """A block of a cache file does not match its checksum (the file names it)."""
+
+
+class _BlockCheck:
+    """Per-file state of a :class:`CheckedMemmap`: checksums and blocks verified so far."""
+
+    def __init__(self, path: str, raw: np.ndarray, crcs: np.ndarray, block: int, row_bytes: int):
+        self.path = path
+        self.raw = raw              # flat uint8 view of the pixel data
+        self.crcs = crcs
+        self.block = block
+        self.row_bytes = row_bytes
+        self.verified = np.zeros(len(crcs), dtype=bool)
+        self.done = len(crcs) == 0  # every block verified
+        #: called with the bad block number, returns a good replacement memmap
+        self.on_corrupt = None
+        self.replacement = None
+        self.lock = threading.Lock()
+
+    def first_bad(self, row0: int, row1: int) -> int | None:
+        """Verify the blocks holding rows ``[row0, row1)``; the first bad block or ``None``."""
+        if row1 <= row0:
+            return None
+        k0 = row0 * self.row_bytes // self.block
+        k1 = -(-row1 * self.row_bytes // self.block)
+        todo = self.verified[k0:k1]
+        if todo.all():
+            return None
+        block = self.block
+        for k in np.flatnonzero(~todo) + k0:
+            if zlib.crc32(self.raw[k * block:(k + 1) * block]) != self.crcs[k]:
+                return int(k)
+            self.verified[k] = True
+        self.done = bool(self.verified.all())
+        return None
+
+
+def _row_span(index, n_rows: int) -> tuple[int, int]:
+    """Rows ``[row0, row1)`` that ``array[index]`` may read (all when unsure)."""
+    if isinstance(index, tuple):
+        if not index:
+            return (0, n_rows)
+        index = index[0]
+    if isinstance(index, slice):
+        rows = range(*index.indices(n_rows))
+        if not rows:
+            return (0, 0)
+        return (min(rows[0], rows[-1]), max(rows[0], rows[-1]) + 1)
+    if isinstance(index, (int, np.integer)) and not isinstance(index, (bool, np.bool_)):
+        row = int(index) + (n_rows if index < 0 else 0)
+        return (row, row + 1) if 0 <= row < n_rows else (0, 0)
+    return (0, n_rows)  # Ellipsis, None, arrays, masks: check everything
+
+
+class CheckedMemmap(np.memmap):
+    """A read-only memmap of a cache file that verifies each block on its first read.
+
+    Indexing the map (``data[y0:y1, x0:x1]``) first checks the CRC-32 of the
+    blocks holding the rows it reads, once per block. On a mismatch the file's
+    ``on_corrupt`` hook (set by :class:`Frames`: warn and rebuild) gives a good
+    map, which then serves this and every later read; without a hook
+    :class:`CacheCorruptError` names the file. ``numpy.asarray(data)`` reads
+    without checking: call :meth:`verify` first.
+    """
+
+    def __array_finalize__(self, obj):
+        super().__array_finalize__(obj)
+        self._check = None  # views are checked through the map they come from
+
+    def current(self) -> 'CheckedMemmap':
+        """This map, or the map of the rebuilt file once a damaged block was found."""
+        check = self._check
+        return self if check is None or check.replacement is None else \
+            check.replacement.current()
+
+    def verify(self, row0: int = 0, row1: int | None = None) -> 'CheckedMemmap':
+        """Check rows ``[row0, row1)`` (default all); the map to read them from.
+
+        Raises:
+            CacheCorruptError: a block is damaged and there is no ``on_corrupt`` hook.
+        """
+        check = self._check
+        if check is None:
+            return self
+        if check.replacement is not None:
+            return self.current().verify(row0, row1)
+        bad = check.first_bad(row0, self.shape[0] if row1 is None else row1)
+        if bad is None:
+            return self
+        with check.lock:
+            if check.replacement is None:
+                if check.on_corrupt is None:
+                    raise CacheCorruptError(
+                        f'cache file {check.path} is damaged: block {bad} of '
+                        f'{len(check.crcs)} does not match its checksum')
+                check.replacement = check.on_corrupt(bad)
+        return self.current().verify(row0, row1)
+
+    def __getitem__(self, index):
+        check = self._check
+        if check is not None and not (check.done and check.replacement is None):
+            data = self.verify(*_row_span(index, self.shape[0]))
+            if data is not self:
+                return data[index]
+        res = super().__getitem__(index)
+        if isinstance(res, CheckedMemmap) and res._mmap is None:
+            return res.view(type=np.ndarray)
+        return res
+
+
+def open_npy(path: str | os.PathLike, expect_hw: tuple[int, int] | None = None,
+             verify: bool = False) -> CheckedMemmap | None:
     """Memory-map a cache file, or ``None`` when it is missing, truncated or corrupt.
+
+    The file must have the checksum trailer :func:`write_npy_atomic` writes
+    (files without one, or whose header does not match its checksum, are
+    ``None``). Its pixel blocks are checked on first read (see
+    :class:`CheckedMemmap`), or all at once with ``verify``.
 
     Args:
         path: the ``.npy`` file.
         expect_hw: ``(height, width)`` the array must have, when known.
+        verify: check every block now; ``None`` when one is damaged.
+
+    Example:
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + '/a.npy'
+        >>> write_npy_atomic(path, np.arange(24, dtype=np.uint8).reshape(2, 4, 3))
+        >>> open_npy(path)[1, 0].tolist()
+        [12, 13, 14]
+        >>> np.save(path, np.zeros((2, 4, 3), np.uint8))   # a plain .npy: no checksums
+        >>> open_npy(path) is None
+        True
     """
     path = os.fspath(path)
     try:
@@ -107,25 +263,60 @@ def open_npy(path: str | os.PathLike, expect_hw: tuple[int, int] | None = None) 
             else:
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(file)
             offset = file.tell()
-        size = os.path.getsize(path)
-    except (OSError, ValueError, EOFError, SyntaxError, TypeError):
-        return None
-    if fortran or len(shape) != 3 or dtype.hasobject:
-        return None
-    if offset + int(np.prod(shape)) * dtype.itemsize != size:
+            if fortran or len(shape) != 3 or dtype.hasobject:
+                return None
+            nbytes = int(np.prod(shape)) * dtype.itemsize
+            size = os.fstat(file.fileno()).st_size
+            if size < offset + nbytes + _FOOTER.itemsize:
+                return None
+            file.seek(size - _FOOTER.itemsize)
+            footer = np.frombuffer(file.read(_FOOTER.itemsize), dtype=_FOOTER)[0]
+            block, n_blocks = int(footer['block']), int(footer['n_blocks'])
+            if footer['magic'] != _MAGIC or block <= 0 or n_blocks != -(-nbytes // block) or \
+                    size != offset + nbytes + 4 * n_blocks + _FOOTER.itemsize:
+                return None
+            file.seek(0)
+            if zlib.crc32(file.read(offset)) != int(footer['header_crc']):
+                return None
+            file.seek(offset + nbytes)
+            crcs = np.frombuffer(file.read(4 * n_blocks), dtype='<u4')
+    except (OSError, ValueError, EOFError, SyntaxError, TypeError, IndexError):
         return None
     if expect_hw is not None and tuple(shape[:2]) != tuple(expect_hw):
         return None
-    return np.memmap(path, dtype=dtype, mode='r', offset=offset, shape=shape)
+    data = CheckedMemmap(path, dtype=dtype, mode='r', offset=offset, shape=shape)
+    raw = np.ndarray.view(data.reshape(-1), np.ndarray).view(np.uint8) if nbytes else \
+        np.zeros(0, np.uint8)
+    row_bytes = nbytes // shape[0] if shape[0] else 0
+    data._check = _BlockCheck(path, raw, crcs, block, row_bytes)
+    if verify:
+        try:
+            data.verify()
+        except CacheCorruptError:
+            return None
+    return data
 
 
 def write_npy_atomic(path: str | os.PathLike, data: np.ndarray) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    """Write ``data`` and its checksums to ``path`` via a temporary file and a rename.
+
+    The file is a ``.npy`` (``numpy.load`` reads it) followed by the checksum
+    trailer :func:`open_npy` checks; it appears under ``path`` only complete.
+    """
     path = os.fspath(path)
+    data = np.ascontiguousarray(data)
     tmp = f'{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     try:
-        with open(tmp, 'wb') as file:
-            np.lib.format.write_array(file, np.ascontiguousarray(data), allow_pickle=False)
+        with open(tmp, 'w+b') as file:
+            np.lib.format.write_array(file, data, allow_pickle=False)
+            end = file.tell()
+            file.seek(0)
+            header = file.read(end - data.nbytes)
+            file.seek(end)
+            crcs = _block_crcs(data.reshape(-1).view(np.uint8), CHECK_BLOCK)
+            footer = np.array((zlib.crc32(header), CHECK_BLOCK, len(crcs), _MAGIC), dtype=_FOOTER)
+            file.write(crcs.tobytes())
+            file.write(footer.tobytes())
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
@@ -298,7 +489,10 @@ class Frames(HashIdentifiable):
             self._open[key] = entry
             while len(self._open) > self.max_open:
                 self._open.popitem(last=False)
-        return entry[1]
+        data = entry[1].current()  # the rebuilt file's map once a damaged block was found
+        if data is not entry[1]:
+            self._open[key] = (stamp, data)
+        return data
 
     def channel_indices(self, image_id, channels, num_bands: int) -> list[int] | None:
         """Band indices of ``channels`` (a kwcoco channel code) in ``image_id``.
@@ -333,6 +527,8 @@ class Frames(HashIdentifiable):
                 self._ensure_cached(image_id)
             return None
         data = self._data(image_id) if cache else self._read_source(image_id)
+        if isinstance(data, CheckedMemmap):  # the caller may read any of it, unchecked
+            data = data.verify()
         idxs = self.channel_indices(image_id, channels, data.shape[2])
         return data if idxs is None else data[:, :, idxs]
 
@@ -404,20 +600,36 @@ class Frames(HashIdentifiable):
         return data
 
     def _ensure_cached_asset(self, fpath: str, expect_hw=None,
-                             label: str = 'image file') -> np.memmap:
+                             label: str = 'image file') -> CheckedMemmap:
         """Open the cache file of an image file, (re)building it when needed."""
         cpath = self._asset_cache_fpath(fpath, label)
         data = open_npy(cpath, expect_hw)
-        if data is not None:
-            return data
+        if data is None:
+            with self._path_lock(str(cpath)):
+                data = open_npy(cpath, expect_hw)  # another thread may have built it
+                if data is None:
+                    data = self._write_cache(cpath, fpath, expect_hw, label)
+        data._check.on_corrupt = lambda block: self._rebuild_damaged(
+            cpath, fpath, expect_hw, label, block)
+        return data
+
+    def _write_cache(self, cpath, fpath: str, expect_hw, label: str) -> CheckedMemmap:
+        self._ensure_cache_dir()
+        write_npy_atomic(cpath, self._read_asset(fpath, expect_hw, label))
+        data = open_npy(cpath, expect_hw)
+        if data is None:  # pragma: no cover - would mean a broken file system
+            raise OSError(f'cache file {cpath} is unreadable right after writing it')
+        return data
+
+    def _rebuild_damaged(self, cpath, fpath: str, expect_hw, label: str,
+                         block: int) -> CheckedMemmap:
+        """A block of ``cpath`` failed its checksum: warn, rebuild it from ``fpath``."""
+        warnings.warn(f'cache file {cpath} is damaged (block {block} does not match its '
+                      f'checksum); rebuilt from {label} {fpath}', stacklevel=2)
         with self._path_lock(str(cpath)):
-            data = open_npy(cpath, expect_hw)  # another thread may have built it
-            if data is None:
-                self._ensure_cache_dir()
-                write_npy_atomic(cpath, self._read_asset(fpath, expect_hw, label))
-                data = open_npy(cpath, expect_hw)
-                if data is None:  # pragma: no cover - would mean a broken file system
-                    raise OSError(f'cache file {cpath} is unreadable right after writing it')
+            data = self._write_cache(cpath, fpath, expect_hw, label)
+        data._check.on_corrupt = lambda bad: self._rebuild_damaged(
+            cpath, fpath, expect_hw, label, bad)
         return data
 
 

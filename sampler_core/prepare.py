@@ -34,12 +34,13 @@ import json
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sampler_core.frames import open_npy, read_image, write_npy_atomic
+from sampler_core.frames import CacheCorruptError, open_npy, read_image, write_npy_atomic
 
 #: temporary cache files older than this (seconds) are left-overs of killed writers
 STALE_TMP_SECONDS = 3600
@@ -56,7 +57,8 @@ def _coerce_config(config, allow_hash_mismatch: bool = False):
     raise TypeError(f'expected a SamplingConfig, dict or path, got {type(config).__name__}')
 
 
-def build_cache_file(cache_fpath: str, image_fpath: str, expect_hw=None) -> str:
+def build_cache_file(cache_fpath: str, image_fpath: str, expect_hw=None,
+                     verify: bool = False) -> str:
     """Make sure ``cache_fpath`` holds the decoded pixels of ``image_fpath``.
 
     Safe to run in several processes at once: each writes a complete temporary
@@ -66,6 +68,8 @@ def build_cache_file(cache_fpath: str, image_fpath: str, expect_hw=None) -> str:
         cache_fpath: the ``.npy`` cache file.
         image_fpath: the source image.
         expect_hw: ``(height, width)`` the image must have, when known.
+        verify: check every block of an existing file against its checksums
+            (reads the whole file); a damaged one is rebuilt with a warning.
 
     Returns:
         ``'cached'`` (a valid file existed) or ``'built'``.
@@ -75,8 +79,17 @@ def build_cache_file(cache_fpath: str, image_fpath: str, expect_hw=None) -> str:
         ValueError: its size differs from ``expect_hw`` or it cannot be decoded.
     """
     expect_hw = None if expect_hw is None else tuple(expect_hw)
-    if open_npy(cache_fpath, expect_hw) is not None:
-        return 'cached'
+    data = open_npy(cache_fpath, expect_hw)
+    if data is not None:
+        if not verify:
+            return 'cached'
+        try:
+            data.verify()
+            return 'cached'
+        except CacheCorruptError as ex:
+            warnings.warn(f'{ex}; rebuilt from {image_fpath}', stacklevel=2)
+        finally:
+            del data
     pixels = read_image(image_fpath)
     if expect_hw is not None and tuple(pixels.shape[:2]) != expect_hw:
         raise ValueError(f'image {image_fpath} has shape {pixels.shape[:2]} but the dataset says '
@@ -124,7 +137,7 @@ def _frames_of(config, allow_hash_mismatch: bool = False):
 
 
 def prepare_cache(config, workers: int = 0, scheduler: Any = None, verbose: int = 1,
-                  allow_hash_mismatch: bool = False) -> dict:
+                  allow_hash_mismatch: bool = False, verify: bool = False) -> dict:
     """Build the ``.npy`` frame cache of every image of a config's dataset.
 
     Args:
@@ -136,6 +149,9 @@ def prepare_cache(config, workers: int = 0, scheduler: Any = None, verbose: int 
             see the dataset and the cache folder at the same paths.
         verbose: progress bar when > 0.
         allow_hash_mismatch: see :meth:`sampler_core.CocoSampler.from_config`.
+        verify: read every existing cache file whole and check it against its
+            checksums, rebuilding damaged ones (otherwise a file is checked block
+            by block when a sampler first reads it).
 
     Returns:
         dict: ``n_images``, ``cached`` (already valid), ``built``,
@@ -156,7 +172,7 @@ def prepare_cache(config, workers: int = 0, scheduler: Any = None, verbose: int 
     jobs = []
     for gid in frames.image_ids:
         jobs.append((os.fspath(frames._cache_fpath(gid)), frames._lookup_gpath(gid),
-                     frames._lookup_hw(gid)))
+                     frames._lookup_hw(gid), bool(verify)))
     counts = {'cached': 0, 'built': 0}
     desc = 'prepare frames'
     if scheduler is not None:
@@ -197,8 +213,8 @@ def _run_dask(jobs, scheduler, desc: str, verbose: int):
     try:
         if not jobs:
             return []
-        cache, image, hw = zip(*jobs)
-        futures = client.map(build_cache_file, cache, image, hw, pure=False)
+        cache, image, hw, verify = zip(*jobs)
+        futures = client.map(build_cache_file, cache, image, hw, verify, pure=False)
         out = []
         for fut in ub.ProgIter(as_completed(futures), total=len(futures), desc=desc,
                                enabled=verbose > 0, verbose=verbose):
@@ -386,6 +402,10 @@ def add_subcommands(sub) -> None:
     p.add_argument('--allow-hash-mismatch', action='store_true',
                    help='warn instead of failing when the dataset changed since the config '
                         'was exported')
+    p.add_argument('--verify', action='store_true',
+                   help='read every existing cache file and check it against its checksums, '
+                        'rebuilding damaged ones (samplers otherwise check each part of a file '
+                        'when they first read it)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=_cmd_prepare)
 
@@ -414,7 +434,8 @@ def _cmd_prepare(args) -> int:
     try:
         stats = prepare_cache(args.config, workers=args.workers, scheduler=args.scheduler,
                               verbose=0 if args.quiet else 1,
-                              allow_hash_mismatch=args.allow_hash_mismatch)
+                              allow_hash_mismatch=args.allow_hash_mismatch,
+                              verify=args.verify)
     except NotImplementedError as ex:
         raise ValueError(str(ex)) from None
     print(f"prepared {stats['n_images']} images in {stats['seconds']:.1f} s "

@@ -359,3 +359,98 @@ def test_cache_unwritable_folder_raises_permission_error_naming_it(dset, tmp_pat
         sampler.load_sample({'gid': 1})
     assert folder in str(info.value)
     assert blocker.read_text().startswith('a regular file')
+
+
+# --------------------------------------------------------------------------- checksums
+def _zero_4k_in_the_middle(fpath: Path) -> None:
+    """Zero 4 KiB of the pixel data in place (same size, header intact)."""
+    size = fpath.stat().st_size
+    with open(fpath, 'r+b') as file:
+        file.seek(size // 2)
+        file.write(b'\0' * 4096)
+    assert fpath.stat().st_size == size
+
+
+def test_cache_zeroed_block_is_rebuilt_with_a_warning_naming_the_file(dset, tmp_path):
+    workdir = tmp_path / 'work'
+    first = new_sampler(dset, workdir)
+    first.frames.prepare(verbose=0)
+    fpath = Path(first.frames._cache_fpath(1))
+    del first
+    src = source_pixels(dset.get_image_fpath(1))
+    _zero_4k_in_the_middle(fpath)
+    assert not np.array_equal(np.load(fpath), src)  # the damage reaches the pixels
+
+    sampler = new_sampler(dset, workdir)
+    window = {'gid': 1, 'slices': (slice(100, 200), slice(0, SIZE))}  # spans the damage
+    with pytest.warns(UserWarning) as record:
+        sample = sampler.load_sample(window)
+    assert np.array_equal(sample['im'], src[100:200])
+    messages = [str(w.message) for w in record if os.fspath(fpath) in str(w.message)]
+    assert len(messages) == 1, [str(w.message) for w in record]
+    assert np.array_equal(np.load(fpath), src)  # rebuilt in place
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # no second warning for the same file
+        assert np.array_equal(sampler.load_sample(window)['im'], src[100:200])
+        assert np.array_equal(np.asarray(sampler.load_image(1)), src)
+
+
+def test_cache_zeroed_block_found_by_load_image_and_load_region(dset, tmp_path):
+    workdir = tmp_path / 'work'
+    first = new_sampler(dset, workdir)
+    first.frames.prepare(verbose=0)
+    paths = {gid: Path(first.frames._cache_fpath(gid)) for gid in (1, 2)}
+    del first
+    for path in paths.values():
+        _zero_4k_in_the_middle(path)
+    sampler = new_sampler(dset, workdir)
+    with pytest.warns(UserWarning, match=str(paths[1].name)):
+        assert np.array_equal(np.asarray(sampler.load_image(1)),
+                              source_pixels(dset.get_image_fpath(1)))
+    with pytest.warns(UserWarning, match=str(paths[2].name)):
+        region = sampler.frames.load_region(2, (slice(140, 160), slice(10, 20)))
+    assert np.array_equal(region, source_pixels(dset.get_image_fpath(2))[140:160, 10:20])
+
+
+def test_cache_file_without_checksums_is_rebuilt(dset, tmp_path):
+    """A plain ``.npy`` (as written before checksums existed) is never served."""
+    workdir = tmp_path / 'work'
+    sampler = new_sampler(dset, workdir)
+    fpath = Path(sampler.frames._cache_fpath(1))
+    fpath.parent.mkdir(parents=True)
+    np.save(fpath, np.zeros((SIZE, SIZE, 3), np.uint8))  # right shape, wrong pixels
+    src = source_pixels(dset.get_image_fpath(1))
+    assert np.array_equal(sampler.load_sample({'gid': 1})['im'], src)
+    assert np.array_equal(np.load(fpath), src)
+
+
+def test_cache_damaged_checksum_trailer_is_rebuilt(dset, tmp_path):
+    workdir = tmp_path / 'work'
+    first = new_sampler(dset, workdir)
+    first.frames.prepare(verbose=0)
+    fpath = Path(first.frames._cache_fpath(1))
+    del first
+    data = bytearray(fpath.read_bytes())
+    data[-40:-36] = b'\xff\xff\xff\xff'  # the last block's checksum
+    fpath.write_bytes(bytes(data))
+    sampler = new_sampler(dset, workdir)
+    with pytest.warns(UserWarning, match=fpath.name):
+        im = sampler.load_sample({'gid': 1})['im']
+    assert np.array_equal(im, source_pixels(dset.get_image_fpath(1)))
+
+
+def test_cache_prepare_verify_rebuilds_damaged_files(dset, tmp_path):
+    from sampler_core import SamplingConfig
+    from sampler_core.prepare import prepare_cache
+    cfg = SamplingConfig(dataset=dset.fpath, backend='npy', workdir=os.fspath(tmp_path / 'work'),
+                         window_dims=(32, 32), n_pos=1, n_neg=1)
+    assert prepare_cache(cfg, verbose=0)['built'] == N_IMAGES
+    frames = new_sampler(dset, tmp_path / 'work').frames
+    fpath = Path(frames._cache_fpath(2))
+    _zero_4k_in_the_middle(fpath)
+    stats = prepare_cache(cfg, verbose=0)
+    assert (stats['built'], stats['cached']) == (0, N_IMAGES)  # not read: not checked
+    with pytest.warns(UserWarning, match=fpath.name):
+        stats = prepare_cache(cfg, verbose=0, verify=True)
+    assert (stats['built'], stats['cached']) == (1, N_IMAGES - 1)
+    assert_cache_matches_source(dset, frames)
