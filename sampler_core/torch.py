@@ -11,8 +11,13 @@ a dataset item is built, so ``import sampler_core`` never imports torch.
 * item ``i`` of epoch ``e`` is the same in every run, in the main process and in
   any number of DataLoader workers, started with ``fork`` or ``spawn``;
 * :meth:`SampleDataset.set_epoch` reshuffles. Call it before iterating the
-  loader (workers are started per epoch; with ``persistent_workers=True`` the
-  workers keep the epoch they started with).
+  loader. DataLoader workers work on a copy of the dataset made when they start,
+  so with ``persistent_workers=True`` (workers kept across epochs) the epoch
+  must travel with the indices: pass ``sampler=dataset.epoch_sampler()`` to the
+  DataLoader. It yields ``(epoch, index)`` pairs, read from the dataset's epoch
+  at ``iter(loader)``, and ``dataset[(epoch, index)]`` is item ``index`` of that
+  epoch. Plain indices in a persistent worker keep the epoch the worker started
+  with; the worker warns when it sees an index a second time.
 
 An item is a dict of tensors (shapes for a window of ``H x W`` pixels including
 the pad, ``C`` channels and ``N`` annotations)::
@@ -49,11 +54,18 @@ Example:
     >>> batch = next(iter(loader))
     >>> batch['image'].shape, len(batch['boxes']), batch['target']['window'].shape
     (torch.Size([4, 3, 64, 64]), 4, torch.Size([4, 4]))
+    >>> # persistent workers: the epoch travels with each index
+    >>> loader = torch.utils.data.DataLoader(train, batch_size=4, collate_fn=collate,
+    ...                                      sampler=train.epoch_sampler())
+    >>> train.set_epoch(1)
+    >>> next(iter(loader))['target']['epoch'].tolist()
+    [1, 1, 1, 1]
 """
 from __future__ import annotations
 
 import os
-from typing import Any
+import warnings
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -118,8 +130,9 @@ class SampleDataset:
         self.target = dict(target or {})
         self.visible_thresh = visible_thresh
         self.epoch = 0
-        self._order = None
+        self._order = None  # (epoch, permutation) of the last epoch used
         self._pid = os.getpid()
+        self._served = None  # plain indices served in this DataLoader worker
 
     def __repr__(self) -> str:
         return (f'<SampleDataset(mode={self.mode!r}, n={len(self)}, epoch={self.epoch}, '
@@ -135,30 +148,51 @@ class SampleDataset:
 
     # ------------------------------------------------------------ epochs
     def set_epoch(self, epoch: int) -> None:
-        """Use the permutation of ``seed + epoch`` (call before iterating the loader)."""
-        epoch = int(epoch)
-        if epoch < 0:
-            raise ValueError(f'epoch must not be negative, got {epoch}')
-        if epoch != self.epoch:
-            self.epoch = epoch
-            self._order = None
+        """Use the permutation of ``seed + epoch`` (call before iterating the loader).
 
-    def order(self) -> np.ndarray:
-        """``(len(self),)`` pool index of every item in the current epoch."""
+        With ``persistent_workers=True`` give the DataLoader ``sampler=self.epoch_sampler()``,
+        or the workers keep the epoch they started with.
+        """
+        self.epoch = _check_epoch(epoch)
+
+    def epoch_sampler(self) -> 'EpochSampler':
+        """A DataLoader ``sampler`` whose indices carry the epoch: ``(epoch, index)`` pairs.
+
+        The epoch is the dataset's at ``iter(loader)``, so :meth:`set_epoch` reaches
+        workers that outlive an epoch (``persistent_workers=True``). The order of
+        the items is the dataset's (shuffled per epoch when ``shuffle``); do not pass
+        ``shuffle`` to the DataLoader.
+
+        Example:
+            >>> # xdoctest: +REQUIRES(module:torch)
+            >>> from sampler_core import SamplingConfig
+            >>> ds = SampleDataset(SamplingConfig(dataset='shapes8', window_dims=(32, 32),
+            ...                                   n_pos=2, n_neg=1, backend=None))
+            >>> ds.set_epoch(3)
+            >>> list(ds.epoch_sampler())
+            [(3, 0), (3, 1), (3, 2)]
+        """
+        return EpochSampler(self)
+
+    def order(self, epoch: int | None = None) -> np.ndarray:
+        """``(len(self),)`` pool index of every item in ``epoch`` (default: the current one)."""
+        epoch = self.epoch if epoch is None else _check_epoch(epoch)
         n = len(self)
-        if self._order is None or len(self._order) != n:
+        if self._order is None or self._order[0] != epoch or len(self._order[1]) != n:
             if self.shuffle:
-                rng = np.random.RandomState((self.seed + self.epoch) % (2 ** 32))
-                self._order = rng.permutation(n)
+                rng = np.random.RandomState((self.seed + epoch) % (2 ** 32))
+                order = rng.permutation(n)
             else:
-                self._order = np.arange(n)
-        return self._order
+                order = np.arange(n)
+            self._order = (epoch, order)
+        return self._order[1]
 
     # ------------------------------------------------------------ pickling / fork
     def __getstate__(self):
         state = self.__dict__.copy()
         state['_order'] = None
         state['_pid'] = None
+        state['_served'] = None
         return state
 
     def _after_fork(self) -> None:
@@ -168,27 +202,60 @@ class SampleDataset:
         if isinstance(frames, Frames):
             frames.__setstate__(frames.__getstate__())
         self._pid = os.getpid()
+        self._served = None
 
     # ------------------------------------------------------------ items
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        """Item ``index`` of the current epoch, or of ``epoch`` for an ``(epoch, index)`` pair."""
         import torch
         if self._pid != os.getpid():
             self._after_fork()
+        if isinstance(index, (tuple, list)):
+            if len(index) != 2:
+                raise ValueError(f'expected an index or an (epoch, index) pair, got {index!r}')
+            epoch, index = _check_epoch(index[0]), int(index[1])
+        else:
+            epoch, index = self.epoch, int(index)
+            if self.shuffle:
+                self._note_plain_index(index, torch)
         n = len(self)
-        index = int(index)
         if not (-n <= index < n):
             raise IndexError(f'index {index} outside the dataset of {n} items')
         index %= n
-        pool_index = int(self.order()[index])
+        pool_index = int(self.order(epoch)[index])
         kinds = ['boxes', 'segmentation'] if self.masks else ['boxes']
         kw = {}
         if self.visible_thresh is not None:
             kw['visible_thresh'] = self.visible_thresh
         sample = self.sampler.load_item(pool_index, with_annots=kinds,
                                         target=dict(self.target) if self.target else None, **kw)
-        return self._to_tensors(sample, index, pool_index, torch)
+        return self._to_tensors(sample, index, pool_index, epoch, torch)
 
-    def _to_tensors(self, sample: dict, index: int, pool_index: int, torch) -> dict:
+    def _note_plain_index(self, index: int, torch) -> None:
+        """In a DataLoader worker: warn once when a plain index comes a second time.
+
+        A worker that sees an index again outlived an epoch (``persistent_workers``)
+        and still uses the epoch it started with, whatever ``set_epoch`` said since.
+        """
+        if torch.utils.data.get_worker_info() is None:
+            return
+        served = self._served
+        if served is False:  # warned already
+            return
+        if served is None:
+            served = self._served = set()
+        if index in served:
+            warnings.warn(
+                f'SampleDataset: DataLoader worker {os.getpid()} got item {index} a second '
+                f'time while still at epoch {self.epoch}: with persistent_workers=True the '
+                f'workers keep the epoch they started with and set_epoch does not reach '
+                f'them; pass sampler=dataset.epoch_sampler() to the DataLoader so that the epoch '
+                f'travels with each index', stacklevel=3)
+            self._served = False
+            return
+        served.add(index)
+
+    def _to_tensors(self, sample: dict, index: int, pool_index: int, epoch: int, torch) -> dict:
         im = np.asarray(sample['im'])
         if im.ndim == 2:
             im = im[:, :, None]
@@ -232,13 +299,39 @@ class SampleDataset:
         item['target'] = {
             'index': torch.tensor(index, dtype=torch.int64),
             'pool_index': torch.tensor(pool_index, dtype=torch.int64),
-            'epoch': torch.tensor(self.epoch, dtype=torch.int64),
+            'epoch': torch.tensor(epoch, dtype=torch.int64),
             'gid': torch.tensor(int(tr['gid']), dtype=torch.int64),
             'aid': torch.tensor(-1 if aid is None else int(aid), dtype=torch.int64),
             'category_id': torch.tensor(-1 if cid is None else int(cid), dtype=torch.int64),
             'window': torch.tensor([x0, y0, x1, y1], dtype=torch.int64),
         }
         return item
+
+
+def _check_epoch(epoch) -> int:
+    epoch = int(epoch)
+    if epoch < 0:
+        raise ValueError(f'epoch must not be negative, got {epoch}')
+    return epoch
+
+
+class EpochSampler:
+    """DataLoader sampler of a :class:`SampleDataset`: ``(epoch, index)`` for every item.
+
+    Made by :meth:`SampleDataset.epoch_sampler`. Each ``iter()`` reads the dataset's
+    epoch once, so every index of a pass carries the same epoch, in the main
+    process, to workers of any kind (forked, spawned, persistent).
+    """
+
+    def __init__(self, dataset: SampleDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.dataset.epoch
+        return iter([(epoch, i) for i in range(len(self.dataset))])
 
 
 def _rasterize(ssegs, n: int, dims: tuple[int, int]) -> np.ndarray:

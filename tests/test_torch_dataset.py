@@ -221,3 +221,74 @@ def test_torch_scaled_windows(shapes_path):
         assert (item['boxes'] <= 36).all()
         x0, y0, x1, y1 = item['target']['window'].tolist()
         assert (x1 - x0, y1 - y0) == (72, 72)  # the window in source pixels
+
+
+def _pool_order(batches) -> list[int]:
+    return [int(v) for b in batches for v in b['target']['pool_index']]
+
+
+@pytest.mark.parametrize('context', ['fork', 'spawn'])
+def test_torch_persistent_workers_follow_set_epoch(config_path, context):
+    """With ``sampler=ds.epoch_sampler()`` the epoch travels with each index, so persistent
+    workers (which keep the dataset copy they started with) serve the epoch set_epoch chose,
+    in the order 0 workers give."""
+    ds = SampleDataset(config_path, mode='train')
+    expected = []
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        expected.append(_pool_order(_batches(ds, num_workers=0)))
+    assert len({tuple(e) for e in expected}) == 3  # the epochs differ
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=4, collate_fn=collate, sampler=ds.epoch_sampler(), num_workers=2,
+        persistent_workers=True, multiprocessing_context=context)
+    got, epochs = [], []
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        batches = list(loader)
+        got.append(_pool_order(batches))
+        epochs.append({int(v) for b in batches for v in b['target']['epoch']})
+    assert got == expected
+    assert epochs == [{0}, {1}, {2}]
+    # going back to an epoch gives its order again
+    ds.set_epoch(1)
+    assert _pool_order(list(loader)) == expected[1]
+    assert _pool_order(_batches(ds, num_workers=0, sampler=ds.epoch_sampler())) == expected[1]
+
+
+def test_torch_dataset_accepts_epoch_index_pairs(config_path):
+    ds = SampleDataset(config_path, mode='train')
+    ds.set_epoch(2)
+    items = [ds[i] for i in range(len(ds))]
+    ds.set_epoch(0)
+    for i, item in enumerate(items):
+        pair = ds[(2, i)]
+        assert int(pair['target']['epoch']) == 2
+        assert int(pair['target']['pool_index']) == int(item['target']['pool_index'])
+        assert torch.equal(pair['image'], item['image'])
+    assert ds.epoch == 0  # a pair does not change the dataset's epoch
+    assert list(ds.epoch_sampler()) == [(0, i) for i in range(len(ds))]
+    assert len(ds.epoch_sampler()) == len(ds)
+    with pytest.raises(ValueError, match='-1'):
+        ds[(-1, 0)]
+    with pytest.raises(IndexError, match=str(len(ds))):
+        ds[(0, len(ds))]
+
+
+PLAIN_PERSISTENT = """
+import sys, torch
+from sampler_core.torch import SampleDataset, collate
+ds = SampleDataset(sys.argv[1], mode='train')
+loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate, num_workers=1,
+                                     persistent_workers=True, multiprocessing_context='fork')
+for epoch in range(3):
+    ds.set_epoch(epoch)
+    list(loader)
+"""
+
+
+def test_torch_persistent_workers_without_epoch_sampler_warn(config_path):
+    """Plain indices with persistent workers cannot follow set_epoch: the worker says so."""
+    res = subprocess.run([sys.executable, '-c', PLAIN_PERSISTENT, config_path],
+                         capture_output=True, text=True, check=True)
+    assert 'persistent_workers' in res.stderr and 'epoch_sampler()' in res.stderr, res.stderr
+    assert res.stderr.count('set_epoch does not reach') == 1  # once per worker
