@@ -15,8 +15,9 @@ Two flavours are produced:
   keypoints outside the window removed.
 
 Parsed geometry is cached per annotation id, so sampling the same annotation
-again costs a translation only. Segmentations that cannot be parsed become
-``None`` with a warning naming the annotation, instead of failing the sample.
+again costs a translation only. Segmentations and keypoints that cannot be
+parsed, or that have a NaN / infinite coordinate, become ``None`` with one
+warning naming the annotation (it keeps its box), instead of failing the sample.
 
 Example:
     >>> import kwcoco
@@ -152,6 +153,31 @@ class _LRU(OrderedDict):
 _MISSING = object()
 
 
+def _check_finite(geom) -> None:
+    """Raise ValueError when a parsed (Multi)Polygon or Points has a NaN / inf coordinate.
+
+    Example:
+        >>> import kwimage
+        >>> _check_finite(kwimage.Polygon.from_coco([0, 0, 4, 0, 4, float('nan')]))
+        Traceback (most recent call last):
+        ...
+        ValueError: a coordinate is not finite: [[0.0, 0.0], [4.0, 0.0], [4.0, nan]]
+    """
+    import kwimage
+    if isinstance(geom, kwimage.MultiPolygon):
+        rings = [r for p in geom.data for r in [p.data['exterior']] + list(p.data['interiors'])]
+    elif isinstance(geom, kwimage.Polygon):
+        rings = [geom.data['exterior']] + list(geom.data['interiors'])
+    elif isinstance(geom, kwimage.Points):
+        rings = [geom.data['xy']]
+    else:
+        return
+    for ring in rings:
+        xy = np.asarray(getattr(ring, 'data', ring), dtype=np.float64)
+        if not np.isfinite(xy).all():
+            raise ValueError(f'a coordinate is not finite: {xy.tolist()}')
+
+
 class AnnotGeometry:
     """Parses and caches the kwimage geometry of a dataset's annotations.
 
@@ -184,8 +210,14 @@ class AnnotGeometry:
         if value is not None and len(value) > 0:
             try:
                 out = parse(value)
+                _check_finite(out)
             except Exception as ex:  # malformed polygons / RLE / keypoints in real data
-                warnings.warn(f'annotation {aid}: {key} cannot be parsed ({ex}); ignored')
+                reason = ' '.join(str(ex).split()) or type(ex).__name__
+                if not isinstance(ex, ValueError):
+                    reason = f'{type(ex).__name__}: {reason}'
+                out = None
+                warnings.warn(f'annotation {aid}: {key} cannot be parsed ({reason}); ignored, '
+                              f'the annotation keeps its box')
         cache.put(aid, out)
         return out
 

@@ -297,6 +297,9 @@ def new_image_sample_grid(dset, window_dims, window_overlap=0.0, edge: str = 'sh
         if img.get('width') is None or img.get('height') is None:
             raise ValueError(f'image {gid} has no width / height')
         full = (int(img['height']), int(img['width']))
+        if min(full) <= 0:
+            raise ValueError(f'image {gid} ({img.get("file_name")}) has (height, width)={full} '
+                             f'in the dataset; a grid needs a positive size')
         dims = _coerce_dims(window_dims, 2, full)
         overlap = _coerce_overlap(window_overlap, 2)
         ys, xs = _grid_slices(full, dims, overlap, edge)

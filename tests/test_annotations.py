@@ -363,3 +363,64 @@ def test_annotations_with_annots_boxes_only(synth_dset, sampler_factory):
     assert all(s is None for s in boxes_only['annots']['rel_ssegs'].data)
     assert all(k is None for k in boxes_only['annots']['rel_kpts'].data)
     assert any(s is not None for s in full['annots']['rel_ssegs'].data)
+
+
+# ----------------------------------------------------------------- odd annotations
+@pytest.fixture(scope='module')
+def odd_dset(tmp_path_factory):
+    """One 100x100 image: a NaN polygon (1), 5 keypoint numbers (2), a good triangle (3),
+    an infinite keypoint (4)."""
+    dpath = tmp_path_factory.mktemp('odd')
+    dataset = synthetic.new_dataset_dict()
+    synthetic.write_image(dpath / 'img.png', synthetic.coordinate_image(100, 100, seed=7))
+    dataset['images'].append({'id': 1, 'file_name': 'img.png', 'width': 100, 'height': 100})
+    dataset['annotations'] += [
+        {'id': 1, 'image_id': 1, 'category_id': 1, 'bbox': [10, 10, 20, 20],
+         'segmentation': [[10, 10, float('nan'), 10, 30, 30, 10, 30]]},
+        {'id': 2, 'image_id': 1, 'category_id': 2, 'bbox': [40, 40, 20, 20],
+         'keypoints': [45, 45, 2, 50, 50]},
+        {'id': 3, 'image_id': 1, 'category_id': 1, 'bbox': [60, 60, 50, 10],
+         'segmentation': [[60, 60, 110, 60, 60, 70]]},
+        {'id': 4, 'image_id': 1, 'category_id': 2, 'bbox': [5, 70, 10, 10],
+         'keypoints': [{'xy': [8, float('inf')], 'keypoint_category_id': 3}]},
+    ]
+    return synthetic.build_coco(dataset, dpath)
+
+
+def _ours(record) -> list[str]:
+    return [str(w.message) for w in record if 'sampler_core' in str(w.filename)]
+
+
+@pytest.mark.parametrize('backend', BACKENDS, ids=BACKEND_IDS)
+def test_annotations_odd_geometry_warns_once_and_keeps_boxes(odd_dset, tmp_path, backend):
+    import warnings
+
+    import sampler_core
+    sampler = sampler_core.CocoSampler(odd_dset, backend=backend, workdir=tmp_path)
+    window = slices_target(1, (0, 100, 0, 100), clip_annots=True)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter('always')
+        sample = sampler.load_sample(window)
+        again = sampler.load_sample(dict(window, slices=(slice(0, 100), slice(0, 80))))
+    messages = _ours(record)
+    for aid, key in [(1, 'segmentation'), (2, 'keypoints'), (4, 'keypoints')]:
+        named = [m for m in messages if m.startswith(f'annotation {aid}: {key}')]
+        assert len(named) == 1, messages
+    assert len(messages) == 3, messages
+    assert sample['im'].shape == (100, 100, 3)
+    assert np.array_equal(sample['im'], synthetic.read_image_pil(odd_dset.get_image_fpath(1)))
+    annots = sample['annots']
+    assert annots['aids'].tolist() == [1, 2, 3, 4]
+    for dets in (annots['frame_dets'][0], annots['clipped_dets'][0]):
+        assert dets.data['aids'].tolist() == [1, 2, 3, 4]
+    ltrb = annots['frame_dets'][0].boxes.to_ltrb().data.tolist()
+    assert ltrb == [[10, 10, 30, 30], [40, 40, 60, 60], [60, 60, 110, 70], [5, 70, 15, 80]]
+    clipped = annots['clipped_dets'][0]
+    assert clipped.boxes.to_ltrb().data.tolist()[2] == [60, 60, 100, 70]
+    ssegs = clipped.data['segmentations'].data
+    assert ssegs[0] is None and ssegs[1] is None and ssegs[3] is None
+    # triangle (60,60)-(110,60)-(60,70) cut at x=100: area 250 - 0.5*10*2
+    assert ssegs[2].to_shapely().area == pytest.approx(250 - 10, abs=1e-9)
+    kpts = clipped.data['keypoints'].data
+    assert kpts[1] is None and kpts[3] is None
+    assert again['annots']['aids'].tolist() == [1, 2, 3, 4]

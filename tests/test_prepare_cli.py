@@ -1,6 +1,7 @@
 """``sampler-explorer prepare`` and ``export-chips`` (and their library functions)."""
 import argparse
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -112,3 +113,65 @@ def test_cli_export_chips_writes_a_kwcoco_dataset(tmp_path, shapes_path, capsys)
                  '--subset', 'val']) == 0
     info = json.loads((outdir / 'val.kwcoco.json').read_text())['info'][0]
     assert info['subset'] == 'val' and info['config']['split_by'] == 'image'
+
+
+def _odd_dataset(tmp_path, zero_size: bool = False) -> str:
+    """Two 64x64 images; image 1 has a NaN polygon (aid 1) and 5 keypoint numbers (aid 2)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    import synthetic
+    dataset = synthetic.new_dataset_dict()
+    for gid in (1, 2):
+        synthetic.write_image(tmp_path / f'img{gid}.png',
+                              synthetic.coordinate_image(64, 64, seed=gid))
+        size = 0 if zero_size and gid == 2 else 64
+        dataset['images'].append({'id': gid, 'file_name': f'img{gid}.png', 'width': size,
+                                  'height': size})
+    dataset['annotations'] += [
+        {'id': 1, 'image_id': 1, 'category_id': 1, 'bbox': [10, 10, 20, 20],
+         'segmentation': [[10, 10, float('nan'), 10, 30, 30, 10, 30]]},
+        {'id': 2, 'image_id': 1, 'category_id': 2, 'bbox': [30, 30, 20, 20],
+         'keypoints': [35, 35, 2, 40, 40]},
+        {'id': 3, 'image_id': 2, 'category_id': 1, 'bbox': [5, 5, 10, 10],
+         'segmentation': [[5, 5, 15, 5, 15, 15, 5, 15]]},
+    ]
+    dset = synthetic.build_coco(dataset, tmp_path)
+    dset.dump(dset.fpath)
+    return dset.fpath
+
+
+def test_cli_export_chips_completes_with_odd_annotations(tmp_path, capsys):
+    data = _odd_dataset(tmp_path)
+    config = _config(tmp_path, data, window_dims=(64, 64), pad=(0, 0), n_pos=3, n_neg=1)
+    with pytest.warns(UserWarning) as record:
+        assert main(['export-chips', config, str(tmp_path / 'chips'), '--quiet']) == 0
+    messages = [str(w.message) for w in record]
+    assert sum(m.startswith('annotation 1: segmentation') for m in messages) == 1, messages
+    assert sum(m.startswith('annotation 2: keypoints') for m in messages) == 1, messages
+    chips = json.loads((tmp_path / 'chips' / 'train.kwcoco.json').read_text())
+    by_source = {}
+    for ann in chips['annotations']:
+        by_source.setdefault(ann['source_aid'], []).append(ann)
+    assert set(by_source) == {1, 2, 3}
+    # the odd annotations keep their (whole, 20x20) boxes, without the odd geometry
+    assert all(ann['bbox'][2:] == [20, 20] and 'segmentation' not in ann
+               for ann in by_source[1])
+    assert all(ann['bbox'][2:] == [20, 20] and 'keypoints' not in ann
+               for ann in by_source[2])
+    assert all(ann['segmentation'] for ann in by_source[3])
+
+
+@pytest.mark.parametrize('mode', ['random', 'grid'])
+def test_cli_zero_size_image_is_named(tmp_path, capsys, mode):
+    data = _odd_dataset(tmp_path, zero_size=True)
+    config = _config(tmp_path, data, window_dims=(32, 32), pad=(0, 0), n_pos=3, n_neg=1,
+                     mode=mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # the odd annotations of image 1
+        code = main(['export-chips', config, str(tmp_path / 'chips'), '--quiet'])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith('sampler-explorer: error: ') and err.count('\n') == 1, err
+    assert 'image 2' in err or 'img2.png' in err, err
+    assert 'Traceback' not in err
