@@ -256,9 +256,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, KeyError, ValueError, TypeError, PermissionError) as ex:
+    except (OSError, KeyError, ValueError, TypeError) as ex:  # OSError: a folder, a full disk
         msg = ex.args[0] if isinstance(ex, KeyError) and ex.args else ex
         print(f'sampler-explorer: error: {msg}', file=sys.stderr)
+        return 2
+    except MemoryError as ex:
+        what = ' '.join(str(getattr(args, key)) for key in ('command', 'config', 'dataset')
+                        if getattr(args, key, None) is not None)
+        print(f'sampler-explorer: error: not enough memory for {what}: {ex}', file=sys.stderr)
         return 2
 
 

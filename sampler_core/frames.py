@@ -297,32 +297,61 @@ def open_npy(path: str | os.PathLike, expect_hw: tuple[int, int] | None = None,
     return data
 
 
+def write_error(path: str | os.PathLike, ex: OSError, what: str = 'file') -> OSError:
+    """An OSError naming ``path`` for a failed write (a full disk's short write names none).
+
+    Example:
+        >>> import errno
+        >>> str(write_error('/data/a.npy', OSError(errno.ENOSPC, 'No space left on device')))
+        'cannot write file /data/a.npy: No space left on device'
+        >>> str(write_error('/data/a.npy', OSError('2100 requested and 1040 written')))
+        'cannot write file /data/a.npy: 2100 requested and 1040 written (is the disk full?)'
+    """
+    reason = ex.strerror or ' '.join(str(ex).split()) or type(ex).__name__
+    if ex.errno is None and 'written' in reason:  # numpy's tofile on a short write
+        reason += ' (is the disk full?)'
+    out = type(ex)(f'cannot write {what} {os.fspath(path)}: {reason}')
+    out.errno = ex.errno
+    return out
+
+
 def write_npy_atomic(path: str | os.PathLike, data: np.ndarray) -> None:
     """Write ``data`` and its checksums to ``path`` via a temporary file and a rename.
 
     The file is a ``.npy`` (``numpy.load`` reads it) followed by the checksum
     trailer :func:`open_npy` checks; it appears under ``path`` only complete.
+
+    Raises:
+        OSError: the write failed (e.g. the disk is full); the message names
+            ``path``, and no file is left behind.
     """
     path = os.fspath(path)
     data = np.ascontiguousarray(data)
     tmp = f'{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     try:
-        with open(tmp, 'w+b') as file:
-            np.lib.format.write_array(file, data, allow_pickle=False)
-            end = file.tell()
-            file.seek(0)
-            header = file.read(end - data.nbytes)
-            file.seek(end)
-            crcs = _block_crcs(data.reshape(-1).view(np.uint8), CHECK_BLOCK)
-            footer = np.array((zlib.crc32(header), CHECK_BLOCK, len(crcs), _MAGIC), dtype=_FOOTER)
-            file.write(crcs.tobytes())
-            file.write(footer.tobytes())
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
+        _write_npy(tmp, path, data)
+    except OSError as ex:
+        raise write_error(path, ex, 'cache file') from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _write_npy(tmp: str, path: str, data: np.ndarray) -> None:
+    """Write the ``.npy`` and its checksum trailer to ``tmp``, then rename it to ``path``."""
+    with open(tmp, 'w+b') as file:
+        np.lib.format.write_array(file, data, allow_pickle=False)
+        end = file.tell()
+        file.seek(0)
+        header = file.read(end - data.nbytes)
+        file.seek(end)
+        crcs = _block_crcs(data.reshape(-1).view(np.uint8), CHECK_BLOCK)
+        footer = np.array((zlib.crc32(header), CHECK_BLOCK, len(crcs), _MAGIC), dtype=_FOOTER)
+        file.write(crcs.tobytes())
+        file.write(footer.tobytes())
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(tmp, path)
 
 
 class Frames(HashIdentifiable):

@@ -40,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from sampler_core.frames import CacheCorruptError, open_npy, read_image, write_npy_atomic
+from sampler_core.frames import (CacheCorruptError, open_npy, read_image, write_error,
+                                 write_npy_atomic)
 
 #: temporary cache files older than this (seconds) are left-overs of killed writers
 STALE_TMP_SECONDS = 3600
@@ -53,7 +54,15 @@ def _coerce_config(config, allow_hash_mismatch: bool = False):
     if isinstance(config, dict):
         return SamplingConfig.from_dict(config)
     if isinstance(config, (str, os.PathLike)):
-        return SamplingConfig.load(config)
+        path = os.fspath(config)
+        if os.path.isdir(path):
+            raise ValueError(f'config {path} is a folder; give the .yaml / .json config file '
+                             f'exported by the explorer')
+        try:
+            return SamplingConfig.load(path)
+        except UnicodeDecodeError as ex:
+            raise ValueError(f'config {path} is not UTF-8 text (byte {ex.object[ex.start]:#04x} '
+                             f'at offset {ex.start}); save it as UTF-8') from None
     raise TypeError(f'expected a SamplingConfig, dict or path, got {type(config).__name__}')
 
 
@@ -288,7 +297,9 @@ def export_chips(config, outdir, subsets=None, workers: int = 0, overwrite: bool
         ``{subset: path of the written .kwcoco.json}``.
 
     Raises:
-        ValueError: an export exists and ``overwrite`` is False, or an unknown subset.
+        ValueError: an export exists and ``overwrite`` is False, an unknown subset,
+            or more windows than fit in memory.
+        OSError: a chip or the dataset cannot be written (the message names it).
     """
     from sampler_core.sampler import CocoSampler
     config = _coerce_config(config)
@@ -306,8 +317,14 @@ def export_chips(config, outdir, subsets=None, workers: int = 0, overwrite: bool
             raise ValueError(f'{fpath} exists; pass overwrite=True (--overwrite) to replace it')
     written = {}
     for subset in subsets:
-        sampler = CocoSampler.from_config(config, subset=subset,
-                                          allow_hash_mismatch=allow_hash_mismatch)
+        try:
+            sampler = CocoSampler.from_config(config, subset=subset,
+                                              allow_hash_mismatch=allow_hash_mismatch)
+        except MemoryError as ex:
+            asked = ', '.join(f'{key}={getattr(config, key, None)!r}' for key in
+                              ('mode', 'n_pos', 'n_neg', 'neg_to_pos_ratio', 'window_dims'))
+            raise ValueError(f'not enough memory to draw the windows the config asks for '
+                             f'({asked}): {ex}; ask for fewer windows') from None
         written[subset] = os.fspath(_export_subset(sampler, outdir, subset, workers, verbose))
     return written
 
@@ -331,10 +348,15 @@ def _export_subset(sampler, outdir: Path, subset: str, workers: int, verbose: in
         if im.ndim == 2:
             im = im[:, :, None]
         rel = f'{subset}/chip_{index:0{width}d}{_image_ext(im)}'
-        if rel.endswith('.png'):
-            kwimage.imwrite(os.fspath(outdir / rel), im[:, :, 0] if im.shape[2] == 1 else im)
-        else:
-            kwimage.imwrite(os.fspath(outdir / rel), im, backend='skimage')
+        chip = os.fspath(outdir / rel)
+        try:
+            if rel.endswith('.png'):
+                kwimage.imwrite(chip, im[:, :, 0] if im.shape[2] == 1 else im)
+            else:
+                kwimage.imwrite(chip, im, backend='skimage')
+        except OSError as ex:  # e.g. a full disk: no partial chip is left
+            _remove_quietly(chip)
+            raise write_error(chip, ex, 'chip') from None
         tr = sample['target']
         x0, y0, x1, y1 = (int(round(v)) for v in
                           np.asarray(sample['params']['sample_tlbr'].data).reshape(-1)[:4])
@@ -377,9 +399,21 @@ def _export_subset(sampler, outdir: Path, subset: str, workers: int, verbose: in
     }
     fpath = outdir / f'{subset}.kwcoco.json'
     tmp = fpath.with_name(f'.{fpath.name}.tmp-{os.getpid()}')
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, fpath)
+    try:
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, fpath)
+    except OSError as ex:
+        raise write_error(fpath, ex, 'dataset') from None
+    finally:
+        _remove_quietly(tmp)
     return fpath
+
+
+def _remove_quietly(path) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------------------

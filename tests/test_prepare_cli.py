@@ -175,3 +175,120 @@ def test_cli_zero_size_image_is_named(tmp_path, capsys, mode):
     assert err.startswith('sampler-explorer: error: ') and err.count('\n') == 1, err
     assert 'image 2' in err or 'img2.png' in err, err
     assert 'Traceback' not in err
+
+
+def _one_line_error(capsys, code) -> str:
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    assert err.startswith('sampler-explorer: error: ') and err.count('\n') == 1, err
+    assert 'Traceback' not in out + err
+    return err
+
+
+@pytest.mark.parametrize('command', ['prepare', 'export-chips'])
+def test_cli_config_that_is_a_folder_or_not_utf8_is_named(tmp_path, capsys, command):
+    outdir = [str(tmp_path / 'chips')] if command == 'export-chips' else []
+    folder = tmp_path / 'configs'
+    folder.mkdir()
+    err = _one_line_error(capsys, main([command, str(folder)] + outdir))
+    assert str(folder) in err and 'folder' in err
+    latin = tmp_path / 'latin1.yaml'
+    latin.write_bytes('dataset: données.kwcoco.json\n'.encode('latin-1'))
+    err = _one_line_error(capsys, main([command, str(latin)] + outdir))
+    assert str(latin) in err and 'UTF-8' in err
+
+
+def test_cli_export_chips_asking_too_many_windows(tmp_path, shapes_path, capsys):
+    config = _config(tmp_path, shapes_path, n_pos=10 ** 12, n_neg=10 ** 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        code = main(['export-chips', config, str(tmp_path / 'chips'), '--quiet'])
+    err = _one_line_error(capsys, code)
+    assert '1000000000000' in err
+    assert not (tmp_path / 'chips' / 'train.kwcoco.json').exists()
+
+
+def _full_disk_after(nbytes: int):
+    """A write that stores ``nbytes`` then fails like a full disk (numpy's short write)."""
+    import errno
+
+    def write(file, data, *args, **kwargs):
+        import io
+        buf = io.BytesIO()
+        REAL_WRITE_ARRAY(buf, data, *args, **kwargs)
+        file.write(buf.getvalue()[:nbytes])
+        file.flush()
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    return write
+
+
+REAL_WRITE_ARRAY = np.lib.format.write_array
+
+
+def test_cli_prepare_on_a_full_disk_names_the_file_and_leaves_nothing(tmp_path, shapes_path,
+                                                                      capsys, monkeypatch):
+    config = _config(tmp_path, shapes_path)
+    monkeypatch.setattr(np.lib.format, 'write_array', _full_disk_after(1000))
+    err = _one_line_error(capsys, main(['prepare', config, '--quiet']))
+    assert 'No space left on device' in err
+    cache = tmp_path / 'work' / '_cache' / 'frames' / 'npy'
+    assert str(cache) in err and '.npy' in err
+    assert sorted(p.name for p in cache.iterdir()) == []  # no partial or temporary file
+
+
+def test_cli_prepare_short_write_names_the_file(tmp_path, shapes_path, capsys, monkeypatch):
+    """numpy's own message for a short write names no file and no errno."""
+    config = _config(tmp_path, shapes_path)
+
+    def short_write(file, data, *args, **kwargs):
+        file.write(b'\x93NUMPY')
+        raise OSError('2100000 requested and 1040256 written')
+    monkeypatch.setattr(np.lib.format, 'write_array', short_write)
+    err = _one_line_error(capsys, main(['prepare', config, '--quiet']))
+    cache = tmp_path / 'work' / '_cache' / 'frames' / 'npy'
+    assert str(cache) in err and '1040256 written' in err and 'disk full' in err
+    assert list(cache.iterdir()) == []
+
+
+def test_cli_export_chips_on_a_full_disk_names_the_chip(tmp_path, shapes_path, capsys,
+                                                        monkeypatch):
+    import errno
+
+    import kwimage
+    config = _config(tmp_path, shapes_path, backend=None)
+    real = kwimage.imwrite
+    written = []
+
+    def imwrite(fpath, *args, **kwargs):
+        if written:  # the second chip meets a full disk half-way
+            with open(fpath, 'wb') as file:
+                file.write(b'\x89PNG partial')
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        written.append(fpath)
+        return real(fpath, *args, **kwargs)
+    monkeypatch.setattr(kwimage, 'imwrite', imwrite)
+    outdir = tmp_path / 'chips'
+    err = _one_line_error(capsys, main(['export-chips', config, str(outdir), '--quiet']))
+    assert 'No space left on device' in err and str(outdir / 'train' / 'chip_') in err
+    chips = sorted((outdir / 'train').iterdir())
+    assert [str(p) for p in chips] == written  # the complete chip only, no partial one
+    assert not (outdir / 'train.kwcoco.json').exists()
+
+
+def test_cli_export_chips_dataset_write_failure_leaves_no_file(tmp_path, shapes_path, capsys,
+                                                               monkeypatch):
+    import errno
+    from pathlib import Path
+    config = _config(tmp_path, shapes_path, backend=None)
+    real = Path.write_text
+
+    def write_text(self, text, *args, **kwargs):
+        if self.name.endswith('.tmp-' + str(__import__('os').getpid())):
+            real(self, text[:100], *args, **kwargs)
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return real(self, text, *args, **kwargs)
+    monkeypatch.setattr(Path, 'write_text', write_text)
+    outdir = tmp_path / 'chips'
+    err = _one_line_error(capsys, main(['export-chips', config, str(outdir), '--quiet']))
+    assert str(outdir / 'train.kwcoco.json') in err
+    assert sorted(p.name for p in outdir.iterdir()) == ['train']  # no json, no temporary file
