@@ -2,8 +2,12 @@
 
 ``Frames`` maps an image id to pixels. Two backends exist:
 
-* ``backend=None``: every read decodes the source file (PNG, JPEG, TIFF ...)
-  with kwimage and crops it. Nothing is written to disk.
+* ``backend=None``: a read decodes the whole source file (PNG, JPEG, TIFF ...)
+  with kwimage and crops it. Nothing is written to disk. The last decoded
+  frames are kept in memory, up to :data:`DECODED_CACHE_BYTES` (least recently
+  used out first), so consecutive windows of one image decode it once; an image
+  larger than :data:`LARGE_FRAME_BYTES` decoded gets one warning suggesting
+  ``backend='npy'``.
 * ``backend='npy'`` (``'auto'`` means the same): on first use each image is
   decoded once and stored as a raw ``.npy`` file under :attr:`Frames.cache_dpath`;
   later reads memory-map it, so a window costs only the pages it touches.
@@ -62,6 +66,13 @@ except ImportError:  # pragma: no cover
 
 #: bump when the layout of cache files changes (2: checksum trailer)
 CACHE_VERSION = 2
+
+#: bytes of decoded frames a ``backend=None`` Frames keeps in memory (least recently used
+#: out first); a frame larger than this is decoded again for every read
+DECODED_CACHE_BYTES = 3 * 2 ** 29  # 1.5 GiB: one 20,000 x 20,000 RGB frame fits
+
+#: a decoded frame larger than this gets one warning suggesting ``backend='npy'``
+LARGE_FRAME_BYTES = 2 ** 28
 
 #: bytes of pixel data per checksum (CRC-32) in a cache file
 CHECK_BLOCK = 1 << 20
@@ -379,6 +390,8 @@ class Frames(HashIdentifiable):
         self.workdir = Path(workdir) if workdir is not None else default_cache_root()
         self._backend = self._coerce_backend(backend)
         self._open: OrderedDict[Any, tuple] = OrderedDict()  # id -> (stamp, memmap)
+        self._decoded: OrderedDict[Any, tuple] = OrderedDict()  # id -> (stamp, array)
+        self._warned_large: set = set()
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -405,6 +418,7 @@ class Frames(HashIdentifiable):
     def __getstate__(self):
         state = self.__dict__.copy()
         state['_open'] = OrderedDict()
+        state['_decoded'] = OrderedDict()
         state['_locks'] = {}
         state.pop('_lock', None)
         return state
@@ -497,9 +511,44 @@ class Frames(HashIdentifiable):
     def _data(self, image_id) -> np.ndarray:
         """The full ``(H, W, C)`` image: a memmap with a backend, else decoded."""
         if self._backend is None:
-            return self._read_source(image_id)
+            return self._decoded_frame(image_id, self._lookup_gpath(image_id),
+                                       self._lookup_hw(image_id), self._label(image_id))
         return self._open_cached(image_id, self._lookup_gpath(image_id),
                                  self._lookup_hw(image_id), self._label(image_id))
+
+    def _decoded_frame(self, key, fpath: str, expect_hw, label: str) -> np.ndarray:
+        """The decoded (read-only) pixels of ``fpath``, kept within :data:`DECODED_CACHE_BYTES`.
+
+        The source is stat'ed on every call, so an edited file is decoded again.
+        """
+        try:
+            st = os.stat(fpath)
+        except FileNotFoundError:
+            raise FileNotFoundError(f'{label} does not exist: {fpath}') from None
+        stamp = (fpath, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            entry = self._decoded.get(key)
+            if entry is not None and entry[0] == stamp:
+                self._decoded.move_to_end(key)
+                return entry[1]
+        data = self._read_asset(fpath, expect_hw, label)
+        data.flags.writeable = False  # shared by later reads
+        if data.nbytes > LARGE_FRAME_BYTES and key not in self._warned_large:
+            self._warned_large.add(key)
+            kept = 'kept in memory while it is used' if data.nbytes <= DECODED_CACHE_BYTES \
+                else 'decoded whole again for every window'
+            warnings.warn(f'{label} {fpath} is {data.shape[0]}x{data.shape[1]}x{data.shape[2]} '
+                          f'({data.nbytes / 2 ** 20:.0f} MiB decoded): with backend=None it is '
+                          f'{kept}; backend="npy" caches it once and reads only each window',
+                          stacklevel=3)
+        with self._lock:
+            self._decoded.pop(key, None)
+            if data.nbytes <= DECODED_CACHE_BYTES:
+                self._decoded[key] = (stamp, data)
+                total = sum(arr.nbytes for _, arr in self._decoded.values())
+                while total > DECODED_CACHE_BYTES:
+                    total -= self._decoded.popitem(last=False)[1][1].nbytes
+        return data
 
     def _open_cached(self, key, fpath: str, expect_hw, label: str) -> np.memmap:
         """The memmap of ``fpath``'s cache file, kept open under ``key``.
@@ -617,7 +666,7 @@ class Frames(HashIdentifiable):
         """
         fpath = os.fspath(fpath)
         if self._backend is None:
-            return self._read_asset(fpath, expect_hw)
+            return self._decoded_frame(('asset', fpath), fpath, expect_hw, 'image file')
         return self._open_cached(('asset', fpath), fpath, expect_hw, 'image file')
 
     @staticmethod

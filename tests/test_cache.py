@@ -454,3 +454,62 @@ def test_cache_prepare_verify_rebuilds_damaged_files(dset, tmp_path):
         stats = prepare_cache(cfg, verbose=0, verify=True)
     assert (stats['built'], stats['cached']) == (1, N_IMAGES - 1)
     assert_cache_matches_source(dset, frames)
+
+
+# --------------------------------------------------------------------------- backend=None
+@pytest.fixture
+def count_decodes(monkeypatch):
+    """Count the images decoded (by path) through ``sampler_core.frames.read_image``."""
+    import sampler_core.frames as frames_mod
+    real = frames_mod.read_image
+    decoded = []
+
+    def read_image(path):
+        decoded.append(os.fspath(path))
+        return real(path)
+    monkeypatch.setattr(frames_mod, 'read_image', read_image)
+    return decoded
+
+
+def test_no_backend_consecutive_windows_decode_the_image_once(dset, monkeypatch, count_decodes):
+    import sampler_core.frames as frames_mod
+    nbytes = SIZE * SIZE * 3
+    monkeypatch.setattr(frames_mod, 'DECODED_CACHE_BYTES', nbytes)  # room for one frame
+    sampler = sampler_core.CocoSampler(dset, backend=None)
+    srcs = {gid: source_pixels(dset.get_image_fpath(gid)) for gid in (1, 2)}
+    paths = {gid: os.fspath(dset.get_image_fpath(gid)) for gid in (1, 2)}
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # small frames: no warning
+        for gid, y in [(1, 0), (1, 100), (1, 200), (2, 0), (2, 150), (1, 50)]:
+            window = {'gid': gid, 'slices': (slice(y, y + 40), slice(10, 70))}
+            assert np.array_equal(sampler.load_sample(window)['im'], srcs[gid][y:y + 40, 10:70])
+    assert count_decodes == [paths[1], paths[2], paths[1]]
+    image = sampler.load_image(1)
+    assert np.array_equal(image, srcs[1]) and not image.flags.writeable  # shared, read-only
+
+
+def test_no_backend_frame_larger_than_the_budget_warns_once(dset, monkeypatch, count_decodes):
+    import sampler_core.frames as frames_mod
+    monkeypatch.setattr(frames_mod, 'DECODED_CACHE_BYTES', 1000)
+    monkeypatch.setattr(frames_mod, 'LARGE_FRAME_BYTES', 1000)
+    sampler = sampler_core.CocoSampler(dset, backend=None)
+    path = os.fspath(dset.get_image_fpath(1))
+    with pytest.warns(UserWarning) as record:
+        for y in (0, 100, 200):
+            sampler.load_sample({'gid': 1, 'slices': (slice(y, y + 40), slice(10, 70))})
+    ours = [str(w.message) for w in record if path in str(w.message)]
+    assert len(ours) == 1 and "backend=\"npy\"" in ours[0] and '300x300x3' in ours[0], ours
+    assert count_decodes == [path] * 3  # too large to keep: decoded for each window
+
+
+def test_no_backend_edited_image_is_decoded_again(dset, tmp_path, count_decodes):
+    sampler = sampler_core.CocoSampler(dset, backend=None)
+    gpath = Path(dset.get_image_fpath(1))
+    old = source_pixels(gpath)
+    assert np.array_equal(sampler.load_image(1), old)
+    new = (255 - old).copy()
+    write_png(gpath, new)
+    stat = gpath.stat()
+    os.utime(gpath, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+    assert np.array_equal(sampler.load_image(1), new)
+    assert count_decodes == [os.fspath(gpath)] * 2
