@@ -137,9 +137,8 @@ class CacheCorruptError(ValueError):
 class _BlockCheck:
     """Per-file state of a :class:`CheckedMemmap`: checksums and blocks verified so far."""
 
-    def __init__(self, path: str, raw: np.ndarray, crcs: np.ndarray, block: int, row_bytes: int):
+    def __init__(self, path: str, crcs: np.ndarray, block: int, row_bytes: int):
         self.path = path
-        self.raw = raw              # flat uint8 view of the pixel data
         self.crcs = crcs
         self.block = block
         self.row_bytes = row_bytes
@@ -150,8 +149,12 @@ class _BlockCheck:
         self.replacement = None
         self.lock = threading.Lock()
 
-    def first_bad(self, row0: int, row1: int) -> int | None:
-        """Verify the blocks holding rows ``[row0, row1)``; the first bad block or ``None``."""
+    def first_bad(self, data: np.ndarray, row0: int, row1: int) -> int | None:
+        """Verify the blocks of ``data`` (the whole map) holding rows ``[row0, row1)``.
+
+        Returns:
+            the first block that does not match its checksum, or ``None``.
+        """
         if row1 <= row0:
             return None
         k0 = row0 * self.row_bytes // self.block
@@ -160,8 +163,9 @@ class _BlockCheck:
         if todo.all():
             return None
         block = self.block
+        raw = np.ndarray.view(data.reshape(-1), np.ndarray).view(np.uint8)
         for k in np.flatnonzero(~todo) + k0:
-            if zlib.crc32(self.raw[k * block:(k + 1) * block]) != self.crcs[k]:
+            if zlib.crc32(raw[k * block:(k + 1) * block]) != self.crcs[k]:
                 return int(k)
             self.verified[k] = True
         self.done = bool(self.verified.all())
@@ -217,7 +221,7 @@ class CheckedMemmap(np.memmap):
             return self
         if check.replacement is not None:
             return self.current().verify(row0, row1)
-        bad = check.first_bad(row0, self.shape[0] if row1 is None else row1)
+        bad = check.first_bad(self, row0, self.shape[0] if row1 is None else row1)
         if bad is None:
             return self
         with check.lock:
@@ -296,10 +300,7 @@ def open_npy(path: str | os.PathLike, expect_hw: tuple[int, int] | None = None,
     if expect_hw is not None and tuple(shape[:2]) != tuple(expect_hw):
         return None
     data = CheckedMemmap(path, dtype=dtype, mode='r', offset=offset, shape=shape)
-    raw = np.ndarray.view(data.reshape(-1), np.ndarray).view(np.uint8) if nbytes else \
-        np.zeros(0, np.uint8)
-    row_bytes = nbytes // shape[0] if shape[0] else 0
-    data._check = _BlockCheck(path, raw, crcs, block, row_bytes)
+    data._check = _BlockCheck(path, crcs, block, nbytes // shape[0] if shape[0] else 0)
     if verify:
         try:
             data.verify()
