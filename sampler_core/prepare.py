@@ -311,6 +311,8 @@ def export_chips(config, outdir, subsets=None, workers: int = 0, overwrite: bool
         if subset not in ('train', 'val'):
             raise ValueError(f"subsets must be 'train' and/or 'val', got {subset!r}")
     outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise ValueError(f'output folder {outdir} is a file; give a folder (created if missing)')
     for subset in subsets:
         fpath = outdir / f'{subset}.kwcoco.json'
         if fpath.exists() and not overwrite:

@@ -198,6 +198,15 @@ def test_cli_config_that_is_a_folder_or_not_utf8_is_named(tmp_path, capsys, comm
     assert str(latin) in err and 'UTF-8' in err
 
 
+def test_cli_export_chips_into_a_file_is_named(tmp_path, shapes_path, capsys):
+    config = _config(tmp_path, shapes_path)
+    afile = tmp_path / 'afile'
+    afile.write_text('not a folder')
+    err = _one_line_error(capsys, main(['export-chips', config, str(afile), '--quiet']))
+    assert str(afile) in err and 'is a file' in err
+    assert afile.read_text() == 'not a folder'
+
+
 def test_cli_export_chips_asking_too_many_windows(tmp_path, shapes_path, capsys):
     config = _config(tmp_path, shapes_path, n_pos=10 ** 12, n_neg=10 ** 12)
     with warnings.catch_warnings():
