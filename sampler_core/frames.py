@@ -269,6 +269,31 @@ def open_npy(path: str | os.PathLike, expect_hw: tuple[int, int] | None = None,
         >>> open_npy(path) is None
         True
     """
+    data, _ = open_cache_file(path, expect_hw)
+    if data is not None and verify:
+        try:
+            data.verify()
+        except CacheCorruptError:
+            return None
+    return data
+
+
+def open_cache_file(path: str | os.PathLike, expect_hw: tuple[int, int] | None = None
+                    ) -> tuple[CheckedMemmap | None, str | None]:
+    """:func:`open_npy`, and why a file is refused: ``(map, None)`` or ``(None, problem)``.
+
+    ``problem`` is ``'missing'`` for a file that does not exist, else a phrase
+    such as ``'it has no checksums'`` for messages.
+
+    Example:
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + '/a.npy'
+        >>> open_cache_file(path)
+        (None, 'missing')
+        >>> np.save(path, np.zeros((2, 4, 3), np.uint8))
+        >>> open_cache_file(path)
+        (None, 'it has no checksums')
+    """
     path = os.fspath(path)
     try:
         with open(path, 'rb') as file:
@@ -279,34 +304,35 @@ def open_npy(path: str | os.PathLike, expect_hw: tuple[int, int] | None = None,
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(file)
             offset = file.tell()
             if fortran or len(shape) != 3 or dtype.hasobject:
-                return None
+                return None, 'its header is not a C-order (H, W, C) array of numbers'
             nbytes = int(np.prod(shape)) * dtype.itemsize
             size = os.fstat(file.fileno()).st_size
+            if size < offset + nbytes:
+                return None, f'it is shorter ({size} bytes) than its header says'
             if size < offset + nbytes + _FOOTER.itemsize:
-                return None
+                return None, 'it has no checksums'
             file.seek(size - _FOOTER.itemsize)
             footer = np.frombuffer(file.read(_FOOTER.itemsize), dtype=_FOOTER)[0]
             block, n_blocks = int(footer['block']), int(footer['n_blocks'])
-            if footer['magic'] != _MAGIC or block <= 0 or n_blocks != -(-nbytes // block) or \
+            if footer['magic'] != _MAGIC:
+                return None, 'it has no checksums'
+            if block <= 0 or n_blocks != -(-nbytes // block) or \
                     size != offset + nbytes + 4 * n_blocks + _FOOTER.itemsize:
-                return None
+                return None, 'its size does not match its header and checksums'
             file.seek(0)
             if zlib.crc32(file.read(offset)) != int(footer['header_crc']):
-                return None
+                return None, 'its header does not match its checksum'
             file.seek(offset + nbytes)
             crcs = np.frombuffer(file.read(4 * n_blocks), dtype='<u4')
-    except (OSError, ValueError, EOFError, SyntaxError, TypeError, IndexError):
-        return None
+    except FileNotFoundError:
+        return None, 'missing'
+    except (OSError, ValueError, EOFError, SyntaxError, TypeError, IndexError) as ex:
+        return None, f'its header cannot be read ({type(ex).__name__})'
     if expect_hw is not None and tuple(shape[:2]) != tuple(expect_hw):
-        return None
+        return None, f'it holds {tuple(shape[:2])} pixels, the image has {tuple(expect_hw)}'
     data = CheckedMemmap(path, dtype=dtype, mode='r', offset=offset, shape=shape)
     data._check = _BlockCheck(path, crcs, block, nbytes // shape[0] if shape[0] else 0)
-    if verify:
-        try:
-            data.verify()
-        except CacheCorruptError:
-            return None
-    return data
+    return data, None
 
 
 def write_error(path: str | os.PathLike, ex: OSError, what: str = 'file') -> OSError:
@@ -685,9 +711,13 @@ class Frames(HashIdentifiable):
         data = open_npy(cpath, expect_hw)
         if data is None:
             with self._path_lock(str(cpath)):
-                data = open_npy(cpath, expect_hw)  # another thread may have built it
+                # another thread may have built it
+                data, problem = open_cache_file(cpath, expect_hw)
                 if data is None:
                     data = self._write_cache(cpath, fpath, expect_hw, label)
+                    if problem != 'missing':
+                        warnings.warn(f'cache file {cpath} cannot be used ({problem}); rebuilt '
+                                      f'from {label} {fpath}', stacklevel=3)
         data._check.on_corrupt = lambda block: self._rebuild_damaged(
             cpath, fpath, expect_hw, label, block)
         return data

@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from sampler_core.frames import (CacheCorruptError, open_npy, read_image, write_error,
-                                 write_npy_atomic)
+from sampler_core.frames import (CacheCorruptError, open_cache_file, open_npy, read_image,
+                                 write_error, write_npy_atomic)
 
 #: temporary cache files older than this (seconds) are left-overs of killed writers
 STALE_TMP_SECONDS = 3600
@@ -88,7 +88,7 @@ def build_cache_file(cache_fpath: str, image_fpath: str, expect_hw=None,
         ValueError: its size differs from ``expect_hw`` or it cannot be decoded.
     """
     expect_hw = None if expect_hw is None else tuple(expect_hw)
-    data = open_npy(cache_fpath, expect_hw)
+    data, problem = open_cache_file(cache_fpath, expect_hw)
     if data is not None:
         if not verify:
             return 'cached'
@@ -99,6 +99,9 @@ def build_cache_file(cache_fpath: str, image_fpath: str, expect_hw=None,
             warnings.warn(f'{ex}; rebuilt from {image_fpath}', stacklevel=2)
         finally:
             del data
+    elif problem != 'missing':
+        warnings.warn(f'cache file {cache_fpath} cannot be used ({problem}); rebuilt from '
+                      f'{image_fpath}', stacklevel=2)
     pixels = read_image(image_fpath)
     if expect_hw is not None and tuple(pixels.shape[:2]) != expect_hw:
         raise ValueError(f'image {image_fpath} has shape {pixels.shape[:2]} but the dataset says '
