@@ -705,7 +705,9 @@ def sample_annots(win, frames, regions, geometry, kinds=('boxes',), annot_ids=No
     x0, y0, x1, y1 = window
     if sample_dims is None:
         sample_dims = (y1 - y0, x1 - x0)
-    m_sample = np.asarray(win.sample_from_space.matrix, dtype=np.float64)
+    # a plain window maps image -> sample by a translation: no matrix needed
+    m_sample = None if win.scale is None else \
+        np.asarray(win.sample_from_space.matrix, dtype=np.float64)
     state = _state(frames) if win.space == 'video' else None
     frame_dets, visibles = [], []
     for idx, gid in enumerate(win.frames):
@@ -715,7 +717,12 @@ def sample_annots(win, frames, regions, geometry, kinds=('boxes',), annot_ids=No
             vis = np.empty(0)
         else:
             m_vid, img_window = _image_window(state, gid, win.space, window)
-            mat = m_sample if m_vid is None else m_sample @ m_vid
+            if m_sample is None and m_vid is None:
+                mat = None
+            else:
+                mat = np.asarray(win.sample_from_space.matrix, dtype=np.float64) \
+                    if m_sample is None else m_sample
+                mat = mat if m_vid is None else mat @ m_vid
             img = dset.imgs[gid]
             if annot_ids is None:
                 aids, vis = regions.visible_aids(gid, img_window, visible_thresh)
@@ -728,7 +735,11 @@ def sample_annots(win, frames, regions, geometry, kinds=('boxes',), annot_ids=No
                 xywh[:, 2:] += xywh[:, :2]
                 vis = visible_fractions(xywh, np.asarray(img_window, dtype=np.float64))
             space_dims = (int(img['height']), int(img['width']))
-            if mat[0, 0] == 1 and mat[1, 1] == 1 and mat[0, 1] == 0 and mat[1, 0] == 0:
+            if mat is None:
+                dets = geometry.frame_dets(aids.tolist(), gid, (float(-x0), float(-y0)),
+                                           space_dims=space_dims, with_annots=kinds,
+                                           rel_frame_index=idx, visible=vis)
+            elif mat[0, 0] == 1 and mat[1, 1] == 1 and mat[0, 1] == 0 and mat[1, 0] == 0:
                 dets = geometry.frame_dets(aids.tolist(), gid, (float(mat[0, 2]), float(mat[1, 2])),
                                            space_dims=space_dims, with_annots=kinds,
                                            rel_frame_index=idx, visible=vis)

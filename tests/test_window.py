@@ -128,3 +128,32 @@ def test_window_boxes_errors_name_the_value():
         window_boxes([1.0], [1.0], [0.0], [2.0], None)
     with pytest.raises(ValueError, match='pad'):
         pad_boxes([[0, 0, 1, 1]], -1)
+
+
+def test_read_defers_geometry_behind_the_kwimage_types(synth, synth_sampler):
+    """Polygons and keypoints are built when first used; pickles hold plain kwimage lists."""
+    import pickle
+
+    import kwimage
+    aid = next(a for a, ann in sorted(synth.anns.items())
+               if synthetic.polygon_xy(ann) and len(synthetic.keypoint_xy(ann)))
+    sample = synth_sampler.load_sample({'aid': aid, 'window_dims': (200, 200)})
+    annots = sample['annots']
+    ssegs, kpts = annots['rel_ssegs'], annots['rel_kpts']
+    n = len(annots['aids'])
+    assert isinstance(ssegs, kwimage.PolygonList) and isinstance(kpts, kwimage.PointsList)
+    assert len(ssegs) == len(kpts) == n and '_data' not in vars(ssegs)   # nothing built yet
+    x0, y0 = sample['params']['sample_tlbr'].data[:2]
+    i = annots['aids'].tolist().index(aid)
+    ring = synthetic.polygon_xy(synth.anns[aid])[0] - [x0, y0]
+    plain = pickle.loads(pickle.dumps(ssegs))
+    assert type(plain) is kwimage.PolygonList and len(plain) == n
+    for polys in (ssegs, plain):
+        got = polys.data[i]
+        got = got.data[0] if isinstance(got, kwimage.MultiPolygon) else got
+        np.testing.assert_allclose(got.exterior.data, ring, rtol=0, atol=1e-9)
+    want_kp = synthetic.keypoint_xy(synth.anns[aid]) - [x0, y0]
+    plain_kp = pickle.loads(pickle.dumps(kpts))
+    assert type(plain_kp) is kwimage.PointsList and plain_kp.meta['classes'] is not None
+    for pts in (kpts, plain_kp):
+        np.testing.assert_allclose(pts.data[i].xy, want_kp, rtol=0, atol=1e-9)
