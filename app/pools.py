@@ -241,9 +241,10 @@ def _table(rows: dict, kind: str, start: int, window_dims):
                        ('aid', 'gid', 'category_id', 'cx', 'cy', 'width', 'height')})
     df.insert(0, 'kind', kind)
     df.insert(0, 'index', np.arange(start, start + n, dtype=np.int64))
-    from sampler_core.split import target_windows   # the windows load_item cuts
-    ltrb = target_windows(df['cx'].to_numpy(), df['cy'].to_numpy(), df['width'].to_numpy(),
-                          df['height'].to_numpy(), window_dims).astype(np.float64)
+    from sampler_core.window import window_boxes   # the windows load_item cuts
+    ltrb, _ = window_boxes(df['cx'].to_numpy(), df['cy'].to_numpy(), df['width'].to_numpy(),
+                           df['height'].to_numpy(), window_dims)
+    ltrb = ltrb.astype(np.float64)
     df['x0'], df['y0'], df['x1'], df['y1'] = ltrb.T
     return df
 

@@ -24,6 +24,8 @@ import weakref
 import holoviews as hv
 import numpy as np
 
+from sampler_core.window import pad_boxes, window_boxes
+
 #: colour of positive / negative / highlighted / clicked windows
 POS_COLOR, NEG_COLOR, SELECT_COLOR, CLICK_COLOR = '#16a34a', '#dc2626', '#facc15', '#06b6d4'
 #: largest side (pixels) of the overview image sent to the browser
@@ -266,9 +268,8 @@ def window_text(window_dims) -> str:
 
 def click_window(config, x: float, y: float) -> tuple[float, float, float, float]:
     """ltrb (image pixels, without pad) of the window centred on a click."""
-    h, w = detail_dims(config)
-    x0, y0 = math.floor(x - w / 2), math.floor(y - h / 2)
-    return (x0, y0, x0 + w, y0 + h)
+    boxes, _ = window_boxes([x], [y], window_dims=detail_dims(config))
+    return tuple(int(v) for v in boxes[0])
 
 
 def detail_sample(sampler, config, gid: int, x: float, y: float, n_frames: int = 1) -> dict:
@@ -461,10 +462,10 @@ def visible_fractions(regions, pools, pad=(0, 0), limit: int = STATS_LIMIT) -> n
     table = pools.all
     if len(table) > limit:
         table = table.iloc[np.linspace(0, len(table) - 1, limit).astype(int)]
-    ph, pw = (int(v) for v in pad)
+    padded = pad_boxes(table[['x0', 'y0', 'x1', 'y1']].to_numpy(dtype=np.float64), pad)
     out = []
-    for r in table.itertuples(index=False):
-        _, frac = regions.visible_aids(int(r.gid), [r.x0 - pw, r.y0 - ph, r.x1 + pw, r.y1 + ph])
+    for gid, window in zip(table['gid'].tolist(), padded.tolist()):
+        _, frac = regions.visible_aids(int(gid), window)
         out.append(frac)
     return np.concatenate(out) if out else np.empty(0)
 
@@ -496,12 +497,10 @@ def coverage(pools, dset, pad=(0, 0), max_res: int = 512):
     """
     import pandas as pd
     table = pools.all
-    ph, pw = (int(v) for v in pad)
     gids = table['gid'].to_numpy(dtype=np.int64)
     if not len(gids):
         return pd.DataFrame({'gid': [], 'covered': []}), 0.0
-    ltrb = np.stack([table['x0'].to_numpy() - pw, table['y0'].to_numpy() - ph,
-                     table['x1'].to_numpy() + pw, table['y1'].to_numpy() + ph], axis=1)
+    ltrb = pad_boxes(table[['x0', 'y0', 'x1', 'y1']].to_numpy(dtype=np.float64), pad)
     imgs = dset.imgs
     order = np.argsort(gids, kind='stable')
     uniq, starts, counts = np.unique(gids[order], return_index=True, return_counts=True)

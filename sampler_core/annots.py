@@ -126,6 +126,68 @@ def translate_points(points, offset: np.ndarray):
     return out
 
 
+class _DeferredList:
+    """Mixin: a kwimage ``ObjectList`` whose items are built on first use.
+
+    ``rel_ssegs`` / ``rel_kpts`` / ``frame_dets`` polygons and keypoints are the
+    kwimage types the API promises (``isinstance(x, kwimage.PolygonList)``),
+    but parsing and translating each annotation's geometry waits until
+    ``.data`` (or anything using it: indexing, iteration, ``warp``, ...) is
+    first touched, so a training loop that only uses boxes never pays for it.
+    ``len`` needs no build; a pickle or deepcopy holds the built, plain
+    kwimage list. Geometry that cannot be parsed warns when it is built.
+    """
+    _plain = None
+
+    @classmethod
+    def deferred(cls, build, n: int, meta: dict | None = None):
+        """A list of ``n`` items that ``build()`` returns when first needed."""
+        self = cls.__new__(cls)
+        self.__dict__.update(_build=build, _n=int(n), meta={} if meta is None else meta)
+        return self
+
+    @property
+    def data(self):
+        state = self.__dict__
+        try:
+            return state['_data']
+        except KeyError:
+            pass
+        data = state['_build']()
+        state['_data'] = data
+        state.pop('_build', None)
+        return data
+
+    @data.setter
+    def data(self, value):
+        self.__dict__['_data'] = value
+        self.__dict__.pop('_build', None)
+
+    def __len__(self) -> int:
+        state = self.__dict__
+        return len(state['_data']) if '_data' in state else state['_n']
+
+    def __reduce__(self):
+        return (self._plain, (self.data, self.meta))
+
+
+def _deferred_classes():
+    global _DEFERRED
+    if _DEFERRED is None:
+        import kwimage
+
+        class DeferredPolygonList(_DeferredList, kwimage.PolygonList):
+            _plain = kwimage.PolygonList
+
+        class DeferredPointsList(_DeferredList, kwimage.PointsList):
+            _plain = kwimage.PointsList
+        _DEFERRED = (DeferredPolygonList, DeferredPointsList)
+    return _DEFERRED
+
+
+_DEFERRED = None
+
+
 class _LRU(OrderedDict):
     """A dict that forgets its least recently used entries beyond ``maxsize``."""
 
@@ -258,7 +320,8 @@ class AnnotGeometry:
         Returns:
             kwimage.Detections with data keys ``boxes``, ``aids``, ``cids``,
             ``segmentations``, ``keypoints`` (and ``visible``), meta ``gid``,
-            ``rel_frame_index``.
+            ``rel_frame_index``. The segmentations and keypoints are parsed
+            and translated when first used (see :class:`_DeferredList`).
         """
         import kwimage
         aids = [int(a) for a in aids]
@@ -266,22 +329,34 @@ class AnnotGeometry:
         xywh = np.array([ann['bbox'] for ann in anns], dtype=np.float64).reshape(-1, 4)
         xywh[:, 0] += offset[0]
         xywh[:, 1] += offset[1]
-        want_sseg = 'segmentation' in with_annots
-        want_kpts = 'keypoints' in with_annots
-        ssegs, kpts = [], []
         off = np.asarray(offset, dtype=np.float64)
-        for aid in aids:
-            sseg = self.segmentation(aid, space_dims) if want_sseg else None
-            kp = self.keypoints(aid) if want_kpts else None
-            ssegs.append(None if sseg is None else translate_polygon(sseg, off))
-            kpts.append(None if kp is None else translate_points(kp, off))
-        kpts = kwimage.PointsList(kpts)
+        polygon_list, points_list = _deferred_classes()
+        if 'segmentation' in with_annots:
+            def build_ssegs():
+                out = []
+                for aid in aids:
+                    sseg = self.segmentation(aid, space_dims)
+                    out.append(None if sseg is None else translate_polygon(sseg, off))
+                return out
+            ssegs = polygon_list.deferred(build_ssegs, len(aids))
+        else:
+            ssegs = kwimage.PolygonList([None] * len(aids))
+        if 'keypoints' in with_annots:
+            def build_kpts():
+                out = []
+                for aid in aids:
+                    kp = self.keypoints(aid)
+                    out.append(None if kp is None else translate_points(kp, off))
+                return out
+            kpts = points_list.deferred(build_kpts, len(aids))
+        else:
+            kpts = kwimage.PointsList([None] * len(aids))
         kpts.meta['classes'] = self.kp_classes
         data = {
             'boxes': kwimage.Boxes(xywh, 'xywh'),
             'aids': np.array(aids, dtype=np.int64),
             'cids': np.array([ann['category_id'] for ann in anns], dtype=np.int64),
-            'segmentations': kwimage.PolygonList(ssegs),
+            'segmentations': ssegs,
             'keypoints': kpts,
         }
         datakeys = ['aids', 'cids']

@@ -898,7 +898,7 @@ class CocoFrames(Frames):
             if self._backend is not None:
                 self._ensure_cached(image_id)
             return None
-        from sampler_core.video import load_image_space
+        from sampler_core.read import load_image_space
         return load_image_space(self, image_id, None if channels is NoParam else channels)
 
     def load_region(self, image_id, region=None, channels=NoParam, width=None,
@@ -907,6 +907,6 @@ class CocoFrames(Frames):
         if not self.is_multi_asset(image_id):
             return super().load_region(image_id, region, channels=channels, width=width,
                                        height=height)
-        from sampler_core.video import load_image_space
+        from sampler_core.read import load_image_space
         return load_image_space(self, image_id, None if channels is NoParam else channels,
                                 region)

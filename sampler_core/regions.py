@@ -32,7 +32,7 @@ import numpy as np
 
 from sampler_core.hashid import HashIdentifiable
 from sampler_core.index import FrameIntersectionIndex, coco_annot_arrays
-from sampler_core.target import coerce_window_dims
+from sampler_core.window import coerce_window_dims, window_boxes
 
 #: columns of the target table, in order
 TARGET_COLUMNS = ('aid', 'gid', 'category_id', 'cx', 'cy', 'width', 'height',
@@ -530,10 +530,9 @@ class CocoRegions(Targets, HashIdentifiable):
                                   f'the positive pool because window_dims is {window_dims!r}')
                 rows = rows[ok]
         if split is not None:
-            from sampler_core.split import target_windows
-            ltrb = target_windows(np.asarray(t['cx'])[rows], np.asarray(t['cy'])[rows],
-                                  np.asarray(t['width'])[rows], np.asarray(t['height'])[rows],
-                                  window_dims)
+            ltrb, _ = window_boxes(np.asarray(t['cx'])[rows], np.asarray(t['cy'])[rows],
+                                   np.asarray(t['width'])[rows], np.asarray(t['height'])[rows],
+                                   window_dims)
             rows = rows[split.keep(np.asarray(t['gid'])[rows], ltrb)]
         return rows
 

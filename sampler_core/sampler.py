@@ -27,17 +27,16 @@ import copy
 import os
 from pathlib import Path
 
-import numpy as np
-
 from sampler_core import video
-from sampler_core.annots import AnnotGeometry, clip_dets, coerce_with_annots
-from sampler_core.frames import CocoFrames, NoParam
+from sampler_core.annots import AnnotGeometry, coerce_with_annots
+from sampler_core.frames import CocoFrames
 from sampler_core.hashid import HashIdentifiable
 from sampler_core.regions import CocoRegions
 from sampler_core.target import (CENTER_KEYS, center_extent_to_slices, center_target_slices,
                                  coerce_pad, coerce_padkw, coerce_space_slice,
-                                 coerce_window_dims, embed_window, pad_crop,
-                                 _as_finite)
+                                 coerce_window_dims, _as_finite)
+from sampler_core.read import read
+from sampler_core.window import resolve
 
 #: target keys that used to be keyword arguments of load_sample
 _LEGACY_KWARGS = ('pad', 'padkw', 'dtype', 'nodata', 'window_dims')
@@ -335,6 +334,11 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         return self._geometry.classes
 
     @property
+    def annot_geometry(self):
+        """The parsed annotation geometry (:class:`~sampler_core.annots.AnnotGeometry`)."""
+        return self._geometry
+
+    @property
     def catgraph(self):
         """Deprecated alias of :attr:`classes`."""
         return self.classes
@@ -407,15 +411,12 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
                 visible in its window, honouring ``target['visible_thresh']``).
         """
         if isinstance(image_id, dict):
-            target_ = self._infer_target_attributes(image_id)
-            if target_.get('gids') is not None:  # 3-D: all frames, window in video space
-                aids = video.window_aids(self, target_, image_id.get('visible_thresh', 0.0))
+            win = resolve(self, image_id)
+            thresh = image_id.get('visible_thresh', 0.0)
+            if win.is3d:  # all frames, window in video space
+                aids = video.window_aids(self, win, thresh)
                 return [self.dset.anns[aid] for aid in aids]
-            outer, _, _ = embed_window(target_['space_slice'], coerce_pad(target_.get('pad')),
-                                       target_['data_dims'])
-            ltrb = [outer[1].start, outer[0].start, outer[1].stop, outer[0].stop]
-            aids = self.regions.overlapping_aids(target_['gid'], ltrb,
-                                                 image_id.get('visible_thresh', 0.0))
+            aids = self.regions.overlapping_aids(win.frames[0], list(win.padded_ltrb), thresh)
         else:
             self._check_gid(image_id)
             aids = self.dset.index.gid_to_aids[image_id]
@@ -523,14 +524,9 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
             True
         """
         kinds = coerce_with_annots(with_annots)
-        target_ = self._infer_target_attributes(target, **kwargs)
-        if video.wants_delayed(self, target_):  # video / multi-asset / scaled: delayed_image
-            sample = video.load_sample(self, target_, kinds, annot_ids, visible_thresh)
-        else:
-            sample = self._load_slice(target_)
-            if kinds or annot_ids is not None:
-                self._populate_overlap(sample, visible_thresh=visible_thresh,
-                                       with_annots=kinds or ('boxes',), annot_ids=annot_ids)
+        win = resolve(self, target, **kwargs)
+        sample = read(win, self.frames, self.regions, self._geometry, kinds, annot_ids,
+                      visible_thresh)
         sample['classes'] = self.classes
         sample['kp_classes'] = self.kp_classes
         sample['tr'] = sample['target']
@@ -621,117 +617,3 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         coerce_pad(t.get('pad'))  # validate early
         t['padkw'] = coerce_padkw(t.get('padkw'))
         return t
-
-    def _load_slice(self, target_: dict) -> dict:
-        """Read the (padded) window of a resolved target."""
-        import kwimage
-        gid = target_['gid']
-        pad = coerce_pad(target_.get('pad'))
-        padkw = dict(target_['padkw'])
-        outer, inner, extra = embed_window(target_['space_slice'], pad, target_['data_dims'])
-        data = self.frames._data(gid)
-        channels = target_.get('channels', NoParam)
-        idxs = self.frames.channel_indices(gid, channels, data.shape[2])
-        n_chan = data.shape[2] if idxs is None else len(idxs)
-        nodata = target_.get('nodata', None)
-
-        crop = data[inner[0], inner[1]]
-        if idxs is not None:
-            crop = crop[:, :, idxs]
-        out_dtype = data.dtype
-        as_float = nodata is not None
-        if as_float:
-            out_dtype = np.float32
-        out_shape = (outer[0].stop - outer[0].start, outer[1].stop - outer[1].start, n_chan)
-        has_pad = any(a or b for a, b in extra)
-        mode = padkw.get('mode', 'constant')
-        if not has_pad:
-            im = np.array(crop, dtype=out_dtype)
-        elif mode == 'constant':
-            cval = padkw.get('constant_values', np.nan if as_float else 0)
-            if np.ndim(cval) != 0:
-                im = np.pad(np.asarray(crop, dtype=out_dtype), list(extra) + [(0, 0)], **padkw)
-            else:
-                try:
-                    im = np.full(out_shape, cval, dtype=out_dtype)
-                except (ValueError, OverflowError, TypeError):
-                    raise ValueError(
-                        f'padkw constant_values={cval!r} does not fit dtype {out_dtype}') from None
-                (t0, _), (l0, _) = extra
-                im[t0:t0 + crop.shape[0], l0:l0 + crop.shape[1]] = crop
-        else:
-            im = pad_crop(np.asarray(crop, dtype=out_dtype), extra, padkw, outer, gid,
-                          target_['data_dims'])
-        if as_float and nodata not in ('float', 'auto'):
-            im[im == nodata] = np.nan
-        dtype = target_.get('dtype', None)
-        if dtype is not None:
-            im = im.astype(dtype, copy=False)
-        if target_.get('as_xarray', False):
-            im = self._to_xarray(im, gid, idxs, data.shape[2])
-
-        y0, x0 = outer[0].start, outer[1].start
-        y1, x1 = outer[0].stop, outer[1].stop
-        target_['rel_cx'] = float(target_['cx'] - x0) if 'cx' in target_ else (x1 - x0) / 2
-        target_['rel_cy'] = float(target_['cy'] - y0) if 'cy' in target_ else (y1 - y0) / 2
-        tf = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
-        sym = all(a == b for a, b in pad)
-        params = {
-            'offset': np.array([-x0, -y0]),
-            'tf_rel_to_abs': tf,
-            'sample_tlbr': kwimage.Boxes(np.array([x0, y0, x1, y1]), 'ltrb'),
-            'st_dims': [(y0, y1), (x0, x1)],
-            'data_dims': target_['data_dims'],
-            'pad': tuple(a for a, _ in pad) if sym else pad,
-        }
-        return {'im': im, 'target': target_, 'params': params}
-
-    def _to_xarray(self, im, gid, idxs, num_bands):
-        import xarray as xr
-        from delayed_image.channel_spec import FusedChannelSpec
-        names = FusedChannelSpec.coerce(
-            self.frames._lookup_channels(gid, num_bands)).normalize().as_list()
-        if idxs is not None:
-            names = [names[i] for i in idxs]
-        return xr.DataArray(im, dims=('y', 'x', 'c'), coords={'c': names})
-
-    def _populate_overlap(self, sample: dict, visible_thresh: float = 0.0,
-                          with_annots=('boxes', 'segmentation', 'keypoints'),
-                          annot_ids=None) -> dict:
-        """Add the annotations inside the sample's padded window as ``sample['annots']``."""
-        target = sample['target']
-        params = sample['params']
-        gid = target['gid']
-        x0, y0, x1, y1 = params['sample_tlbr'].data.tolist()
-        window = [x0, y0, x1, y1]
-        if annot_ids is None:
-            aids, visible = self.regions.visible_aids(gid, window, visible_thresh)
-        else:
-            from sampler_core.index import visible_fractions
-            aids = np.array([a for a in annot_ids if self.dset.anns[a]['image_id'] == gid],
-                            dtype=np.int64)
-            xywh = np.array([self.dset.anns[a]['bbox'] for a in aids.tolist()],
-                            dtype=np.float64).reshape(-1, 4)
-            xywh[:, 2:] += xywh[:, :2]
-            visible = visible_fractions(xywh, np.array(window, dtype=np.float64))
-        offset = params['offset']
-        dets = self._geometry.frame_dets(
-            aids.tolist(), gid, (float(offset[0]), float(offset[1])),
-            space_dims=target['data_dims'], with_annots=with_annots, visible=visible)
-        annots = {
-            'aids': dets.data['aids'],
-            'cids': dets.data['cids'],
-            'rel_frame_index': np.zeros(len(dets), dtype=np.int64),
-            'rel_boxes': dets.boxes,
-            'rel_ssegs': dets.data['segmentations'],
-            'rel_kpts': dets.data['keypoints'],
-            'visible': visible,
-            'frame_dets': [dets],
-        }
-        if target.get('clip_annots', False):
-            annots['clipped_dets'] = [clip_dets(dets, (y1 - y0, x1 - x0))]
-        main_aid = target.get('aid', None)
-        hits = np.where(annots['aids'] == main_aid)[0] if main_aid is not None else []
-        target['annot_idx'] = int(hits[0]) if len(hits) else -1
-        sample['annots'] = annots
-        return sample

@@ -49,7 +49,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sampler_core.target import coerce_pad
+from sampler_core.window import coerce_pad, pad_boxes
 
 #: names of the two subsets, by number
 SUBSETS = ('train', 'val')
@@ -79,39 +79,6 @@ def subset_index(subset: str | int) -> int:
     if subset not in SUBSETS:
         raise ValueError(f"subset must be 'train' or 'val', got {subset!r}")
     return SUBSETS.index(subset)
-
-
-def target_windows(cx: np.ndarray, cy: np.ndarray, width: np.ndarray, height: np.ndarray,
-                   window_dims: Any = None) -> np.ndarray:
-    """The windows the sampler reads for centred targets, as ``(M, 4)`` ltrb ints.
-
-    Mirrors :func:`sampler_core.target.coerce_window_dims` and
-    :func:`sampler_core.target.center_extent_to_slices`: the low edge is
-    ``floor(c - d / 2)`` and the window is exactly ``d`` pixels.
-
-    Args:
-        cx, cy, width, height: ``(M,)`` centres and extents, pixels, image space.
-        window_dims: ``(height, width)``, ``None`` (the extent rounded up) or
-            ``'square'``.
-
-    Example:
-        >>> target_windows(np.array([5.]), np.array([2.]), np.array([3.]), np.array([3.]),
-        ...                (6, 6)).tolist()
-        [[2, -1, 8, 5]]
-    """
-    cx, cy = np.asarray(cx, dtype=np.float64), np.asarray(cy, dtype=np.float64)
-    if window_dims is None or isinstance(window_dims, str):
-        dh = np.ceil(np.asarray(height, dtype=np.float64))
-        dw = np.ceil(np.asarray(width, dtype=np.float64))
-        if window_dims == 'square':
-            dh = dw = np.maximum(dh, dw)
-    else:
-        from sampler_core.target import coerce_window_dims
-        h, w = coerce_window_dims(window_dims)
-        dh, dw = np.full(len(cx), float(h)), np.full(len(cx), float(w))
-    x0 = np.floor(cx - dw / 2.0)
-    y0 = np.floor(cy - dh / 2.0)
-    return np.stack([x0, y0, x0 + dw, y0 + dh], axis=1).astype(np.int64).reshape(-1, 4)
 
 
 class Split:
@@ -272,7 +239,7 @@ class SubsetSelector:
         if self._image_subset is not None:
             lut = self._image_subset
             return np.array([lut.get(g, -1) for g in gids.tolist()], dtype=np.int8)
-        (pt, pb), (pl, pr) = self.pad
+        padded = pad_boxes(ltrb, self.pad)
         bh, bw = self.split.block_dims
         for gid in np.unique(gids).tolist():
             rows = np.where(gids == gid)[0]
@@ -280,10 +247,10 @@ class SubsetSelector:
             if dims is None:
                 continue
             h, w = dims
-            x0 = np.clip(ltrb[rows, 0] - pl, 0, w)
-            y0 = np.clip(ltrb[rows, 1] - pt, 0, h)
-            x1 = np.clip(ltrb[rows, 2] + pr, 0, w)
-            y1 = np.clip(ltrb[rows, 3] + pb, 0, h)
+            x0 = np.clip(padded[rows, 0], 0, w)
+            y0 = np.clip(padded[rows, 1], 0, h)
+            x1 = np.clip(padded[rows, 2], 0, w)
+            y1 = np.clip(padded[rows, 3], 0, h)
             inside = (x1 > x0) & (y1 > y0)
             c0 = (x0 // bw).astype(np.int64)
             r0 = (y0 // bh).astype(np.int64)

@@ -14,7 +14,10 @@ ndsampler 0.8 forms) are, for a 2-D image:
 right. Windows that reach outside the image are padded, never shifted.
 
 All coordinates are pixels in image space; every ``(a, b)`` pair in this module is
-``(y, x)`` / ``(height, width)`` order unless the name says ``xy``.
+``(y, x)`` / ``(height, width)`` order unless the name says ``xy``. The window
+rules themselves (sizes, pads, centre -> window) live in :mod:`sampler_core.window`
+and are re-exported here; this module parses the other target keys (pad modes,
+slices, channels, scale, interpolation).
 
 Example:
     >>> from sampler_core.target import center_extent_to_slices
@@ -29,6 +32,12 @@ import math
 import numbers
 from typing import Any, Sequence
 
+import numpy as np
+from ubelt import NoParam
+
+from sampler_core.window import (MAX_WINDOW_PIXELS, _is_int, center_extent_to_slices,  # noqa: F401
+                                 coerce_pad, coerce_window_dims, embed_window)
+
 #: numpy.pad modes accepted in ``padkw['mode']``.
 PAD_MODES = frozenset({
     'constant', 'edge', 'linear_ramp', 'maximum', 'mean', 'median',
@@ -41,15 +50,11 @@ _PAD_MODES_NEED_DATA = PAD_MODES - {'constant', 'empty', 'linear_ramp'}
 #: Keys of a target that locate a window by its centre and size.
 CENTER_KEYS = ('cx', 'cy', 'width', 'height')
 
-#: Largest padded window, in pixels (height * width), that a sample may have:
-#: 2**28 pixels is 768 MiB of uint8 RGB. Larger requests are refused with a
-#: ValueError instead of failing inside numpy's allocator.
-MAX_WINDOW_PIXELS = 2 ** 28
+#: interpolation names delayed_image / kwimage accept
+INTERPOLATIONS = ('nearest', 'linear', 'cubic', 'area', 'lanczos')
 
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
+#: keys of a target that make it 3-D
+VIDEO_KEYS = ('vidid', 'gids', 'time_slice')
 
 def _as_finite(value: Any, name: str) -> float:
     try:
@@ -58,107 +63,6 @@ def _as_finite(value: Any, name: str) -> float:
         raise TypeError(f'target[{name!r}] must be a number, got {value!r}') from None
     if not math.isfinite(out):
         raise ValueError(f'target[{name!r}] must be finite, got {value!r}')
-    return out
-
-
-def coerce_window_dims(window_dims: Any, height: float | None = None,
-                       width: float | None = None) -> tuple[int, int]:
-    """Normalise ``window_dims`` to a positive ``(height, width)`` in pixels.
-
-    Args:
-        window_dims: ``None`` / ``'extent'`` (use ``height`` / ``width`` rounded
-            up), ``'square'`` (the larger of the two on both sides), an int
-            ``v`` meaning ``(v, v)``, or a ``(height, width)`` pair.
-        height: extent of the target, used by ``None``/``'extent'``/``'square'``.
-        width: extent of the target.
-
-    Returns:
-        ``(height, width)`` as positive ints.
-
-    Raises:
-        ValueError: a non-positive, fractional or unknown size.
-
-    Example:
-        >>> coerce_window_dims('square', height=3.2, width=10)
-        (10, 10)
-        >>> coerce_window_dims(None, height=3.2, width=10)
-        (4, 10)
-        >>> coerce_window_dims(64)
-        (64, 64)
-    """
-    if window_dims is None or isinstance(window_dims, str):
-        key = 'extent' if window_dims is None else window_dims
-        if key not in ('extent', 'square'):
-            raise ValueError(
-                f"window_dims must be (height, width), 'square' or None, got {window_dims!r}")
-        if height is None or width is None:
-            raise ValueError(
-                f'window_dims={window_dims!r} needs the target to have width and height')
-        dims = (int(math.ceil(height)), int(math.ceil(width)))
-        if key == 'square':
-            dims = (max(dims),) * 2
-    elif _is_int(window_dims):
-        dims = (int(window_dims),) * 2
-    else:
-        try:
-            dims = tuple(window_dims)
-        except TypeError:
-            raise TypeError(f'window_dims must be (height, width), got {window_dims!r}') from None
-        if len(dims) != 2:
-            raise ValueError(
-                f'window_dims must have 2 entries (height, width), got {window_dims!r}')
-        for d in dims:
-            if not (_is_int(d) or (isinstance(d, float) and float(d).is_integer())):
-                raise ValueError(f'window_dims must be whole pixels, got {window_dims!r}')
-        dims = tuple(int(d) for d in dims)
-    if dims[0] <= 0 or dims[1] <= 0:
-        raise ValueError(f'window size must be positive, got (height, width)={dims}')
-    return dims
-
-
-def coerce_pad(pad: Any, ndim: int = 2) -> tuple[tuple[int, int], ...]:
-    """Normalise ``pad`` to ``((before, after),) * ndim`` non-negative ints.
-
-    Args:
-        pad: ``None`` (no pad), an int ``p`` (``p`` on every side), a
-            ``(ph, pw)`` pair, or ``((top, bottom), (left, right))``.
-        ndim: number of spatial dimensions.
-
-    Raises:
-        ValueError: a negative pad or one with the wrong number of entries.
-
-    Example:
-        >>> coerce_pad(None)
-        ((0, 0), (0, 0))
-        >>> coerce_pad(((1, 2), 3))
-        ((1, 2), (3, 3))
-    """
-    if pad is None:
-        out = ((0, 0),) * ndim
-    elif _is_int(pad):
-        out = ((int(pad), int(pad)),) * ndim
-    else:
-        try:
-            items = list(pad)
-        except TypeError:
-            raise TypeError(f'pad must be an int or (height, width), got {pad!r}') from None
-        if len(items) != ndim:
-            raise ValueError(f'pad must have {ndim} entries (height, width), got {pad!r}')
-        out = []
-        for p in items:
-            if _is_int(p):
-                out.append((int(p), int(p)))
-            else:
-                try:
-                    a, b = p
-                except (TypeError, ValueError):
-                    raise ValueError(f'pad entries must be ints or pairs, got {pad!r}') from None
-                if not (_is_int(a) and _is_int(b)):
-                    raise ValueError(f'pad entries must be whole pixels, got {pad!r}')
-                out.append((int(a), int(b)))
-        out = tuple(out)
-    if any(v < 0 for pair in out for v in pair):
-        raise ValueError(f'pad must not be negative, got {pad!r}')
     return out
 
 
@@ -205,7 +109,6 @@ def pad_crop(crop, extra, padkw: dict, window, gid, dims):
         ...          (slice(0, 1), slice(-2, 3)), 1, (1, 3))[0, :, 0].tolist()
         [2, 1, 0, 1, 2]
     """
-    import numpy as np
     if crop.size == 0 and pad_mode_needs_data(padkw):
         raise ValueError(f'pad mode {padkw["mode"]!r} needs image pixels, but the window '
                          f'{window} lies entirely outside image {gid} of size {tuple(dims)}')
@@ -213,28 +116,6 @@ def pad_crop(crop, extra, padkw: dict, window, gid, dims):
         return np.pad(crop, list(extra) + [(0, 0)], **padkw)
     except (ValueError, TypeError, OverflowError) as ex:
         raise ValueError(f'padkw={padkw!r} cannot pad image {gid} ({crop.dtype}): {ex}') from None
-
-
-def center_extent_to_slices(center: Sequence[float],
-                            window_dims: Sequence[int]) -> tuple[slice, slice]:
-    """The half-open window of size ``window_dims`` centred on ``center``.
-
-    The low edge is ``floor(c - d / 2)`` and the high edge ``low + d``, so the
-    window always has exactly the requested size.
-
-    Args:
-        center: ``(cy, cx)`` in pixels.
-        window_dims: ``(height, width)`` in pixels.
-
-    Example:
-        >>> center_extent_to_slices((500.5, 974.9999999999999), (100, 100))
-        (slice(450, 550, None), slice(924, 1024, None))
-    """
-    out = []
-    for c, d in zip(center, window_dims):
-        low = int(math.floor(c - d / 2.0))
-        out.append(slice(low, low + int(d)))
-    return tuple(out)
 
 
 def center_target_slices(target: dict, window_dims: Any) -> tuple[slice, slice]:
@@ -302,41 +183,148 @@ def coerce_space_slice(space_slice: Any, space_dims: Sequence[int]) -> tuple[sli
     return tuple(out)
 
 
-def embed_window(space_slice: tuple[slice, slice], pad: tuple[tuple[int, int], ...],
-                 data_dims: Sequence[int]):
-    """Split a padded window into the part inside the data and the padding.
+# --------------------------------------------------------------------------- channels, scale
+def coerce_channels(channels: Any):
+    """Normalise a channel request.
 
     Args:
-        space_slice: the unpadded window ``(slice_y, slice_x)``.
-        pad: ``((top, bottom), (left, right))``.
-        data_dims: ``(height, width)`` of the image.
+        channels: ``None`` / ``NoParam`` / ``'<all>'`` (every channel), a kwcoco
+            channel code such as ``'B1|B8'`` or ``'r|g|b'`` (``'Y:2:4'`` ranges
+            are expanded; ``','``-separated streams are fused), or a
+            ``FusedChannelSpec`` / ``ChannelSpec``.
 
     Returns:
-        ``(outer, inner, extra)``: ``outer`` the padded window (may reach
-        outside the image), ``inner`` its intersection with the image (may be
-        empty), and ``extra`` the ``((top, bottom), (left, right))`` number of
-        padded pixels on each side so that ``np.pad(data[inner], extra)`` has the
-        shape of ``outer``.
+        ``delayed_image.FusedChannelSpec`` (normalised) or ``None`` for all.
+
+    Raises:
+        TypeError: not a string or channel spec.
+        ValueError: an empty code, an empty or blank channel name, or a name
+            given twice.
 
     Example:
-        >>> outer, inner, extra = embed_window(
-        ...     (slice(-5, 5), slice(8, 12)), ((0, 0), (1, 1)), (10, 10))
-        >>> outer, inner, extra
-        ((slice(-5, 5, None), slice(7, 13, None)), (slice(0, 5, None), slice(7, 10, None)), ((5, 0), (0, 3)))
+        >>> coerce_channels('B1|B8').as_list()
+        ['B1', 'B8']
+        >>> coerce_channels('Y:2:4').as_list()
+        ['Y.2', 'Y.3']
+        >>> coerce_channels('<all>') is None
+        True
     """
-    size = [(sl.stop - sl.start) + pb + pa for sl, (pb, pa) in zip(space_slice, pad)]
-    if size[0] * size[1] > MAX_WINDOW_PIXELS:
-        raise ValueError(f'window of (height, width)={tuple(size)} with padding is larger than '
-                         f'MAX_WINDOW_PIXELS={MAX_WINDOW_PIXELS}; ask for a smaller window')
-    outer, inner, extra = [], [], []
-    for sl, (pb, pa), dim in zip(space_slice, pad, data_dims):
-        lo, hi = sl.start - pb, sl.stop + pa
-        ilo = min(max(lo, 0), dim)
-        ihi = max(min(hi, dim), ilo)
-        outer.append(slice(lo, hi))
-        inner.append(slice(ilo, ihi))
-        if ihi > ilo:
-            extra.append((ilo - lo, hi - ihi))
-        else:  # window entirely outside along this axis: all of it is padding
-            extra.append((hi - lo, 0))
-    return tuple(outer), tuple(inner), tuple(extra)
+    if channels is None or channels is NoParam:
+        return None
+    if isinstance(channels, str):
+        try:
+            return _CHANNEL_MEMO[channels]
+        except KeyError:
+            pass
+        spec = _coerce_channels(channels)
+        if len(_CHANNEL_MEMO) < 4096:
+            _CHANNEL_MEMO[channels] = spec
+        return spec
+    return _coerce_channels(channels)
+
+
+#: parsed channel codes (FusedChannelSpec objects are not modified after parsing)
+_CHANNEL_MEMO: dict = {}
+
+
+def _coerce_channels(channels):
+    from delayed_image.channel_spec import ChannelSpec, FusedChannelSpec
+    if isinstance(channels, str):
+        if channels.strip() == '<all>':
+            return None
+        try:
+            spec = ChannelSpec.coerce(channels).fuse().normalize()
+        except Exception as ex:
+            raise ValueError(f'cannot parse channel code {channels!r}: {ex}') from None
+    elif isinstance(channels, (ChannelSpec, FusedChannelSpec)):
+        spec = channels.fuse().normalize() if isinstance(channels, ChannelSpec) \
+            else channels.normalize()
+    else:
+        raise TypeError(f"channels must be a channel code such as 'r|g|b', got {channels!r}")
+    names = spec.as_list()
+    if not names:
+        raise ValueError(f'channel code {channels!r} names no channel')
+    bad = [n for n in names if not n or n != n.strip() or any(c.isspace() for c in n)]
+    if bad:
+        raise ValueError(f'channel code {channels!r} has empty or blank channel names')
+    if len(set(names)) != len(names):
+        dups = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f'channel code {channels!r} names channels {dups} more than once')
+    return FusedChannelSpec.coerce(names)
+
+
+def coerce_scale(scale: Any) -> tuple[float, float] | None:
+    """Normalise ``scale`` to ``(sy, sx)``, or ``None`` for no extra scaling.
+
+    Args:
+        scale: ``None``, a positive number, or a ``(sy, sx)`` pair (the repository's
+            ``(y, x)`` order; ndsampler passes pairs to kwimage as ``(sx, sy)``).
+
+    Raises:
+        ValueError: non-positive or non-finite factors, or a pair of the wrong length.
+        TypeError: anything else.
+
+    Example:
+        >>> coerce_scale(2)
+        (2.0, 2.0)
+        >>> coerce_scale((0.5, 0.25))
+        (0.5, 0.25)
+        >>> coerce_scale(1.0) is None
+        True
+    """
+    if scale is None:
+        return None
+    if isinstance(scale, numbers.Number) and not isinstance(scale, bool):
+        pair = (float(scale), float(scale))
+    else:
+        try:
+            items = [float(v) for v in scale]
+        except (TypeError, ValueError):
+            raise TypeError(f'scale must be a number or (sy, sx), got {scale!r}') from None
+        if len(items) != 2:
+            raise ValueError(f'scale must be a number or (sy, sx), got {scale!r}')
+        pair = (items[0], items[1])
+    if not all(math.isfinite(v) and v > 0 for v in pair):
+        raise ValueError(f'scale must be positive and finite, got {scale!r}')
+    if pair == (1.0, 1.0):
+        return None
+    return pair
+
+
+def coerce_interpolation(interpolation: Any = 'auto', antialias: Any = 'auto') -> tuple[str, bool]:
+    """``(interpolation, antialias)`` with ``'auto'`` resolved.
+
+    ``'auto'`` interpolation is ``'linear'``; ``'auto'`` antialias is on unless
+    the interpolation is ``'nearest'`` (ndsampler's defaults).
+
+    Raises:
+        ValueError: an unknown interpolation or antialias value.
+
+    Example:
+        >>> coerce_interpolation()
+        ('linear', True)
+        >>> coerce_interpolation('nearest')
+        ('nearest', False)
+    """
+    if interpolation is None or interpolation == 'auto':
+        interpolation = 'linear'
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f'unknown interpolation {interpolation!r}; choose from '
+                         f"{['auto', *INTERPOLATIONS]}")
+    if antialias is None or (isinstance(antialias, str) and antialias == 'auto'):
+        antialias = interpolation != 'nearest'
+    elif isinstance(antialias, (bool, np.bool_)) or antialias in (0, 1):
+        antialias = bool(antialias)
+    else:
+        raise ValueError(f"antialias must be True, False or 'auto', got {antialias!r}")
+    return interpolation, antialias
+
+
+def is_video_target(target: dict) -> bool:
+    """True when the target names frames (``vidid`` / ``gids`` / ``time_slice``).
+
+    Example:
+        >>> is_video_target({'gid': 1}), is_video_target({'vidid': 1})
+        (False, True)
+    """
+    return any(target.get(k) is not None for k in VIDEO_KEYS)

@@ -11,7 +11,8 @@ from sampler_core import CocoSampler, SamplingConfig
 from sampler_core.balance import (category_shares, expected_category_frequencies,
                                   pool_category_frequencies)
 from sampler_core.regions import CocoRegions
-from sampler_core.split import Split, target_windows
+from sampler_core.split import Split
+from sampler_core.window import window_boxes
 
 #: annotations per category of the imbalanced dataset: common ... very rare
 COUNTS = {1: 1500, 2: 300, 3: 40, 4: 6}
@@ -284,8 +285,8 @@ def test_split_target_windows_match_the_sampler(pixel_dataset):
     sampler = CocoSampler(pixel_dataset, backend=None)
     t = sampler.regions.targets
     for window_dims in [(64, 64), (33, 47), None, 'square']:
-        ltrb = target_windows(t['cx'][:50], t['cy'][:50], t['width'][:50], t['height'][:50],
-                              window_dims)
+        ltrb, _ = window_boxes(t['cx'][:50], t['cy'][:50], t['width'][:50], t['height'][:50],
+                               window_dims)
         for i in range(50):
             tr = sampler.regions.get_positive(i)
             tr['window_dims'] = window_dims
