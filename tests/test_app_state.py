@@ -15,27 +15,6 @@ def state():
     return ExplorerState(dataset='shapes8', backend=None, n_pos=6, neg_to_pos_ratio=1.0)
 
 
-@pytest.fixture(scope='module')
-def shapes_copy(tmp_path_factory):
-    """shapes8 written as a .kwcoco.json with its images in a fresh folder."""
-    import shutil
-
-    import kwcoco
-    root = tmp_path_factory.mktemp('data')
-    src = kwcoco.CocoDataset.demo('shapes8')
-    for img in src.imgs.values():
-        dst = root / 'images' / os.path.basename(img['file_name'])
-        dst.parent.mkdir(exist_ok=True)
-        shutil.copy(src.get_image_fpath(img['id']), dst)
-    dset = src.copy()
-    for img in dset.imgs.values():
-        img['file_name'] = 'images/' + os.path.basename(img['file_name'])
-    path = root / 'train.kwcoco.json'
-    dset.fpath = str(path)
-    dset.dump(str(path))
-    return root, path
-
-
 def _windows(sampler, n):
     out = []
     for i in range(n):
@@ -385,3 +364,43 @@ def test_demo_is_reopened_from_the_file_kwcoco_wrote(tmp_path, monkeypatch):
     memo.write_text(json.dumps({'shapes8': os.fspath(broken)}))
     assert demo.load_demo('shapes8').dataset == first.dataset
     assert calls == ['shapes8', 'shapes8', 'shapes8']
+
+
+def _state_rows(state) -> list:
+    """(gid, cx, cy, aid, x0, y0, x1, y1) of every pool row the explorer shows, by index."""
+    table = state.pools.all
+    assert table['index'].tolist() == list(range(len(table)))
+    return [tuple(r) for r in table[['gid', 'cx', 'cy', 'aid', 'x0', 'y0', 'x1', 'y1']]
+            .astype(float).values.tolist()]
+
+
+def _rebuilt_rows(sampler) -> list:
+    """The same rows of a sampler built from a config: its pool tables and the window
+    ``load_item`` cuts (``space_slice``, without pad)."""
+    pos, neg = sampler.regions.pool_tables()
+    rows = []
+    for i in range(sampler.regions.n_samples):
+        pool, j = (pos, i) if i < len(pos['gid']) else (neg, i - len(pos['gid']))
+        sl = sampler.load_item(i, with_annots=False)['target']['space_slice']
+        rows.append(tuple(float(v) for v in (pool['gid'][j], pool['cx'][j], pool['cy'][j],
+                                              pool['aid'][j], sl[1].start, sl[0].start,
+                                              sl[1].stop, sl[0].stop)))
+    return rows
+
+
+def test_pad_redraws_the_pools_of_a_block_split(shapes_copy):
+    """Measured break 1: pad set after the split showed pools drawn without it (30 of 40
+    rows differed from the export's), windows that leak into val."""
+    root, path = shapes_copy
+    state = ExplorerState(dataset=str(path), roots=[root], backend=None)
+    # one widget at a time, as a person sets them
+    state.window_dims = (64, 64)
+    state.n_pos = 20
+    state.seed = 80
+    state.split_by = 'block'
+    state.param.update(split_block=(256, 256))
+    state.pad = (0, 32)
+    assert state.message is None, state.message
+    rebuilt = CocoSampler.from_config(SamplingConfig.loads(state.export_yaml()))
+    assert rebuilt.regions.n_positives == 20 and rebuilt.regions.n_samples == 40
+    assert _state_rows(state) == _rebuilt_rows(rebuilt)
