@@ -242,7 +242,7 @@ class Explorer(pn.viewable.Viewer):
         self._link_pair('pad', self.pad_h, self.pad_w)
         self.pad_mode = pn.widgets.Select.from_param(s.param.pad_mode, label='padkw mode')
         self.channels = pn.widgets.Select(label='channels', options=self._channel_options())
-        self._link('channels', self.channels, to_widget=lambda v: v or '<all>',
+        self._link('channels', self.channels, to_widget=self._channels_option,
                    to_state=lambda v: None if v in ('<all>', None) else v)
         self.visible_thresh = pn.widgets.FloatSlider.from_param(
             s.param.visible_thresh, step=0.05, value_throttled=s.visible_thresh)
@@ -350,6 +350,14 @@ class Explorer(pn.viewable.Viewer):
         if self.state.channels and self.state.channels not in options:
             options.append(self.state.channels)
         return options
+
+    def _channels_option(self, channels) -> str:
+        """The channel widget's option of ``channels`` (added to its options when the state
+        holds a code they lack, e.g. from a link: a Select would replace it otherwise)."""
+        option = channels or '<all>'
+        if option not in self.channels.options:
+            self.channels.options = self._channel_options()
+        return option
 
     def _dataset_info(self) -> str:
         s = self.state
