@@ -17,17 +17,14 @@ import panel as pn
 
 from app import views
 from app.demo import DEFAULT_DEMO, DEMO_ROOT, DEMOS
-from app.state import URL_UI_KEYS, ExplorerState
+from app.link import link_location
+from app.state import ExplorerState
 from sampler_core.config import _coerce_scale
 
 #: config fields with a hand-made widget; any other field gets a generic one
 _CUSTOM = {'version', 'dataset', 'dataset_hash', 'backend', 'workdir', 'window_dims', 'pad',
            'pad_mode', 'pad_value', 'scale', 'channels', 'visible_thresh', 'with_annots', 'categories',
            'n_pos', 'n_neg', 'neg_to_pos_ratio', 'neg_overlap', 'seed'}
-#: config fields kept in the URL (the rest: version, hash, workdir are not)
-URL_CONFIG_KEYS = ('dataset', 'backend', 'window_dims', 'pad', 'pad_mode', 'channels',
-                   'visible_thresh', 'with_annots', 'categories', 'n_pos', 'n_neg',
-                   'neg_to_pos_ratio', 'neg_overlap', 'seed')
 
 THUMB = 150
 
@@ -245,7 +242,7 @@ class Explorer(pn.viewable.Viewer):
         self._link_pair('pad', self.pad_h, self.pad_w)
         self.pad_mode = pn.widgets.Select.from_param(s.param.pad_mode, label='padkw mode')
         self.channels = pn.widgets.Select(label='channels', options=self._channel_options())
-        self._link('channels', self.channels, to_widget=lambda v: v or '<all>',
+        self._link('channels', self.channels, to_widget=self._channels_option,
                    to_state=lambda v: None if v in ('<all>', None) else v)
         self.visible_thresh = pn.widgets.FloatSlider.from_param(
             s.param.visible_thresh, step=0.05, value_throttled=s.visible_thresh)
@@ -353,6 +350,14 @@ class Explorer(pn.viewable.Viewer):
         if self.state.channels and self.state.channels not in options:
             options.append(self.state.channels)
         return options
+
+    def _channels_option(self, channels) -> str:
+        """The channel widget's option of ``channels`` (added to its options when the state
+        holds a code they lack, e.g. from a link: a Select would replace it otherwise)."""
+        option = channels or '<all>'
+        if option not in self.channels.options:
+            self.channels.options = self._channel_options()
+        return option
 
     def _dataset_info(self) -> str:
         s = self.state
@@ -898,14 +903,9 @@ class Explorer(pn.viewable.Viewer):
         ensure_extensions()
         self._release_held_updates()
         if sync_url and pn.state.location is not None:
-            keys = list(URL_CONFIG_KEYS) + list(URL_UI_KEYS)
-            pn.state.location.sync(self.state, {k: k for k in keys},
-                                   on_error=self._on_url_error)
+            self.link = link_location(pn.state.location, self.state)   # app.link
         return pn.template.BootstrapTemplate(
             title=title,
             sidebar=[self._deferred(pn.Column(*self.sidebar(), sizing_mode='stretch_width'))],
             main=[pn.Column(*self.main(), sizing_mode='stretch_width')], sidebar_width=340,
             header_background="#14532d")
-
-    def _on_url_error(self, values) -> None:
-        self.state.notify(f'could not apply the link parameters {sorted(values)}')

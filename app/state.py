@@ -38,16 +38,6 @@ from app.pools import compute_pools, filter_images, get_shared, session_sampler
 from app.roots import check_dataset_files, check_path, normalize_roots
 from sampler_core.config import SamplingConfig, WindowDims
 
-#: config keys that change only how windows are read
-TARGET_KEYS = ('pad', 'pad_mode', 'pad_value', 'channels', 'visible_thresh', 'with_annots')
-#: config keys that change the sampler itself
-SAMPLER_KEYS = ('dataset', 'backend', 'workdir')
-#: config keys that change nothing sampled
-INERT_KEYS = ('version', 'dataset_hash')
-#: every other config key (window_dims, categories, n_pos, seed, ... and fields
-#: added to SamplingConfig later) changes the pools: preselect runs again
-POOL_KEYS = tuple(k for k in SamplingConfig.FIELDS
-                  if k not in TARGET_KEYS + SAMPLER_KEYS + INERT_KEYS)
 #: UI keys kept in the URL besides the config
 URL_UI_KEYS = ('gid', 'search', 'image_categories', 'gallery_size', 'detail_frames')
 
@@ -227,7 +217,8 @@ class ExplorerState(SamplingConfig):
         names = {e.name for e in events}
         self._busy = True
         try:
-            if names & set(SAMPLER_KEYS):
+            role = self.change_role(names)   # what the config says these fields need
+            if role == 'sampler':
                 self._load_sampler()
                 if 'categories' not in names:
                     self.categories = [c for c in self.categories
@@ -237,7 +228,7 @@ class ExplorerState(SamplingConfig):
                     self.gid = ids[0] if ids else None
                 self.image_categories = []
                 self.click_xy = None
-            if names - set(TARGET_KEYS) - set(INERT_KEYS):
+            if role in ('sampler', 'pools'):
                 self._refresh_pools()
                 self.selected_item = None
             else:

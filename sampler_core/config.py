@@ -63,6 +63,9 @@ BALANCE_CHOICES = ['none', 'inverse', 'weights']
 SPLIT_BY_CHOICES = ['none', 'image', 'video', 'block']
 #: largest seed numpy accepts
 MAX_SEED = 2 ** 32 - 1
+#: roles of config fields (:attr:`SamplingConfig.FIELD_ROLES`), weakest first: a change
+#: of a stronger role does what a weaker one does too
+ROLES = ('inert', 'read', 'pools', 'sampler')
 #: fields holding (height, width) pairs of whole pixels
 _PIXEL_PAIRS = ('window_dims', 'pad', 'split_block')
 #: integer fields (bools are rejected although Python counts them as ints)
@@ -187,12 +190,65 @@ class SamplingConfig(param.Parameterized):
     split_block = param.NumericTuple(default=(1024, 1024), length=2, doc=(
         '(height, width) of a split block, pixels (split_by="block").'))
 
+    #: What changing each field does, one entry per field, in file order (the keys written
+    #: to files). A role names the strongest thing a change needs, checked against what
+    #: reads the field: ``'sampler'`` opens the dataset again (``CocoSampler(dataset,
+    #: backend, workdir)``); ``'pools'`` draws the pools again (:meth:`preselect_kwargs`,
+    #: :meth:`split_selector`, :meth:`balance_arg` and the grid fields
+    #: ``CocoSampler.apply_config`` passes; ``pad`` too, as a block split keeps the windows
+    #: whose *padded* extent lies in one subset); ``'read'`` changes only how a pool window
+    #: is read (:meth:`target_extra`, ``visible_thresh``, ``with_annots``); ``'inert'``
+    #: changes nothing sampled (the format version, the dataset hash filled on export).
+    FIELD_ROLES = {
+        'version': 'inert', 'dataset': 'sampler', 'dataset_hash': 'inert',
+        'backend': 'sampler', 'workdir': 'sampler',
+        'window_dims': 'pools', 'pad': 'pools', 'pad_mode': 'read', 'pad_value': 'read',
+        'scale': 'read', 'channels': 'read', 'visible_thresh': 'read', 'with_annots': 'read',
+        'categories': 'pools', 'n_pos': 'pools', 'n_neg': 'pools', 'neg_to_pos_ratio': 'pools',
+        'neg_overlap': 'pools', 'seed': 'pools',
+        'mode': 'pools', 'grid_overlap': 'pools', 'grid_edge': 'pools',
+        'balance': 'pools', 'class_weights': 'pools',
+        'split_by': 'pools', 'val_fraction': 'pools', 'split_seed': 'pools',
+        'split_block': 'pools',
+    }
     #: keys written to files, in order
-    FIELDS = ('version', 'dataset', 'dataset_hash', 'backend', 'workdir', 'window_dims', 'pad',
-              'pad_mode', 'pad_value', 'scale', 'channels', 'visible_thresh', 'with_annots',
-              'categories', 'n_pos', 'n_neg', 'neg_to_pos_ratio', 'neg_overlap', 'seed',
-              'mode', 'grid_overlap', 'grid_edge', 'balance', 'class_weights',
-              'split_by', 'val_fraction', 'split_seed', 'split_block')
+    FIELDS = tuple(FIELD_ROLES)
+    #: fields whose change opens the dataset again (and so redraws the pools)
+    SAMPLER_FIELDS = frozenset(k for k, r in FIELD_ROLES.items() if r == 'sampler')
+    #: fields whose change draws the pools again
+    POOL_FIELDS = frozenset(k for k, r in FIELD_ROLES.items() if r == 'pools')
+    #: fields that change only how a pool window is read (pixels, annotations)
+    READ_FIELDS = frozenset(k for k, r in FIELD_ROLES.items() if r == 'read')
+    #: fields that change nothing sampled
+    INERT_FIELDS = frozenset(k for k, r in FIELD_ROLES.items() if r == 'inert')
+
+    @classmethod
+    def change_role(cls, names) -> str:
+        """The strongest role (:attr:`FIELD_ROLES`) among the changed fields ``names``.
+
+        Args:
+            names (Iterable[str]): names of changed config fields.
+
+        Returns:
+            ``'sampler'``, ``'pools'``, ``'read'`` or ``'inert'`` (also for no names).
+
+        Raises:
+            KeyError: a name that is not a config field.
+
+        Example:
+            >>> SamplingConfig.change_role(['pad_mode', 'seed'])
+            'pools'
+            >>> SamplingConfig.change_role(['channels', 'dataset_hash'])
+            'read'
+            >>> SamplingConfig.change_role(['pad'])   # block splits keep padded windows
+            'pools'
+        """
+        names = list(names)
+        unknown = sorted(set(names) - set(cls.FIELD_ROLES), key=str)
+        if unknown:
+            raise KeyError(f'unknown config key(s) {unknown}; known keys: {list(cls.FIELDS)}')
+        ranks = [ROLES.index(cls.FIELD_ROLES[n]) for n in names]
+        return ROLES[max(ranks, default=0)]
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.FIELDS) - {'name'})

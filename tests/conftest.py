@@ -80,3 +80,24 @@ def source_pixels():
             cache[fpath] = synthetic.read_image_pil(fpath)
         return cache[fpath]
     return get
+
+
+@pytest.fixture(scope='session')
+def shapes_copy(tmp_path_factory):
+    """shapes8 written as a .kwcoco.json with its images in a fresh folder."""
+    import shutil
+
+    import kwcoco
+    root = tmp_path_factory.mktemp('data')
+    src = kwcoco.CocoDataset.demo('shapes8')
+    for img in src.imgs.values():
+        dst = root / 'images' / os.path.basename(img['file_name'])
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copy(src.get_image_fpath(img['id']), dst)
+    dset = src.copy()
+    for img in dset.imgs.values():
+        img['file_name'] = 'images/' + os.path.basename(img['file_name'])
+    path = root / 'train.kwcoco.json'
+    dset.fpath = str(path)
+    dset.dump(str(path))
+    return root, path

@@ -353,3 +353,62 @@ def test_browser_square_windows_round_trip_through_the_link(server, page):
     expect(status).to_contain_text('window square box')
     expect(page.locator('.w-window_mode button', has_text='square box')).to_have_class(
         re.compile('active'))
+
+
+def _export_from_page(page, path):
+    """The config the page's 'Export config (YAML)' button downloads."""
+    from sampler_core import SamplingConfig
+    with page.expect_download() as info:
+        page.get_by_text('Export config (YAML)').click()
+    info.value.save_as(path)
+    return SamplingConfig.load(path)
+
+
+def test_browser_link_carries_every_config_field(browser, shapes_copy, tmp_path):
+    """A link with every config field opens a page whose export has each of them; a field
+    changed in the page is in its URL, and that URL opens it again (measured break 2:
+    scale, balance, split_*, mode, grid_*, class_weights and pad_value were dropped)."""
+    import json
+    from urllib.parse import urlencode
+
+    from playwright.sync_api import expect
+
+    from app.link import URL_CONFIG_KEYS, encode
+    root, path = shapes_copy
+    cats = sorted(c['name'] for c in json.loads(path.read_text())['categories'])
+    proc, url = spawn_server([path, '--workdir', tmp_path / 'cache'], cwd=tmp_path)
+    try:
+        wanted = {
+            'dataset': os.path.realpath(path), 'backend': 'npy', 'window_dims': [80, 96],
+            'pad': [4, 8], 'pad_mode': 'reflect', 'pad_value': 3.5, 'scale': 0.75,
+            'channels': 'r|g|b', 'visible_thresh': 0.25, 'with_annots': ['boxes', 'keypoints'],
+            'categories': cats[1:3], 'n_pos': 7, 'n_neg': 5, 'neg_to_pos_ratio': 0.5,
+            'neg_overlap': 0.1, 'seed': 11, 'mode': 'random', 'grid_overlap': 0.25,
+            'grid_edge': 'drop', 'balance': 'inverse', 'class_weights': {cats[1]: 2.0},
+            'split_by': 'image', 'val_fraction': 0.3, 'split_seed': 5,
+            'split_block': [300, 200]}
+        assert set(wanted) == set(URL_CONFIG_KEYS)
+        context = browser.new_context(viewport={'width': 1500, 'height': 1300},
+                                      accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        status = open_app(page, url + '?' + urlencode({k: encode(v)
+                                                       for k, v in wanted.items()}))
+        expect(status).to_contain_text('window 80x96, pad 4x8, seed 11')
+        expect(page.locator('.explorer-alert')).to_be_hidden()
+        cfg = _export_from_page(page, tmp_path / 'opened.yaml').to_dict()
+        for key, value in wanted.items():
+            assert cfg[key] == value, key
+        # a field changed in the page is in its URL; that URL opens it in a fresh page
+        field(page, 'scale').fill('0.5, 0.25')
+        field(page, 'scale').press('Enter')
+        wait_until(lambda: urlencode({'scale': encode([0.5, 0.25])}) in page.url, page)
+        other = context.new_page()
+        other.set_default_timeout(TIMEOUT)
+        open_app(other, page.url)
+        expect(other.locator('.explorer-alert')).to_be_hidden()
+        again = _export_from_page(other, tmp_path / 'reopened.yaml').to_dict()
+        assert again == {**cfg, 'scale': [0.5, 0.25]}
+        context.close()
+    finally:
+        stop_server(proc)

@@ -15,27 +15,6 @@ def state():
     return ExplorerState(dataset='shapes8', backend=None, n_pos=6, neg_to_pos_ratio=1.0)
 
 
-@pytest.fixture(scope='module')
-def shapes_copy(tmp_path_factory):
-    """shapes8 written as a .kwcoco.json with its images in a fresh folder."""
-    import shutil
-
-    import kwcoco
-    root = tmp_path_factory.mktemp('data')
-    src = kwcoco.CocoDataset.demo('shapes8')
-    for img in src.imgs.values():
-        dst = root / 'images' / os.path.basename(img['file_name'])
-        dst.parent.mkdir(exist_ok=True)
-        shutil.copy(src.get_image_fpath(img['id']), dst)
-    dset = src.copy()
-    for img in dset.imgs.values():
-        img['file_name'] = 'images/' + os.path.basename(img['file_name'])
-    path = root / 'train.kwcoco.json'
-    dset.fpath = str(path)
-    dset.dump(str(path))
-    return root, path
-
-
 def _windows(sampler, n):
     out = []
     for i in range(n):
@@ -300,7 +279,7 @@ def test_session_sampler_copy_leaves_shared_pools_alone():
 
 def test_app_module_doctests():
     import xdoctest
-    for mod in ('app.roots', 'app.demo', 'app.pools', 'app.state', 'app.views'):
+    for mod in ('app.roots', 'app.demo', 'app.pools', 'app.state', 'app.link', 'app.views'):
         result = xdoctest.doctest_module(mod, command='all', argv=[])
         assert result['n_failed'] == 0 and result['n_passed'] > 0, (mod, result)
 
@@ -308,7 +287,7 @@ def test_app_module_doctests():
 def test_import_app_loads_no_gui():
     import subprocess
     import sys
-    code = ('import sys, app, app.cli, app.state, app.pools, app.roots\n'
+    code = ('import sys, app, app.cli, app.state, app.pools, app.roots, app.link\n'
             'bad = [m for m in ("panel", "holoviews", "bokeh") if m in sys.modules]\n'
             'assert not bad, bad\n')
     subprocess.run([sys.executable, '-c', code], check=True)
@@ -385,3 +364,136 @@ def test_demo_is_reopened_from_the_file_kwcoco_wrote(tmp_path, monkeypatch):
     memo.write_text(json.dumps({'shapes8': os.fspath(broken)}))
     assert demo.load_demo('shapes8').dataset == first.dataset
     assert calls == ['shapes8', 'shapes8', 'shapes8']
+
+
+def _state_rows(state) -> list:
+    """(gid, cx, cy, aid, x0, y0, x1, y1) of every pool row the explorer shows, by index."""
+    table = state.pools.all
+    assert table['index'].tolist() == list(range(len(table)))
+    return [tuple(r) for r in table[['gid', 'cx', 'cy', 'aid', 'x0', 'y0', 'x1', 'y1']]
+            .astype(float).values.tolist()]
+
+
+def _rebuilt_rows(sampler) -> list:
+    """The same rows of a sampler built from a config: its pool tables and the window
+    ``load_item`` cuts (``space_slice``, without pad)."""
+    pos, neg = sampler.regions.pool_tables()
+    rows = []
+    for i in range(sampler.regions.n_samples):
+        pool, j = (pos, i) if i < len(pos['gid']) else (neg, i - len(pos['gid']))
+        sl = sampler.load_item(i, with_annots=False)['target']['space_slice']
+        rows.append(tuple(float(v) for v in (pool['gid'][j], pool['cx'][j], pool['cy'][j],
+                                              pool['aid'][j], sl[1].start, sl[0].start,
+                                              sl[1].stop, sl[0].stop)))
+    return rows
+
+
+def test_pad_redraws_the_pools_of_a_block_split(shapes_copy):
+    """Measured break 1: pad set after the split showed pools drawn without it (30 of 40
+    rows differed from the export's), windows that leak into val."""
+    root, path = shapes_copy
+    state = ExplorerState(dataset=str(path), roots=[root], backend=None)
+    # one widget at a time, as a person sets them
+    state.window_dims = (64, 64)
+    state.n_pos = 20
+    state.seed = 80
+    state.split_by = 'block'
+    state.param.update(split_block=(256, 256))
+    state.pad = (0, 32)
+    assert state.message is None, state.message
+    rebuilt = CocoSampler.from_config(SamplingConfig.loads(state.export_yaml()))
+    assert rebuilt.regions.n_positives == 20 and rebuilt.regions.n_samples == 40
+    assert _state_rows(state) == _rebuilt_rows(rebuilt)
+
+
+def _every_url_field(state) -> list:
+    """(key, value) for every URL key, each different from the state's default."""
+    cats = state.category_names
+    return [('backend', 'npy'), ('window_dims', (80, 96)), ('pad', (4, 8)),
+            ('pad_value', 3.5), ('pad_mode', 'reflect'), ('scale', 0.75),
+            ('channels', 'r|g|b'), ('visible_thresh', 0.25),
+            ('with_annots', ['boxes', 'keypoints']), ('categories', cats[:2]),
+            ('n_pos', None), ('n_neg', 5), ('neg_to_pos_ratio', 0.5), ('neg_overlap', 0.1),
+            ('seed', 11), ('grid_overlap', 0.25), ('grid_edge', 'drop'),
+            ('class_weights', {cats[0]: 2.0, cats[1]: 0.5}), ('balance', 'inverse'),
+            ('split_by', 'image'), ('val_fraction', 0.3), ('split_seed', 5),
+            ('split_block', (300, 200)),
+            ('gid', 3), ('search', '12'), ('image_categories', cats[:1]),
+            ('gallery_size', 4), ('detail_frames', 2)]
+
+
+def test_link_reopens_every_config_field(shapes_copy, tmp_path):
+    """Measured break 2: the query the app writes (Panel's location sync, through
+    app.link) reopens a state with the same config; it dropped scale, balance, split_*,
+    mode, grid_*, class_weights and pad_value, and None came back as the text 'null'."""
+    from panel.io.location import Location
+
+    from app.link import URL_CONFIG_KEYS, URL_KEYS, link_location
+    root, path = shapes_copy
+    opts = dict(roots=[root], workdir=str(tmp_path / 'cache'))
+    state = ExplorerState(dataset='shapes8', backend=None, **opts)
+    location = Location()
+    link_location(location, state)
+    state.dataset = str(path)
+    changes = _every_url_field(state)
+    assert {k for k, _ in changes} | {'dataset', 'mode'} == set(URL_KEYS)
+    for key, value in changes:          # one widget at a time
+        setattr(state, key, value)
+        assert state.message is None, (key, state.message)
+        assert getattr(state, key) == value
+    assert 'split_by=image' in location.search and 'scale=0.75' in location.search
+    fresh = ExplorerState(dataset='shapes8', backend=None, **opts)
+    link_location(Location(search=location.search), fresh)
+    assert fresh.message is None, fresh.message
+    for key, value in changes + [('dataset', str(path)), ('mode', 'random')]:
+        assert getattr(fresh, key) == value, key
+    assert fresh.export_yaml() == state.export_yaml()
+    assert set(URL_CONFIG_KEYS) == set(SamplingConfig.FIELDS) - {
+        'version', 'dataset_hash', 'workdir'}
+
+
+@pytest.mark.parametrize('values', [
+    {'mode': 'grid', 'window_dims': (48, 64), 'grid_overlap': 0.5, 'grid_edge': 'pad'},
+    {'window_dims': 'square', 'scale': (0.5, 0.75), 'n_pos': None, 'channels': 'null'},
+    {'window_dims': None, 'balance': 'weights', 'class_weights': 'one category',
+     'dataset': 'shapes8', 'search': 'true'},
+], ids=['grid', 'square', 'box-size'])
+def test_link_reopens_values_that_are_not_plain_scalars(values):
+    from panel.io.location import Location
+
+    from app.link import link_location
+    state = ExplorerState(dataset='shapes8', backend=None)
+    location = Location()
+    link_location(location, state)
+    if values.get('class_weights') == 'one category':
+        values = {**values, 'class_weights': {state.category_names[-1]: 1.0}}
+    state.param.update(**values)
+    assert state.message is None, state.message
+    fresh = ExplorerState(dataset='shapes8', backend=None)
+    link_location(Location(search=location.search), fresh)
+    assert fresh.message is None, fresh.message
+    for key, value in values.items():
+        assert getattr(fresh, key) == value, key
+    assert fresh.config_dict() == state.config_dict()
+
+
+def test_link_with_a_bad_value_keeps_the_state_and_says_why():
+    from panel.io.location import Location
+    from panel.util import parse_query
+
+    from app.link import link_location
+    location = Location(search='?n_pos=abc&seed=4&gallery_size=3&mode=grid&balance=inverse')
+    state = ExplorerState(dataset='shapes8', backend=None)
+    link_location(location, state)
+    assert 'n_pos' in state.message['text']
+    assert (state.n_pos, state.seed, state.mode, state.gallery_size) == (16, 0, 'random', 3)
+    # the query shows what the state holds
+    query = parse_query(location.search)
+    assert (query['n_pos'], query['seed'], query['mode'], query['gallery_size']) == (
+        16, 0, 'random', 3)
+    location = Location(search='?window_dims=[9000, 64]')
+    state = ExplorerState(dataset='shapes8', backend=None)
+    link_location(location, state)
+    assert 'larger than allowed' in state.message['text']
+    assert state.window_dims == (128, 128)
+    assert parse_query(location.search)['window_dims'] == [128, 128]
