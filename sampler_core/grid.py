@@ -59,6 +59,11 @@ TASKS = ('image_detection', 'video_detection')
 #: categories that never make a window positive (case-insensitive)
 NEGATIVE_CLASSES = ('ignore', 'background')
 
+#: most windows one grid may hold. Every window becomes a target dict (about
+#: 0.5 kB with its slices and annotation list), so a grid at the limit takes
+#: about 0.5 GB; larger grids are refused before any is built.
+MAX_GRID_WINDOWS = 1_000_000
+
 
 def _check_edge(edge: str) -> str:
     if edge not in EDGE_MODES:
@@ -120,6 +125,52 @@ def window_starts(length: int, window: int, overlap: float = 0.0,
     if edge == 'shift' and starts[-1] + window < length:
         starts = np.append(starts, length - window)
     return starts
+
+
+def window_count(length: int, window: int, overlap: float = 0.0, edge: str = 'shift') -> int:
+    """``len(window_starts(length, window, overlap, edge))``, by arithmetic alone.
+
+    Example:
+        >>> [window_count(10, 4, edge=e) for e in EDGE_MODES], window_count(3, 4)
+        ([3, 3, 2], 1)
+    """
+    _check_edge(edge)
+    length, window = int(length), int(window)
+    if length < 1 or window < 1:
+        raise ValueError(f'length and window must be positive, got {length} and {window}')
+    stride = window_stride(window, overlap)
+    if length <= window:
+        return 1
+    if edge == 'pad':
+        return -(-(length - window) // stride) + 1
+    num = (length - window) // stride + 1
+    if edge == 'shift' and (num - 1) * stride + window < length:
+        num += 1
+    return num
+
+
+def _check_grid_size(extents: list[tuple[int, ...]], window_dims: Any,
+                     window_overlap: Any, edge: str) -> int:
+    """Count the windows of a grid over ``extents`` (one ``(h, w)`` / ``(t, h, w)`` each).
+
+    Raises:
+        ValueError: more than :data:`MAX_GRID_WINDOWS` windows, naming the count.
+    """
+    total = 0
+    ndim = len(extents[0]) if extents else 2
+    overlap = _coerce_overlap(window_overlap, ndim)
+    for full in extents:
+        dims = _coerce_dims(window_dims, ndim, full)
+        num = 1
+        for n, d, f in zip(full, dims, overlap):
+            num *= window_count(n, d, f, edge)
+        total += num
+    if total > MAX_GRID_WINDOWS:
+        raise ValueError(
+            f'a grid of window_dims={window_dims!r} with window_overlap={window_overlap!r} '
+            f'over {len(extents)} images / videos has {total:,} windows, more than '
+            f'MAX_GRID_WINDOWS ({MAX_GRID_WINDOWS:,}); use larger windows or less overlap')
+    return total
 
 
 def _coerce_dims(window_dims: Any, ndim: int, full: Sequence[int]) -> tuple[int, ...]:
@@ -291,11 +342,14 @@ def new_image_sample_grid(dset, window_dims, window_overlap=0.0, edge: str = 'sh
     _check_edge(edge)
     _coerce_dims(window_dims, 2, (1, 1))
     _coerce_overlap(window_overlap, 2)
-    boxes = _ImageBoxes(dset, negative_classes, classes_of_interest) if use_annots else None
-    targets, flags = [], []
     for gid, img in dset.imgs.items():
         if img.get('width') is None or img.get('height') is None:
             raise ValueError(f'image {gid} has no width / height')
+    _check_grid_size([(int(img['height']), int(img['width'])) for img in dset.imgs.values()],
+                     window_dims, window_overlap, edge)
+    boxes = _ImageBoxes(dset, negative_classes, classes_of_interest) if use_annots else None
+    targets, flags = [], []
+    for gid, img in dset.imgs.items():
         full = (int(img['height']), int(img['width']))
         if min(full) <= 0:
             raise ValueError(f'image {gid} ({img.get("file_name")}) has (height, width)={full} '
@@ -314,6 +368,22 @@ def new_image_sample_grid(dset, window_dims, window_overlap=0.0, edge: str = 'sh
             targets.append({'gid': gid, 'slices': region, 'aids': aids})
             flags.append(positive)
     return _finish(targets, flags, use_annots, verbose)
+
+
+def _video_extents(dset) -> list[tuple[int, list[int], tuple[int, int, int]]]:
+    """``(vidid, gids, (t, h, w))`` of every video with frames (frames in kwcoco's order)."""
+    out = []
+    for vidid, video in dset.index.videos.items():
+        gids = list(dset.index.vidid_to_gids[vidid])
+        if not gids:
+            continue
+        if video.get('height') is not None and video.get('width') is not None:
+            space = (int(video['height']), int(video['width']))
+        else:
+            first = dset.imgs[gids[0]]
+            space = (int(first['height']), int(first['width']))
+        out.append((vidid, gids, (len(gids),) + space))
+    return out
 
 
 def new_video_sample_grid(dset, window_dims, window_overlap=0.0, edge: str = 'shift',
@@ -351,18 +421,11 @@ def new_video_sample_grid(dset, window_dims, window_overlap=0.0, edge: str = 'sh
     _check_edge(edge)
     _coerce_dims(window_dims, 3, (1, 1, 1))
     _coerce_overlap(window_overlap, 3)
+    videos = _video_extents(dset)
+    _check_grid_size([full for _, _, full in videos], window_dims, window_overlap, edge)
     boxes = _ImageBoxes(dset, negative_classes, classes_of_interest) if use_annots else None
     targets, flags = [], []
-    for vidid, video in dset.index.videos.items():
-        gids = list(dset.index.vidid_to_gids[vidid])
-        if not gids:
-            continue
-        if video.get('height') is not None and video.get('width') is not None:
-            space = (int(video['height']), int(video['width']))
-        else:
-            first = dset.imgs[gids[0]]
-            space = (int(first['height']), int(first['width']))
-        full = (len(gids),) + space
+    for vidid, gids, full in videos:
         dims = _coerce_dims(window_dims, 3, full)
         overlap = _coerce_overlap(window_overlap, 3)
         ts, ys, xs = _grid_slices(full, dims, overlap, edge)

@@ -40,6 +40,12 @@ def _rtree():
 #: images with at most this many boxes are queried with numpy instead of the rtree
 SMALL_IMAGE_BOXES = 1024
 
+#: most random negative candidates drawn and checked at once (bounds the memory of a draw)
+NEGATIVE_BATCH = 2 ** 20
+
+#: most (window, box) pairs compared at once when checking negative candidates
+PAIR_BUDGET = 2 ** 22
+
 
 def _box3(gids: np.ndarray, ltrb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(mins, maxs)`` rtree coordinates ``(image, x, y)`` of boxes in images.
@@ -163,6 +169,7 @@ class FrameIntersectionIndex:
         self.image_dims: dict[int, tuple[int, int]] = {}
         self._tree = None
         self._rows_by_gid: dict[int, tuple[int, int]] | None = None
+        self._max_small_boxes: int | None = None
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -458,24 +465,29 @@ class FrameIntersectionIndex:
         for _ in range(rounds):
             if n_found >= num:
                 break
-            batch = max(64, 2 * (num - n_found))
-            pick = rng.randint(0, len(gids), size=batch)
-            img_h, img_w = dims[pick, 0], dims[pick, 1]
-            if window_size is not None:
-                bw = np.full(batch, ww, dtype=np.float64)
-                bh = np.full(batch, wh, dtype=np.float64)
-            else:
-                a = anchors[rng.randint(0, len(anchors), size=batch)]
-                z = np.minimum(img_h, img_w)
-                bw = np.maximum(np.round(a[:, 0] * z), 1)
-                bh = np.maximum(np.round(a[:, 1] * z), 1)
-            x0 = np.floor(rng.rand(batch) * np.maximum(img_w - bw + 1, 1))
-            y0 = np.floor(rng.rand(batch) * np.maximum(img_h - bh + 1, 1))
-            cand = np.stack([x0, y0, x0 + bw, y0 + bh], axis=1)
-            ok = self._negative_ok(gids[pick], cand, float(thresh))
-            found_g.append(gids[pick][ok])
-            found_b.append(cand[ok])
-            n_found += int(ok.sum())
+            # a round draws twice what is missing, in pieces of at most NEGATIVE_BATCH
+            # (one piece up to 512k missing windows: the draws of a single batch)
+            todo = max(64, 2 * (num - n_found))
+            while todo > 0 and n_found < num:
+                batch = min(todo, NEGATIVE_BATCH)
+                todo -= batch
+                pick = rng.randint(0, len(gids), size=batch)
+                img_h, img_w = dims[pick, 0], dims[pick, 1]
+                if window_size is not None:
+                    bw = np.full(batch, ww, dtype=np.float64)
+                    bh = np.full(batch, wh, dtype=np.float64)
+                else:
+                    a = anchors[rng.randint(0, len(anchors), size=batch)]
+                    z = np.minimum(img_h, img_w)
+                    bw = np.maximum(np.round(a[:, 0] * z), 1)
+                    bh = np.maximum(np.round(a[:, 1] * z), 1)
+                x0 = np.floor(rng.rand(batch) * np.maximum(img_w - bw + 1, 1))
+                y0 = np.floor(rng.rand(batch) * np.maximum(img_h - bh + 1, 1))
+                cand = np.stack([x0, y0, x0 + bw, y0 + bh], axis=1)
+                ok = self._negative_ok(gids[pick], cand, float(thresh))
+                found_g.append(gids[pick][ok])
+                found_b.append(cand[ok])
+                n_found += int(ok.sum())
         neg_gids = np.concatenate(found_g)[:num] if found_g else np.empty(0, dtype=np.int64)
         neg_ltrb = np.concatenate(found_b)[:num] if found_b else np.empty((0, 4))
         if len(neg_gids) < num and exact:
@@ -488,10 +500,75 @@ class FrameIntersectionIndex:
                 raise ValueError(msg)
         return neg_gids, kwimage.Boxes(neg_ltrb, 'ltrb')
 
+    def negative_places(self, anchors: np.ndarray | None = None,
+                        window_size: Sequence[int] | None = None,
+                        gids: Iterable[int] | None = None) -> int:
+        """How many distinct windows :meth:`random_negatives` can draw, before the overlap test.
+
+        A ``(w, h)`` window starts at one of ``max(W - w + 1, 1) * max(H - h + 1, 1)``
+        whole-pixel places of an image of ``(H, W)`` (only its top-left corner when
+        it is larger than the image). With ``anchors`` every distinct size the
+        anchors give in an image counts with its places. No request can have
+        more distinct negatives than this.
+
+        Args:
+            anchors, window_size, gids: as in :meth:`random_negatives`.
+
+        Returns:
+            the number of places, summed over ``gids`` (default: every image).
+
+        Example:
+            >>> self = FrameIntersectionIndex.from_arrays([], [], np.empty((0, 4)),
+            ...                                           {1: (10, 20), 2: (4, 4)})
+            >>> self.negative_places(window_size=(5, 5))   # (20-5+1)*(10-5+1) + 1
+            97
+            >>> self.negative_places(anchors=np.array([[0.5, 0.5], [0.55, 0.45]]), gids=[2])
+            9
+        """
+        if (anchors is None) == (window_size is None):
+            raise ValueError('give exactly one of anchors or window_size')
+        gids = sorted(self.image_dims) if gids is None else list(gids)
+        dims = np.array([self.image_dims[self._check_gid(g)] for g in gids],
+                        dtype=np.float64).reshape(-1, 2)
+        img_h, img_w = dims[:, 0:1], dims[:, 1:2]
+        if window_size is not None:
+            ww, wh = (float(v) for v in window_size)
+            per = np.maximum(img_w - ww + 1, 1) * np.maximum(img_h - wh + 1, 1)
+            return int(per.sum())
+        anchors = np.unique(np.asarray(anchors, dtype=np.float64).reshape(-1, 2), axis=0)
+        total = 0
+        for start in range(0, len(dims), 256):  # (images, anchors) tables, in chunks
+            h, w = img_h[start:start + 256], img_w[start:start + 256]
+            z = np.minimum(h, w)
+            bw = np.maximum(np.round(anchors[None, :, 0] * z), 1)   # as random_negatives
+            bh = np.maximum(np.round(anchors[None, :, 1] * z), 1)
+            key = bw * (bh.max() + 1) + bh
+            order = np.argsort(key, axis=1, kind='stable')
+            key, bw, bh = (np.take_along_axis(a, order, 1) for a in (key, bw, bh))
+            first = np.ones(key.shape, dtype=bool)
+            first[:, 1:] = key[:, 1:] != key[:, :-1]                 # each size once
+            per = np.maximum(w - bw + 1, 1) * np.maximum(h - bh + 1, 1)
+            total += int(per[first].sum())
+        return total
+
     def _negative_ok(self, cand_gids: np.ndarray, cand: np.ndarray, thresh: float) -> np.ndarray:
-        """Which candidate windows ``(M, 4)`` ltrb keep overlap within ``thresh``."""
+        """Which candidate windows ``(M, 4)`` ltrb keep overlap within ``thresh``.
+
+        Candidates are checked in chunks of at most :data:`PAIR_BUDGET`
+        (window, box) pairs, so memory does not grow with the request.
+        """
         ok = np.ones(len(cand), dtype=bool)
         if not len(self.aids) or thresh >= 1.0 or not len(cand):
+            return ok
+        if self._max_small_boxes is None:
+            self._span(int(self.gids[0]))  # builds _rows_by_gid
+            counts = [b - a for a, b in self._rows_by_gid.values() if b - a <= SMALL_IMAGE_BOXES]
+            self._max_small_boxes = max(counts, default=1)
+        chunk = max(1, PAIR_BUDGET // max(1, self._max_small_boxes))
+        if len(cand) > chunk:
+            for start in range(0, len(cand), chunk):
+                stop = start + chunk
+                ok[start:stop] = self._negative_ok(cand_gids[start:stop], cand[start:stop], thresh)
             return ok
         owner, rows = self._candidate_pairs(cand_gids, cand)
         if not len(rows):
@@ -550,7 +627,9 @@ def coco_annot_arrays(dset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
         >>> xywh.shape == (len(aids), 4) and len(gids) == len(cids) == len(aids)
         True
     """
-    anns = dset.dataset.get('annotations', [])
+    anns = dset.dataset.get('annotations', None) or []
+    if len(anns) != len(dset.anns):
+        check_unique_ids(dset)
     aids, gids, cids, boxes = [], [], [], []
     for ann in anns:
         bbox = ann.get('bbox', None)
@@ -573,6 +652,36 @@ def coco_annot_arrays(dset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
         raise
     return (np.array(aids, dtype=np.int64), np.array(gids, dtype=np.int64),
             np.array(cids, dtype=np.int64), xywh)
+
+
+def check_unique_ids(dset, where: str = 'the dataset') -> None:
+    """Refuse a dataset whose images, annotations or categories repeat an id.
+
+    kwcoco's index keeps one entry per id (with a warning), while the JSON
+    lists still hold every copy: the tables built from the lists and the
+    lookups by id would then disagree (a sample reports another annotation's
+    box). Renumbering cannot know which copy other files refer to, so the
+    dataset is refused.
+
+    Raises:
+        ValueError: naming the section and the repeated ids.
+
+    Example:
+        >>> import kwcoco
+        >>> check_unique_ids(kwcoco.CocoDataset.demo('shapes8'))
+    """
+    from collections import Counter
+    data = dset.dataset
+    for key, index in (('images', dset.imgs), ('annotations', dset.anns),
+                       ('categories', dset.cats)):
+        items = data.get(key) or []
+        if len(items) == len(index):  # kwcoco's index holds one entry per id
+            continue
+        counts = Counter(item.get('id') for item in items)
+        repeated = sorted((i for i, n in counts.items() if n > 1), key=repr)
+        raise ValueError(f'{where} has {len(repeated)} {key[:-1]} id(s) used more than once: '
+                         f'{repeated[:20]}{" ..." if len(repeated) > 20 else ""}; ids must be '
+                         f'unique (renumber the {key} and the references to them)')
 
 
 def coco_box_arrays(dset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

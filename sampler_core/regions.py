@@ -39,6 +39,67 @@ TARGET_COLUMNS = ('aid', 'gid', 'category_id', 'cx', 'cy', 'width', 'height',
                   'img_width', 'img_height')
 
 
+#: largest pool one request may ask for, of each kind (positives, negatives). A
+#: pool row holds 9 numbers (72 bytes), so a pool at the limit takes 0.72 GB;
+#: larger requests are refused before any work.
+MAX_POOL_ITEMS = 10_000_000
+
+
+def check_pool_size(num: Any, name: str) -> int:
+    """``num`` as an int in ``[0, MAX_POOL_ITEMS]``.
+
+    Raises:
+        ValueError: naming ``name`` and the value, when negative or above
+            :data:`MAX_POOL_ITEMS`.
+
+    Example:
+        >>> check_pool_size(5, 'n_pos')
+        5
+    """
+    num = int(num)
+    if num < 0:
+        raise ValueError(f'{name} must not be negative, got {num}')
+    if num > MAX_POOL_ITEMS:
+        raise ValueError(f'{name}={num:,} is more than MAX_POOL_ITEMS ({MAX_POOL_ITEMS:,}), '
+                         f'the largest pool one request may ask for')
+    return num
+
+
+def positive_extent(cx, cy, width, height):
+    """The centre and size of a positive's own window, at least 1 px per side.
+
+    A positive without ``window_dims`` is loaded with its box as the window.
+    A box side of length 0 (a point, or a line) would give an empty window
+    that cannot be loaded, so that side becomes the one pixel the box lies on:
+    a zero-width box at ``x`` gets ``width = 1`` and ``cx = floor(x) + 0.5``,
+    whose window ``[floor(x), floor(x) + 1)`` holds it (the half-open rule of
+    ``docs/design.md``, rule 1). Other boxes are unchanged.
+
+    Args:
+        cx, cy, width, height: numbers or ``(N,)`` arrays, pixels, image space.
+
+    Returns:
+        ``(cx, cy, width, height)`` as float64 arrays of the input's shape.
+
+    Example:
+        >>> [v.tolist() for v in positive_extent(100.0, 110.0, 0.0, 20.0)]
+        [100.5, 110.0, 1.0, 20.0]
+    """
+    cx, cy, width, height = (np.asarray(v, dtype=np.float64) for v in (cx, cy, width, height))
+    flat_w, flat_h = width == 0, height == 0
+    return (np.where(flat_w, np.floor(cx) + 0.5, cx), np.where(flat_h, np.floor(cy) + 0.5, cy),
+            np.where(flat_w, 1.0, width), np.where(flat_h, 1.0, height))
+
+
+def _rng_state(rng) -> Any:
+    """A comparable snapshot of a RandomState (to tell whether a draw consumed it)."""
+    try:
+        kind, keys, pos, has_gauss, cached = rng.get_state()
+    except AttributeError:
+        return object()  # unknown generator: count it as consumed
+    return (kind, keys.tobytes(), pos, has_gauss, cached)
+
+
 class MissingNegativePool(AssertionError):
     """A specific negative was asked for before a negative pool was preselected."""
 
@@ -47,11 +108,26 @@ def _row(table, index: int) -> dict:
     return {k: table[k][index].item() for k in table.keys()}
 
 
-def tabular_coco_targets(dset, arrays=None):
-    """All annotations with a valid box as a column table.
+def _warn_left_out(aids: np.ndarray, why: str) -> None:
+    """One warning naming the annotations (the first 20) left out of the target table."""
+    more = f' (and {len(aids) - 20} more)' if len(aids) > 20 else ''
+    warnings.warn(f'{len(aids)} annotations {why} and are not targets: '
+                  f'aids {aids[:20].tolist()}{more}')
 
-    Annotations without a ``bbox`` are skipped; boxes that are NaN, infinite or
-    have a negative width / height are skipped with a warning naming them.
+
+def tabular_coco_targets(dset, arrays=None):
+    """All annotations that can be positives, as a column table.
+
+    Annotations without a ``bbox`` are skipped. Left out with one warning per
+    reason, naming them (they stay in the spatial index, so negatives still
+    avoid them and windows still report them):
+
+    * boxes that are NaN, infinite or have a negative width / height;
+    * annotations whose ``category_id`` is not a category of the dataset (a
+      sample would carry a label ``sampler.classes`` does not know);
+    * boxes wholly outside their image (visible fraction 0 in the image, the
+      rule of :func:`sampler_core.index.visible_fractions`): their window
+      would be all padding.
 
     Args:
         dset (kwcoco.CocoDataset): the dataset.
@@ -70,16 +146,31 @@ def tabular_coco_targets(dset, arrays=None):
         True
     """
     import kwarray
+    from sampler_core.index import visible_fractions
     aids, gids, cids, xywh = coco_annot_arrays(dset) if arrays is None else arrays
     valid = np.isfinite(xywh).all(axis=1) & (xywh[:, 2] >= 0) & (xywh[:, 3] >= 0)
     if not valid.all():
-        warnings.warn(f'{int((~valid).sum())} annotations have invalid boxes (NaN, inf or '
-                      f'negative size) and are not targets: aids {aids[~valid][:20].tolist()}')
+        _warn_left_out(aids[~valid], 'have invalid boxes (NaN, inf or negative size)')
         aids, gids, cids, xywh = aids[valid], gids[valid], cids[valid], xywh[valid]
+    known = np.isin(cids, np.fromiter(dset.cats.keys(), dtype=np.int64, count=len(dset.cats)))
+    if not known.all():
+        _warn_left_out(aids[~known], f'have a category_id that is not a category of the '
+                                     f'dataset ({np.unique(cids[~known])[:10].tolist()})')
+        aids, gids, cids, xywh = aids[known], gids[known], cids[known], xywh[known]
     imgs = dset.imgs
     img_wh = np.array([(imgs[g].get('width') or -1, imgs[g].get('height') or -1)
                        for g in np.unique(gids).tolist()], dtype=np.int64).reshape(-1, 2)
     uniq, inverse = np.unique(gids, return_inverse=True)
+    if len(uniq):
+        wh = img_wh[inverse].astype(np.float64)
+        ltrb = np.hstack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
+        image = np.hstack([np.zeros_like(wh), wh])
+        outside = (wh > 0).all(axis=1) & (visible_fractions(ltrb, image) == 0)
+        if outside.any():
+            _warn_left_out(aids[outside], 'have boxes wholly outside their image')
+            keep = ~outside
+            aids, gids, cids, xywh = aids[keep], gids[keep], cids[keep], xywh[keep]
+            inverse = inverse[keep]
     table = {
         'aid': aids,
         'gid': gids,
@@ -176,6 +267,8 @@ class CocoRegions(Targets, HashIdentifiable):
         self._pos_windows = None  # explicit positive windows (grid mode), else rows of targets
         self._negative_pool = None
         self._negative_idx = 0
+        #: how the current pools were drawn (see pool_config); None: never drawn
+        self._pool_request = None
         bg = dset.name_to_cat.get('background', None) if hasattr(dset, 'name_to_cat') else None
         self.BACKGROUND_CLASS_ID = bg['id'] if bg is not None else 0
 
@@ -398,24 +491,58 @@ class CocoRegions(Targets, HashIdentifiable):
             ``(n_pos, n_neg)`` actually chosen.
 
         Raises:
-            ValueError: both ``n_neg`` and ``neg_to_pos_ratio``, or negative counts.
+            ValueError: both ``n_neg`` and ``neg_to_pos_ratio``, negative counts,
+                a pool larger than :data:`MAX_POOL_ITEMS`, an ``n_neg`` larger
+                than the places a negative can take
+                (:meth:`~sampler_core.index.FrameIntersectionIndex.negative_places`),
+                split blocks smaller than the padded window. All before any
+                drawing. (A ``neg_to_pos_ratio`` asking more negatives than
+                there are places draws one per place, with a warning.)
+
+        The arguments are remembered, so :meth:`pool_config` can say which
+        config redraws these pools.
         """
         import kwarray
-        if neg_to_pos_ratio is not None and n_neg is not None:
-            raise ValueError(f'give n_neg or neg_to_pos_ratio, not both (got n_neg={n_neg!r}, '
-                             f'neg_to_pos_ratio={neg_to_pos_ratio!r})')
+        request = dict(mode='random', n_pos=n_pos, n_neg=n_neg,
+                       neg_to_pos_ratio=neg_to_pos_ratio, window_dims=window_dims, rng=rng,
+                       thresh=thresh, category_ids=category_ids, balance=balance, split=split)
+        ratio = self._check_counts(n_pos, n_neg, neg_to_pos_ratio)
+        if split is not None:
+            split.check_window_dims(window_dims)
+        n_images = len(self.isect_index.image_dims if split is None else split.gids)
+        if n_neg is not None and int(n_neg) > n_images:
+            self._check_negative_places(int(n_neg), window_dims, split)
         rng = kwarray.ensure_rng(rng)
+        before = _rng_state(rng)
+        self._pool_request = {'why_not': 'the last preselect() raised before it finished'}
         n_pos = self._preselect_positives(n_pos, window_dims=window_dims, rng=rng,
                                           verbose=verbose, category_ids=category_ids,
                                           balance=balance, split=split)
-        if n_neg is None:
-            ratio = 0.0 if neg_to_pos_ratio is None else float(neg_to_pos_ratio)
-            if ratio < 0:
-                raise ValueError(f'neg_to_pos_ratio must not be negative, got {neg_to_pos_ratio!r}')
-            n_neg = int(ratio * n_pos)
+        from_ratio = n_neg is None
+        if from_ratio:
+            n_neg = check_pool_size(int(ratio * n_pos), 'n_neg (neg_to_pos_ratio * n_pos)')
         n_neg = self._preselect_negatives(n_neg, window_dims=window_dims, thresh=thresh,
-                                          rng=rng, verbose=verbose, split=split)
+                                          rng=rng, verbose=verbose, split=split,
+                                          at_most_places=from_ratio)
+        request['rng_used'] = _rng_state(rng) != before
+        self._pool_request = request
         return n_pos, n_neg
+
+    @staticmethod
+    def _check_counts(n_pos, n_neg, neg_to_pos_ratio) -> float:
+        """Check the requested pool sizes before any work; return the negative ratio."""
+        if neg_to_pos_ratio is not None and n_neg is not None:
+            raise ValueError(f'give n_neg or neg_to_pos_ratio, not both (got n_neg={n_neg!r}, '
+                             f'neg_to_pos_ratio={neg_to_pos_ratio!r})')
+        if n_pos is not None:
+            check_pool_size(n_pos, 'n_pos')
+        if n_neg is not None:
+            check_pool_size(n_neg, 'n_neg')
+        ratio = 0.0 if neg_to_pos_ratio is None else float(neg_to_pos_ratio)
+        if not (ratio >= 0 and np.isfinite(ratio)):
+            raise ValueError(f'neg_to_pos_ratio must be finite and not negative, '
+                             f'got {neg_to_pos_ratio!r}')
+        return ratio
 
     def preselect_grid(self, window_dims, window_overlap: float = 0.0, edge: str = 'shift',
                        n_pos: int | None = None, n_neg: int | None = None,
@@ -455,9 +582,14 @@ class CocoRegions(Targets, HashIdentifiable):
             (-1, 256.0, 0.0)
         """
         import kwarray
-        if neg_to_pos_ratio is not None and n_neg is not None:
-            raise ValueError('give n_neg or neg_to_pos_ratio, not both')
+        request = dict(mode='grid', window_dims=window_dims, window_overlap=window_overlap,
+                       edge=edge, n_pos=n_pos, n_neg=n_neg, neg_to_pos_ratio=neg_to_pos_ratio,
+                       rng=rng, category_ids=category_ids, split=split)
+        ratio = self._check_counts(n_pos, n_neg, neg_to_pos_ratio)
+        if split is not None:
+            split.check_window_dims(window_dims)
         rng = kwarray.ensure_rng(rng)
+        before = _rng_state(rng)
         coi = None
         if category_ids is not None:
             coi = [self.dset.cats[c]['name'] for c in self._check_category_ids(category_ids)]
@@ -492,15 +624,14 @@ class CocoRegions(Targets, HashIdentifiable):
         (pg, pl), (ng, nl) = tables
         pos = choose(len(pg), n_pos, repeat=True)
         if n_neg is None:
-            ratio = 0.0 if neg_to_pos_ratio is None else float(neg_to_pos_ratio)
-            if ratio < 0:
-                raise ValueError(f'neg_to_pos_ratio must not be negative, got {neg_to_pos_ratio!r}')
             n_neg = min(int(ratio * len(pos)), len(ng))
         neg = choose(len(ng), n_neg, repeat=False)
         self._pos_select_idxs = None
         self._pos_windows = self._window_table(pg[pos], pl[pos], -1)
         self._negative_pool = self._window_table(ng[neg], nl[neg], self.BACKGROUND_CLASS_ID)
         self._negative_idx = 0
+        request['rng_used'] = _rng_state(rng) != before
+        self._pool_request = request
         if verbose:
             print(f'Preselected {len(pos)} positive and {len(neg)} negative grid windows')
         return len(pos), len(neg)
@@ -526,14 +657,22 @@ class CocoRegions(Targets, HashIdentifiable):
             ok = (np.asarray(t['width'])[rows] > 0) & (np.asarray(t['height'])[rows] > 0)
             if not ok.all():
                 if warn:
-                    warnings.warn(f'{int((~ok).sum())} zero-size annotations are left out of '
-                                  f'the positive pool because window_dims is {window_dims!r}')
+                    aids = np.asarray(t['aid'])[rows[~ok]]
+                    more = f' (and {len(aids) - 20} more)' if len(aids) > 20 else ''
+                    warnings.warn(f'{len(aids)} zero-size annotations are left out of the '
+                                  f'positive pool because window_dims is {window_dims!r}: '
+                                  f'aids {aids[:20].tolist()}{more}')
                 rows = rows[ok]
         if split is not None:
             ltrb, _ = window_boxes(np.asarray(t['cx'])[rows], np.asarray(t['cy'])[rows],
                                    np.asarray(t['width'])[rows], np.asarray(t['height'])[rows],
                                    window_dims)
+            n_before = len(rows)
             rows = rows[split.keep(np.asarray(t['gid'])[rows], ltrb)]
+            if warn and n_before and not len(rows):
+                warnings.warn(f'the {split.name!r} side of {split.split!r} keeps none of the '
+                              f'{n_before} positive windows (window_dims {window_dims!r}, pad '
+                              f'{split.pad}): each lies in the other subset or straddles both')
         return rows
 
     def _preselect_positives(self, num=None, window_dims=None, rng=None, verbose=None,
@@ -545,17 +684,13 @@ class CocoRegions(Targets, HashIdentifiable):
         self._pos_windows = None
         rows = self.positive_candidates(window_dims, category_ids, split)
         if balance is not None:
-            num = len(rows) if num is None else int(num)
-            if num < 0:
-                raise ValueError(f'n_pos must not be negative, got {num}')
+            num = len(rows) if num is None else check_pool_size(num, 'n_pos')
             if len(rows) == 0 and num > 0:
                 raise ValueError('the dataset has no positive targets to choose from')
             cids = np.asarray(self.targets['category_id'])[rows]
             rows = balanced_choice(rows, cids, num, balance, rng)
         elif num is not None:
-            num = int(num)
-            if num < 0:
-                raise ValueError(f'n_pos must not be negative, got {num}')
+            num = check_pool_size(num, 'n_pos')
             if len(rows) == 0 and num > 0:
                 raise ValueError('the dataset has no positive targets to choose from')
             if num <= len(rows):
@@ -592,18 +727,58 @@ class CocoRegions(Targets, HashIdentifiable):
             'img_height': np.array([dims[g][0] for g in gids.tolist()], dtype=np.int64),
         }
 
-    def _preselect_negatives(self, num, window_dims=None, thresh: float = 0.0, rng=None,
-                             verbose=None, split=None) -> int:
-        num = int(num)
-        if num < 0:
-            raise ValueError(f'n_neg must not be negative, got {num}')
+    def _negative_sizes(self, window_dims) -> dict:
+        """``anchors=`` / ``window_size=`` of ``random_negatives`` for ``window_dims``."""
         if window_dims == 'square':     # sizes like the positives' square windows
-            kw = {'anchors': np.repeat(self.neg_anchors.max(axis=1, keepdims=True), 2, axis=1)}
-        elif window_dims is not None:
+            return {'anchors': np.repeat(self.neg_anchors.max(axis=1, keepdims=True), 2, axis=1)}
+        if window_dims is not None:
             wh, ww = coerce_window_dims(window_dims)
-            kw = {'window_size': (ww, wh)}
-        else:
-            kw = {'anchors': self.neg_anchors}
+            return {'window_size': (ww, wh)}
+        return {'anchors': self.neg_anchors}
+
+    def negative_places(self, window_dims=None, split=None) -> int:
+        """How many distinct negative windows a preselect with these arguments can draw.
+
+        Every whole-pixel position of every window size the negatives can have
+        (:meth:`~sampler_core.index.FrameIntersectionIndex.negative_places`) in
+        the images they are drawn from, before those overlapping annotations
+        are left out: no request can have more distinct negatives.
+
+        Args:
+            window_dims, split: see :meth:`preselect`.
+
+        Example:
+            >>> self = CocoRegions.demo('shapes8')   # 8 images of 600 x 600
+            >>> self.negative_places((500, 600)) == 8 * 101 * 1
+            True
+        """
+        gids = None if split is None else split.gids
+        return self.isect_index.negative_places(gids=gids, **self._negative_sizes(window_dims))
+
+    def _check_negative_places(self, num: int, window_dims, split, name: str = 'n_neg') -> int:
+        places = self.negative_places(window_dims, split)
+        if num > places:
+            raise ValueError(
+                f'{name}={num:,} is more than the {places:,} places a negative window can take '
+                f'(every whole-pixel position of every window size the negatives can have '
+                f'(window_dims {window_dims!r}), in the images they are drawn from); ask for at '
+                f'most {places:,} negatives')
+        return places
+
+    def _preselect_negatives(self, num, window_dims=None, thresh: float = 0.0, rng=None,
+                             verbose=None, split=None, at_most_places: bool = False) -> int:
+        num = check_pool_size(num, 'n_neg')
+        kw = self._negative_sizes(window_dims)
+        n_images = len(self.isect_index.image_dims if split is None else split.gids)
+        if num > n_images:  # every image has one place at least: only then count them
+            places = self.negative_places(window_dims, split)
+            if num > places and at_most_places:
+                warnings.warn(f'neg_to_pos_ratio asks for {num:,} negatives but windows of '
+                              f'window_dims {window_dims!r} have only {places:,} places: '
+                              f'drawing {places:,}')
+                num = places
+            elif num > places:
+                self._check_negative_places(num, window_dims, split)
         if split is not None:
             gids, boxes = split.random_negatives(self.isect_index, num, thresh=thresh, rng=rng,
                                                  **kw)
@@ -619,6 +794,14 @@ class CocoRegions(Targets, HashIdentifiable):
 
     def get_positive(self, index: int | None = None, rng=None) -> dict:
         """The ``index``-th positive of the pool, or a random one when ``None``.
+
+        A positive's ``cx, cy, width, height`` are its box, except that a side
+        of length 0 becomes the one pixel the box lies on
+        (:func:`positive_extent`): loaded without ``window_dims``, every
+        positive then has a window of at least 1 x 1 px that holds its box,
+        so one point or line annotation never stops an epoch. (With
+        ``window_dims=None`` / ``'square'`` :meth:`preselect` leaves zero-size
+        boxes out of the pool, docs/design.md rule 26.)
 
         Raises:
             IndexError: ``index`` outside the pool.
@@ -636,7 +819,11 @@ class CocoRegions(Targets, HashIdentifiable):
             return _row(self._pos_windows, index)
         if self._pos_select_idxs is not None:
             index = int(self._pos_select_idxs[index])
-        return _row(self.targets, index)
+        row = _row(self.targets, index)
+        if row['width'] == 0 or row['height'] == 0:
+            extent = positive_extent(row['cx'], row['cy'], row['width'], row['height'])
+            row.update(zip(('cx', 'cy', 'width', 'height'), (float(v) for v in extent)))
+        return row
 
     def get_negative(self, index: int | None = None, rng=None) -> dict:
         """The ``index``-th negative of the pool.
@@ -651,6 +838,10 @@ class CocoRegions(Targets, HashIdentifiable):
         if index is None:
             if self._negative_pool is None or self._negative_idx >= self.n_negatives:
                 self._preselect_negatives(1, rng=rng)
+                self._pool_request = {'why_not': (
+                    'the negative pool was redrawn one window at a time by get_negative() / '
+                    'load_negative() without an index; preselect(n_neg=..., rng=<int seed>) '
+                    'and load negatives by index')}
                 if self.n_negatives == 0:
                     raise ValueError('could not find any negative window in this dataset')
             tr = _row(self._negative_pool, self._negative_idx)
@@ -689,11 +880,148 @@ class CocoRegions(Targets, HashIdentifiable):
             t, sel = self.targets, self._pos_select_idxs
             pos = {k: np.asarray(t[k]) if sel is None else np.asarray(t[k])[sel]
                    for k in TARGET_COLUMNS}
+            keys = ('cx', 'cy', 'width', 'height')
+            pos.update(zip(keys, positive_extent(*(pos[k] for k in keys))))
         if self._negative_pool is None:
             neg = {k: np.empty(0, dtype=pos[k].dtype) for k in TARGET_COLUMNS}
         else:
             neg = {k: np.asarray(v) for k, v in self._negative_pool.items()}
         return pos, neg
+
+    def pool_config(self, default_window_dims: Any = (256, 256)) -> dict:
+        """The :class:`~sampler_core.config.SamplingConfig` fields that redraw the current pools.
+
+        Every public way of drawing pools (:meth:`preselect`,
+        :meth:`preselect_grid`, ``CocoSampler.preselect`` / ``apply_config`` /
+        ``from_config``) records its arguments; this turns them into config
+        fields (category ids into names, a split selector into ``split_*`` and
+        its ``pad``, ``rng`` into ``seed``). Pools never drawn (every target a
+        positive, no negatives) are ``n_pos: null, n_neg: 0`` with a fixed
+        ``window_dims`` (``default_window_dims`` when it is one).
+
+        A val-side split pool is rebuilt with ``from_config(config, subset='val')``:
+        the subset is not a config field.
+
+        Args:
+            default_window_dims: the ``window_dims`` the config will hold when
+                the pools do not fix it.
+
+        Returns:
+            dict of config fields.
+
+        Raises:
+            ValueError: the pools cannot be redrawn from a config, saying why and
+                what to pass instead (an ``rng`` that is not an integer seed, a
+                window a config cannot hold, an asymmetric split pad, ...).
+
+        Example:
+            >>> self = CocoRegions.demo('shapes8')
+            >>> cid = max(self.dset.cats)
+            >>> _ = self.preselect(n_pos=5, n_neg=3, window_dims=(32, 48), rng=7,
+            ...                    category_ids=[cid])
+            >>> fields = self.pool_config()
+            >>> fields['window_dims'], fields['seed'], fields['n_neg']
+            ((32, 48), 7, 3)
+            >>> fields['categories'] == [self.dset.cats[cid]['name']]
+            True
+        """
+        import numbers
+        from sampler_core.balance import coerce_balance
+        from sampler_core.config import MAX_SEED
+        req = self._pool_request
+        if req is None:  # never drawn: every target, in table order, and no negatives
+            fixed = default_window_dims is not None and not isinstance(default_window_dims, str)
+            if not fixed:
+                t = self.targets
+                if ((np.asarray(t['width']) == 0) | (np.asarray(t['height']) == 0)).any():
+                    raise ValueError(
+                        f'the pools were never drawn, so they hold every target, zero-size boxes '
+                        f'too; window_dims {default_window_dims!r} would leave those out: give '
+                        f'window_dims=(h, w), or preselect first')
+            return {'mode': 'random', 'n_pos': None, 'n_neg': 0, 'categories': [],
+                    'balance': 'none', 'split_by': 'none', 'window_dims': default_window_dims}
+        if 'why_not' in req:
+            raise ValueError(f'no config describes the current pools: {req["why_not"]}')
+        out: dict[str, Any] = {'mode': req['mode'], 'n_pos': req['n_pos']}
+        rng = req['rng']
+        if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) \
+                and 0 <= int(rng) <= MAX_SEED:
+            out['seed'] = int(rng)
+        elif req['rng_used']:
+            raise ValueError(f'the pools were drawn with rng={rng!r}, and a config holds only an '
+                             f'integer seed in [0, {MAX_SEED}]: preselect with rng=<int seed> '
+                             f'(e.g. rng=0) to export them')
+        if req['n_neg'] is not None:
+            out['n_neg'] = int(req['n_neg'])
+        else:
+            ratio = req['neg_to_pos_ratio']
+            out.update(n_neg=None, neg_to_pos_ratio=0.0 if ratio is None else float(ratio))
+        out['window_dims'] = self._config_window_dims(req)
+        if req['mode'] == 'grid':
+            overlap = req['window_overlap']
+            if not np.isscalar(overlap):
+                values = {float(v) for v in overlap}
+                if len(values) != 1:
+                    raise ValueError(f'the grid was drawn with window_overlap={overlap!r}; a '
+                                     f'config holds one overlap for both axes: give one number')
+                overlap = values.pop()
+            out.update(grid_overlap=float(overlap), grid_edge=req['edge'])
+        else:
+            out['neg_overlap'] = float(req['thresh'])
+            balance = coerce_balance(req['balance'])
+            if isinstance(balance, dict):
+                cats = self.dset.cats
+                out.update(balance='weights', class_weights={
+                    cats[c]['name']: w for c, w in balance.items() if c in cats})
+            else:
+                out['balance'] = 'none' if balance is None else balance
+        out['categories'] = self._config_categories(req['category_ids'])
+        out.update(self._config_split(req['split']))
+        return out
+
+    @staticmethod
+    def _config_window_dims(req: dict) -> Any:
+        """``window_dims`` of a pool request as a config holds it."""
+        dims = req['window_dims']
+        if req['mode'] == 'random' and (dims is None or dims == 'square'):
+            return dims
+        try:
+            return coerce_window_dims(dims)
+        except (TypeError, ValueError) as ex:
+            raise ValueError(f'the pools were drawn with window_dims={dims!r}, which a config '
+                             f'cannot hold ({ex}); give window_dims=(height, width) in whole '
+                             f'pixels') from None
+
+    def _config_categories(self, category_ids) -> list[str]:
+        """Category names of a pool request (``[]``: every category)."""
+        if category_ids is None:
+            return []
+        ids = sorted(set(self._check_category_ids(category_ids)))
+        if not ids:
+            raise ValueError('the pools were drawn with category_ids=[] (no positives); a '
+                             'config\'s empty categories list means every category: give '
+                             'n_pos=0 instead')
+        names = [self.dset.cats[c]['name'] for c in ids]
+        back = sorted({self.dset.name_to_cat[n]['id'] for n in names})
+        if back != ids:
+            raise ValueError(f'categories {ids} share names with other categories ({names}); a '
+                             f'config names categories, so give them unique names')
+        return names
+
+    @staticmethod
+    def _config_split(split) -> dict:
+        """``split_*`` fields (and the ``pad`` the split assumed) of a pool request."""
+        if split is None:
+            return {'split_by': 'none'}
+        (pt, pb), (pl, pr) = split.pad
+        if pt != pb or pl != pr:
+            raise ValueError(f'the split selector was made with pad {split.pad}; a config pads '
+                             f'(height, width) the same on both sides: use pad=(ph, pw)')
+        out = {'split_by': split.split.by, 'val_fraction': split.split.val_fraction,
+               'split_seed': split.split.seed, 'pad': (pt, pl)}
+        if split.split.by == 'block':
+            out['split_block'] = tuple(split.split.block_dims)
+        return out
 
     def get_item(self, index: int | None, rng=None) -> dict:
         """Positives first (``index < n_positives``), then negatives."""

@@ -100,7 +100,13 @@ def _ensure_imgsize(dset, verbose: int = 0) -> None:
 
 
 def _check_coco(dset, where: str):
-    """Refuse JSON that is not a COCO dataset; fill in optional empty sections."""
+    """Refuse JSON that is not a COCO dataset, or that repeats ids; fill in optional empty sections.
+
+    Raises:
+        ValueError: no ``images`` list, or an image / annotation / category id
+            used twice (see :func:`sampler_core.index.check_unique_ids`).
+    """
+    from sampler_core.index import check_unique_ids
     data = dset.dataset
     if not isinstance(data, dict) or not isinstance(data.get('images'), list):
         raise ValueError(f'{where} is not a COCO / kwcoco dataset: it has no "images" list')
@@ -109,6 +115,7 @@ def _check_coco(dset, where: str):
         for key in missing:
             data[key] = []
         dset._build_index()
+    check_unique_ids(dset, where)
     return dset
 
 
@@ -116,7 +123,7 @@ def _coerce_dset(data):
     """A kwcoco.CocoDataset from a dataset, a path, or a demo key."""
     import kwcoco
     if isinstance(data, kwcoco.CocoDataset):
-        return data
+        return _check_coco(data, getattr(data, 'fpath', None) or 'the dataset')
     if isinstance(data, (str, os.PathLike)):
         text = os.fspath(data)
         if os.path.exists(text):
@@ -301,13 +308,47 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
     def to_config(self, **overrides):
         """The :class:`~sampler_core.config.SamplingConfig` that rebuilds this sampler.
 
-        Starts from the config the sampler was built from (if any), fills in
-        the dataset, its content hash, the backend and workdir, then applies
-        ``overrides``.
+        Starts from the config the sampler was built from (if any), sets the
+        fields that redraw the current pools however they were drawn
+        (``preselect``, ``regions.preselect``, ``regions.preselect_grid``,
+        ``apply_config`` / ``from_config``; see
+        :meth:`~sampler_core.regions.CocoRegions.pool_config`), fills in the
+        dataset, its content hash, the backend and workdir, then applies
+        ``overrides``. ``from_config(sampler.to_config())`` has the same pools
+        (pools of a split's val side: ``from_config(config, subset='val')``).
+
+        Raises:
+            ValueError: the pools cannot be redrawn from a config (an ``rng``
+                that is not an integer seed, a window a config cannot hold, ...),
+                or they were drawn with a ``window_dims`` / split ``pad`` other
+                than the one of the config this sampler reads windows with
+                (a config holds one); the message says what to pass instead.
+
+        Example:
+            >>> sampler = CocoSampler.demo('shapes8')
+            >>> _ = sampler.regions.preselect(n_pos=20, n_neg=20, window_dims=(96, 96), rng=0)
+            >>> other = CocoSampler.from_config(sampler.to_config())
+            >>> a, b = sampler.regions.pool_tables(), other.regions.pool_tables()
+            >>> all((a[i][k] == b[i][k]).all() for i in (0, 1) for k in a[i])
+            True
         """
         from sampler_core.config import SamplingConfig, dataset_hash
         data = self.config.to_dict() if self.config is not None else {}
         data.pop('version', None)
+        window_dims = data.get('window_dims', SamplingConfig.param['window_dims'].default)
+        if isinstance(window_dims, list):
+            window_dims = tuple(window_dims)
+        pool = self.regions.pool_config(default_window_dims=window_dims)
+        if self.config is not None:
+            for key in ('window_dims', 'pad'):
+                have = data[key]
+                have = tuple(have) if isinstance(have, list) else have
+                if key in pool and key not in overrides and pool[key] != have:
+                    raise ValueError(
+                        f'the pools were drawn with {key}={pool[key]!r} but this sampler reads '
+                        f'windows with {key}={have!r} (its config), and a config holds one: '
+                        f'preselect with {key}={have!r}, or pass to_config({key}=...)')
+        data.update(pool)
         fpath = getattr(self.dset, 'fpath', None)
         if fpath and os.path.exists(fpath):
             data['dataset'] = os.fspath(fpath)

@@ -267,6 +267,46 @@ class SubsetSelector:
             out[rows] = sub
         return out
 
+    def check_window_dims(self, window_dims: Any) -> None:
+        """Refuse a block split whose blocks cannot hold one padded window.
+
+        A window larger (with its pad) than a block always touches two blocks
+        or more along that axis, and is kept only when all of them happen to be
+        of this subset: with ``split_block: [1, 1]`` no window ever is, and the
+        pools come back empty. So a block split needs blocks at least as large
+        as the padded window. Windows sized by their boxes (``None`` /
+        ``'square'``) are checked one by one when they are kept or dropped.
+
+        Args:
+            window_dims: ``(height, width)`` of the (unpadded) windows, or
+                ``None`` / ``'square'``.
+
+        Raises:
+            ValueError: naming split_block, the window and its pad.
+
+        Example:
+            >>> import kwcoco
+            >>> dset = kwcoco.CocoDataset.demo('shapes8')
+            >>> sel = Split('block', block_dims=(1, 1)).select(dset, 'train', pad=(0, 0))
+            >>> sel.check_window_dims((64, 64))
+            Traceback (most recent call last):
+            ...
+            ValueError: split_block (1, 1) is smaller than the padded window (64, 64) ...
+        """
+        if self.split.by != 'block' or window_dims is None or isinstance(window_dims, str):
+            return
+        from sampler_core.target import coerce_window_dims
+        h, w = coerce_window_dims(window_dims)
+        (pt, pb), (pl, pr) = self.pad
+        need = (h + pt + pb, w + pl + pr)
+        bh, bw = self.split.block_dims
+        if need[0] > bh or need[1] > bw:
+            raise ValueError(
+                f'split_block {(bh, bw)} is smaller than the padded window {need} '
+                f'(window_dims {(h, w)} plus pad {self.pad}): every window straddles blocks and is '
+                f'kept only where all of them fall in one subset (much smaller blocks: never, '
+                f'and the pools are empty); use a split_block of at least {need}')
+
     def keep(self, gids: Sequence[int], ltrb: np.ndarray) -> np.ndarray:
         """``(M,)`` bool: which (unpadded, ltrb) windows belong to this subset."""
         return self.window_subsets(gids, ltrb) == self.subset

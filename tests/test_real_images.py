@@ -344,7 +344,9 @@ def test_real_images_invalid_boxes_warn_and_are_not_targets(messy, tmp_path):
         targets = sampler.regions.targets
     text = ' '.join(str(w.message) for w in record)
     assert str(names['nan-bbox']) in text and str(names['negative-width']) in text
-    valid = sorted(a for a, ann in dset.anns.items() if synthetic.annotation_ltrb(ann) is not None)
+    assert str(names['fully-off']) in text   # wholly outside its image: all padding
+    valid = sorted(a for a, ann in dset.anns.items() if synthetic.annotation_ltrb(ann) is not None
+                   and a != names['fully-off'])
     assert sorted(np.asarray(targets['aid']).tolist()) == valid
     for bad in ['no-bbox', 'bbox-none', 'nan-bbox', 'negative-width']:
         assert names[bad] not in valid
@@ -520,7 +522,8 @@ def test_real_images_zero_size_positives_left_out_without_window_dims(messy):
     with pytest.warns(UserWarning, match='zero-size'):
         n_pos, _ = sampler.regions.preselect(window_dims=None, rng=0)
     pos = [sampler.regions.get_positive(i)['aid'] for i in range(n_pos)]
-    valid = {a for a, ann in dset.anns.items() if synthetic.annotation_ltrb(ann) is not None}
+    valid = {a for a, ann in dset.anns.items() if synthetic.annotation_ltrb(ann) is not None
+             and a != names['fully-off']}
     assert set(pos) == valid - zero
     for i in range(n_pos):  # and every one of them loads
         sample = sampler.load_positive(i)
