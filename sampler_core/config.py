@@ -24,7 +24,11 @@ field changes.
 
 Loading checks every key: an unknown key raises ``KeyError``, a value of the
 wrong type ``TypeError`` and one out of range ``ValueError``, each naming the
-key. A dataset whose content hash changed raises ``ValueError`` unless
+key. Config text is checked before anything is built from it (see
+:meth:`SamplingConfig.loads`): no YAML anchors or aliases, no key twice, at most
+:data:`MAX_CONFIG_DEPTH` levels of nesting and :data:`MAX_CONFIG_CHARS`
+characters; numbers follow YAML 1.2 (``1e-3`` is a float). A relative
+``dataset`` path in a config file is relative to the file's folder. A dataset whose content hash changed raises ``ValueError`` unless
 ``allow_hash_mismatch=True`` (then it warns).
 
 Example:
@@ -522,6 +526,11 @@ class SamplingConfig(param.Parameterized):
                    f'hash is now {_short_hash(current)}, the config\'s "dataset_hash" is '
                    f'{_short_hash(self.dataset_hash)} (annotations, images or categories were '
                    f'edited, or the file was replaced)')
+            from sampler_core.demo import demo_key
+            if demo_key(self.dataset):
+                msg += (f'; {self.dataset!r} is a demo generated on first use into '
+                        f'{os.path.dirname(dset.fpath) if dset.fpath else "its folder"}: '
+                        f'another kwcoco version may draw other content')
             if allow_hash_mismatch:
                 warnings.warn(msg + '; using it anyway (allow_hash_mismatch=True)')
             else:
