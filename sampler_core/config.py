@@ -28,7 +28,8 @@ key. Config text is checked before anything is built from it (see
 :meth:`SamplingConfig.loads`): no YAML anchors or aliases, no key twice, at most
 :data:`MAX_CONFIG_DEPTH` levels of nesting and :data:`MAX_CONFIG_CHARS`
 characters; numbers follow YAML 1.2 (``1e-3`` is a float). A relative
-``dataset`` path in a config file is relative to the file's folder. A dataset whose content hash changed raises ``ValueError`` unless
+``dataset`` path in a config file is relative to the file's folder. A dataset
+whose content hash changed raises ``ValueError`` unless
 ``allow_hash_mismatch=True`` (then it warns).
 
 Example:
