@@ -580,8 +580,19 @@ MAX_CONFIG_CHARS = 1_000_000
 MAX_CONFIG_DEPTH = 8
 #: longest error message about a config value (longer ones are cut in the middle)
 MAX_MESSAGE_CHARS = 400
-#: YAML 1.2 core-schema floats: ``1e-3`` (YAML 1.1, PyYAML's default, needs a dot)
-_YAML12_FLOAT = r'^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$'
+#: the YAML 1.2 core schema: tag -> (pattern of plain scalars, their possible first characters).
+#: PyYAML reads YAML 1.1, where ``1e-3`` is a string, ``010`` is 8, ``1:30`` is 90, ``no`` /
+#: ``on`` are booleans and ``2020-01-01`` a date
+_YAML12_RESOLVERS = {
+    'tag:yaml.org,2002:null': (r'^(?:~|null|Null|NULL|)$', ['~', 'n', 'N', '']),
+    'tag:yaml.org,2002:bool': (r'^(?:true|True|TRUE|false|False|FALSE)$', list('tTfF')),
+    'tag:yaml.org,2002:int': (r'^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$',
+                              list('-+0123456789')),
+    'tag:yaml.org,2002:float': (r'^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?'
+                                r'|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$',
+                                list('-+0123456789.')),
+    'tag:yaml.org,2002:merge': (r'^(?:<<)$', ['<']),   # found, then refused
+}
 
 
 def check_dataset_name(text: str, what: str = 'config key "dataset"') -> str:
@@ -647,6 +658,10 @@ def _parse_config_text(text: str) -> Any:
         except RecursionError:
             raise ValueError(f'config is not valid YAML/JSON: nested deeper than '
                              f'{MAX_CONFIG_DEPTH} levels') from None
+        except ValueError as ex:   # e.g. an integer of more digits than Python converts
+            if str(ex).startswith('config is not valid'):
+                raise
+            raise ValueError(f'config is not valid YAML/JSON: {_shorten(str(ex))}') from None
         else:
             _check_depth(data)
             return data
@@ -694,7 +709,7 @@ _YAML_CLASSES: tuple = ()
 
 def _config_yaml() -> tuple:
     """``(Loader, Dumper)``: PyYAML's safe ones with the checks of :meth:`SamplingConfig.loads`
-    and YAML 1.2 floats (built on first use: no yaml import at module import)."""
+    and the YAML 1.2 core schema (built on first use: no yaml import at module import)."""
     global _YAML_CLASSES
     if _YAML_CLASSES:
         return _YAML_CLASSES
@@ -747,11 +762,27 @@ def _config_yaml() -> tuple:
             return super().construct_mapping(node, deep=deep)
 
     class ConfigDumper(yaml.SafeDumper):
-        """SafeDumper that quotes strings a YAML 1.2 reader takes for floats."""
+        """SafeDumper that also quotes strings a YAML 1.2 reader takes for other values
+        (``'1e5'``, ``'09'``), so YAML 1.1 and 1.2 readers both read back what was written."""
 
-    float12 = re.compile(_YAML12_FLOAT)
-    for cls in (ConfigLoader, ConfigDumper):
-        cls.add_implicit_resolver('tag:yaml.org,2002:float', float12, list('-+0123456789.'))
+    # the loader resolves plain scalars by YAML 1.2 only; the dumper quotes by both
+    ConfigLoader.yaml_implicit_resolvers = {}
+    for tag, (pattern, first) in _YAML12_RESOLVERS.items():
+        ConfigLoader.add_implicit_resolver(tag, re.compile(pattern), first)
+        if tag in ('tag:yaml.org,2002:int', 'tag:yaml.org,2002:float'):
+            ConfigDumper.add_implicit_resolver(tag, re.compile(pattern), first)
+
+    def construct_int12(loader, node) -> int:
+        text = loader.construct_scalar(node)
+        sign, body = (-1, text[1:]) if text[:1] == '-' else (1, text.lstrip('+'))
+        base = {'0o': 8, '0x': 16}.get(body[:2], 10)
+        try:
+            return sign * int(body[2:] if base != 10 else body, base)
+        except ValueError:   # more digits than Python converts
+            raise ValueError(f'config is not valid YAML/JSON: the number {_short(text, 40)} '
+                             f'({line(node)}) has too many digits') from None
+
+    ConfigLoader.add_constructor('tag:yaml.org,2002:int', construct_int12)
     _YAML_CLASSES = (ConfigLoader, ConfigDumper)
     return _YAML_CLASSES
 

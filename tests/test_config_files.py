@@ -206,3 +206,49 @@ def test_config_file_that_is_not_utf8_names_the_file(tmp_path):
         SamplingConfig.load(path)
     with pytest.raises(ValueError, match='folder'):
         SamplingConfig.load(tmp_path)
+
+
+@pytest.mark.parametrize('text, key, value', [
+    ('seed: 010', 'seed', 10),                 # YAML 1.1: octal 8, silently
+    ('seed: 0o17', 'seed', 15),
+    ('seed: 0x1F', 'seed', 31),
+    ('n_pos: -0', 'n_pos', 0),
+    ('categories: [no, on, off, yes, y, n]', 'categories', ['no', 'on', 'off', 'yes', 'y', 'n']),
+    ('class_weights: {no: 2, off: 0.5}', 'class_weights', {'no': 2, 'off': 0.5}),
+    ('dataset: 2020-01-01', 'dataset', '2020-01-01'),   # YAML 1.1: a date
+    ('categories: [1_000]', 'categories', ['1_000']),
+    ('n_neg: ~', 'n_neg', None),
+    ('n_neg: null', 'n_neg', None),
+    ('n_neg:', 'n_neg', None),
+    ('pad_value: .NaN', 'pad_value', 'nan'),
+    ('neg_to_pos_ratio: TRUE', 'neg_to_pos_ratio', TypeError),
+])
+def test_config_yaml12_core_schema(text, key, value):
+    """Config text is read with the YAML 1.2 core schema: no sexagesimal or 0-prefixed octal
+    numbers, no yes/no/on/off booleans, no dates."""
+    if value is TypeError:
+        with pytest.raises(TypeError, match=key):
+            SamplingConfig.loads(text + '\n')
+        return
+    got = getattr(SamplingConfig.loads(text + '\n'), key)
+    if value == 'nan':
+        assert got != got
+    else:
+        assert got == value and type(got) is type(value)
+
+
+def test_config_sexagesimal_is_not_a_number():
+    with pytest.raises((TypeError, ValueError), match="seed.*integer"):   # YAML 1.1: 90
+        SamplingConfig.loads('seed: 1:30\n')
+
+
+@pytest.mark.parametrize('name', ['no', 'On', '010', '09', '0o7', '1:30', '2020-01-01', '1e5',
+                                  '.5', '~', 'null', 'true', '0x1F', '-1', '+2', '1_000'])
+def test_config_strings_that_look_like_other_values_round_trip(name):
+    """What dumps writes, loads (YAML 1.2) and PyYAML's safe_load (YAML 1.1) both read back."""
+    import yaml
+    cfg = SamplingConfig(categories=[name], class_weights={name: 1.5})
+    text = cfg.dumps('yaml')
+    assert SamplingConfig.loads(text).to_dict() == cfg.to_dict()
+    data = yaml.safe_load(text)
+    assert data['categories'] == [name] and data['class_weights'] == {name: 1.5}
