@@ -15,8 +15,12 @@ import contextlib
 import sys
 from pathlib import Path
 
-#: dataset used when none is given: generated locally by kwcoco, no download
-DEMO_DATASET = 'shapes8'
+from sampler_core.demo import DEFAULT_DEMO, DEMOS
+
+#: dataset used when none is given: a demo generated locally, no download
+DEMO_DATASET = DEFAULT_DEMO
+#: the demo keys, for the help texts
+_DEMO_KEYS = ', '.join(DEMOS)
 
 
 def render_preview(sampler, window_dims=(128, 128), num: int = 8, neg_to_pos_ratio: float = 1.0,
@@ -79,9 +83,9 @@ def _cmd_preview(args) -> int:
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``serve`` (also parsed by ``panel serve app/main.py --args ...``)."""
     p.add_argument('dataset', nargs='?', default=DEMO_DATASET,
-                   help=f'a .kwcoco.json file or a demo key (default: {DEMO_DATASET}, generated '
-                        'locally; the demo list in the app also has shapes32, vidshapes3-frames6, '
-                        'large2). Its folder is added to the allowed roots.')
+                   help=f'a .kwcoco.json file or a demo key ({_DEMO_KEYS}; default: '
+                        f'{DEMO_DATASET}, generated locally, listed in the app). A file\'s folder '
+                        'is added to the allowed roots.')
     p.add_argument('--workdir', default=None,
                    help='frame cache folder (default: ~/.cache/sampler-explorer)')
     p.add_argument('--port', type=int, default=5006,
@@ -107,8 +111,8 @@ def parse_serve_args(argv) -> argparse.Namespace:
 def serve_roots(args) -> list:
     """Allowed roots: defaults, ``--allow-root`` folders, the dataset's folder."""
     import os
-    from app.demo import is_demo_key
     from app.roots import default_roots
+    from sampler_core.demo import is_demo_key
     roots = default_roots() + list(args.allow_root)
     if not is_demo_key(args.dataset):
         roots.append(os.path.dirname(os.path.abspath(args.dataset)))
@@ -220,8 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description='Sample positives (green frame) and negatives (red frame) '
                                    'and write them, annotations drawn, as one PNG grid.')
     p.add_argument('dataset', nargs='?', default=DEMO_DATASET,
-                   help=f'a .kwcoco.json file or a kwcoco demo key (default: {DEMO_DATASET}, '
-                        'generated locally)')
+                   help=f'a .kwcoco.json file or a demo key ({_DEMO_KEYS}; default: '
+                        f'{DEMO_DATASET}, generated locally)')
     p.add_argument('--out', default='preview.png', help='PNG file to write (default: preview.png)')
     p.add_argument('--window', nargs=2, type=int, default=(128, 128), metavar=('H', 'W'),
                    help='window height and width in pixels (default: 128 128)')

@@ -24,7 +24,12 @@ field changes.
 
 Loading checks every key: an unknown key raises ``KeyError``, a value of the
 wrong type ``TypeError`` and one out of range ``ValueError``, each naming the
-key. A dataset whose content hash changed raises ``ValueError`` unless
+key. Config text is checked before anything is built from it (see
+:meth:`SamplingConfig.loads`): no YAML anchors or aliases, no key twice, at most
+:data:`MAX_CONFIG_DEPTH` levels of nesting and :data:`MAX_CONFIG_CHARS`
+characters; numbers follow YAML 1.2 (``1e-3`` is a float). A relative
+``dataset`` path in a config file is relative to the file's folder. A dataset
+whose content hash changed raises ``ValueError`` unless
 ``allow_hash_mismatch=True`` (then it warns).
 
 Example:
@@ -285,8 +290,7 @@ class SamplingConfig(param.Parameterized):
         return value
 
     def _check(self) -> None:
-        if not self.dataset:
-            raise ValueError('config key "dataset" must name a dataset file or demo key, got ""')
+        check_dataset_name(self.dataset)
         if self.channels is not None and not self.channels.strip():
             raise ValueError('config key "channels" must be a channel code such as "r|g|b" or '
                              'null, got ""')
@@ -363,9 +367,15 @@ class SamplingConfig(param.Parameterized):
         if bad:
             raise KeyError(f'unknown config key(s) {bad!r}: keys must be strings; known keys: '
                            f'{list(cls.FIELDS)}')
-        data = _migrate(data)
-        data.pop('version')
-        return cls(**data)
+        try:
+            data = _migrate(data)
+            data.pop('version')
+            return cls(**data)
+        except (KeyError, TypeError, ValueError) as ex:   # never print a huge value
+            msg = str(ex.args[0]) if ex.args else str(ex)
+            if len(msg) <= MAX_MESSAGE_CHARS:
+                raise
+            raise type(ex)(_shorten(msg)) from None
 
     def dump(self, path: str | os.PathLike) -> None:
         """Write the config as YAML (``.yaml`` / ``.yml``) or JSON (anything else).
@@ -379,7 +389,11 @@ class SamplingConfig(param.Parameterized):
         os.replace(tmp, path)
 
     def dumps(self, fmt: str = 'yaml') -> str:
-        """The config as YAML or JSON text."""
+        """The config as YAML or JSON text.
+
+        YAML strings that a YAML 1.2 reader would take for numbers (``'1e5'``)
+        are quoted, so :meth:`loads` reads back what was written.
+        """
         data = self.to_dict()
         if fmt == 'json':
             return json.dumps(data, indent=2, ensure_ascii=False) + '\n'
@@ -387,34 +401,78 @@ class SamplingConfig(param.Parameterized):
             raise ValueError(f'unknown config format {fmt!r}; use "yaml" or "json"')
         import yaml
         header = '# sampler-explorer sampling config; load with SamplingConfig.load(path)\n'
-        return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        return header + yaml.dump(data, Dumper=_config_yaml()[1], sort_keys=False,
+                                  allow_unicode=True)
 
     @classmethod
-    def loads(cls, text: str) -> 'SamplingConfig':
-        """Parse YAML or JSON text (JSON is YAML)."""
-        import yaml
-        if text.lstrip().startswith('{'):
-            try:  # JSON proper (YAML reads JSON's surrogate-pair escapes differently)
-                return cls.from_dict(json.loads(text))
-            except json.JSONDecodeError:
-                pass  # YAML flow mapping, or broken: YAML says what is wrong
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as ex:
-            raise ValueError(f'config is not valid YAML/JSON: {ex}') from None
+    def loads(cls, text: str, relative_to: str | os.PathLike | None = None) -> 'SamplingConfig':
+        r"""Parse YAML or JSON text (JSON is YAML).
+
+        The text is checked before anything is built from it: at most
+        :data:`MAX_CONFIG_CHARS` characters, no YAML anchors / aliases (``&a`` /
+        ``*a``: a config never needs them, and a few hundred bytes of them
+        expand to gigabytes), no mapping or list nested deeper than
+        :data:`MAX_CONFIG_DEPTH`, no key given twice. Numbers follow YAML 1.2
+        (``1e-3`` is a float).
+
+        Args:
+            text: the YAML / JSON text.
+            relative_to: folder a relative ``dataset`` path is resolved against
+                (:meth:`load` gives the config file's folder); ``None`` leaves it
+                relative (to the working directory of whoever opens it).
+
+        Raises:
+            ValueError: text that is not YAML / JSON, too long, too deep, with
+                aliases or duplicate keys (naming the line or key).
+            KeyError / TypeError / ValueError: a bad key or value (see :meth:`from_dict`).
+
+        Example:
+            >>> cfg = SamplingConfig.loads('dataset: data/a.kwcoco.json\nvisible_thresh: 1e-3\n',
+            ...                            relative_to='/proj/configs')
+            >>> cfg.dataset, cfg.visible_thresh
+            ('/proj/configs/data/a.kwcoco.json', 0.001)
+            >>> SamplingConfig.loads('seed: 1\nseed: 2\n')
+            Traceback (most recent call last):
+            ValueError: config is not valid YAML/JSON: the key 'seed' appears twice (line 2)
+        """
+        data = _parse_config_text(text)
+        if relative_to is not None and isinstance(data, dict):
+            data = dict(data)
+            data['dataset'] = _resolve_dataset(data.get('dataset'), relative_to)
+            if data['dataset'] is None:
+                data.pop('dataset')
         return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> 'SamplingConfig':
         """Read a config file written by :meth:`dump` (or by hand).
 
+        A relative ``dataset`` path in the file is relative to the file's folder
+        (not to the working directory); the loaded config holds it as an
+        absolute path, so :meth:`dumps` of it means the same file from anywhere.
+        Demo keys stay as they are.
+
         Raises:
             FileNotFoundError: the file does not exist.
+            ValueError: a folder, a file larger than a config can be, text
+                that is not UTF-8 (each naming the file), or bad content
+                (see :meth:`loads`).
         """
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f'config file does not exist: {path}')
-        return cls.loads(path.read_text(encoding='utf8'))
+        if path.is_dir():
+            raise ValueError(f'config path is a folder, not a file: {path}')
+        size = path.stat().st_size
+        if size > 4 * MAX_CONFIG_CHARS:   # UTF-8: at most 4 bytes a character
+            raise ValueError(f'config file {path} is {size} bytes, more than a config may '
+                             f'hold ({MAX_CONFIG_CHARS} characters)')
+        try:
+            text = path.read_text(encoding='utf8')
+        except UnicodeDecodeError as ex:
+            raise ValueError(f'config file {path} is not UTF-8 text ({ex.reason} at byte '
+                             f'{ex.start})') from None
+        return cls.loads(text, relative_to=os.path.abspath(path.parent))
 
     # ------------------------------------------------------------ use
     def target_extra(self) -> dict:
@@ -508,16 +566,34 @@ class SamplingConfig(param.Parameterized):
         """Compare ``dataset_hash`` with the dataset's current hash; return the latter.
 
         Raises:
-            ValueError: the hashes differ (a warning with ``allow_hash_mismatch``).
+            ValueError: the hashes differ (a warning with ``allow_hash_mismatch``);
+                the message names the dataset, shows both hashes shortened and
+                says what to do.
+
+        Example:
+            >>> import kwcoco
+            >>> cfg = SamplingConfig(dataset='shapes8', dataset_hash='ab' * 64)
+            >>> cfg.check_dataset(kwcoco.CocoDataset.demo('shapes8'))
+            Traceback (most recent call last):
+            ValueError: dataset 'shapes8' changed since this config was made: ...
         """
         current = dataset_hash(dset)
         if self.dataset_hash is not None and self.dataset_hash != current:
-            msg = (f'config key "dataset_hash" is {self.dataset_hash} but dataset '
-                   f'{self.dataset} now hashes to {current}: the annotations changed')
+            msg = (f'dataset {self.dataset!r} changed since this config was made: its content '
+                   f'hash is now {_short_hash(current)}, the config\'s "dataset_hash" is '
+                   f'{_short_hash(self.dataset_hash)} (annotations, images or categories were '
+                   f'edited, or the file was replaced)')
+            from sampler_core.demo import demo_key
+            if demo_key(self.dataset):
+                msg += (f'; {self.dataset!r} is a demo generated on first use into '
+                        f'{os.path.dirname(dset.fpath) if dset.fpath else "its folder"}: '
+                        f'another kwcoco version may draw other content')
             if allow_hash_mismatch:
-                warnings.warn(msg)
+                warnings.warn(msg + '; using it anyway (allow_hash_mismatch=True)')
             else:
-                raise ValueError(msg + '; pass allow_hash_mismatch=True to use it anyway')
+                raise ValueError(msg + '. Re-export the config from the current dataset (or '
+                                 'set its dataset_hash to null), or pass '
+                                 'allow_hash_mismatch=True to use the changed dataset anyway')
         return current
 
 
@@ -551,3 +627,240 @@ def _typed_error(ex: ValueError) -> Exception:
             and 'bound' not in msg and 'length' not in msg:
         return TypeError(msg)
     return ValueError(msg)
+
+
+# ---------------------------------------------------------------- reading config text
+#: longest config text read, in characters (a config is about 1 KB)
+MAX_CONFIG_CHARS = 1_000_000
+#: deepest nesting of mappings / lists in a config text (a config needs 2)
+MAX_CONFIG_DEPTH = 8
+#: longest error message about a config value (longer ones are cut in the middle)
+MAX_MESSAGE_CHARS = 400
+#: the YAML 1.2 core schema: tag -> (pattern of plain scalars, their possible first characters).
+#: PyYAML reads YAML 1.1, where ``1e-3`` is a string, ``010`` is 8, ``1:30`` is 90, ``no`` /
+#: ``on`` are booleans and ``2020-01-01`` a date
+_YAML12_RESOLVERS = {
+    'tag:yaml.org,2002:null': (r'^(?:~|null|Null|NULL|)$', ['~', 'n', 'N', '']),
+    'tag:yaml.org,2002:bool': (r'^(?:true|True|TRUE|false|False|FALSE)$', list('tTfF')),
+    'tag:yaml.org,2002:int': (r'^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$',
+                              list('-+0123456789')),
+    'tag:yaml.org,2002:float': (r'^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?'
+                                r'|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$',
+                                list('-+0123456789.')),
+    'tag:yaml.org,2002:merge': (r'^(?:<<)$', ['<']),   # found, then refused
+}
+
+
+def check_dataset_name(text: str, what: str = 'config key "dataset"') -> str:
+    """Refuse a dataset name that cannot be meant: empty, spaces around it, control characters.
+
+    ``"shapes8 "`` would otherwise be read as a file name and ``"shapes8\\0"``
+    cut short by the operating system.
+
+    Args:
+        text: a demo key or a dataset path.
+        what: how the message names the value.
+
+    Returns:
+        ``text`` unchanged.
+
+    Raises:
+        ValueError: naming the value.
+
+    Example:
+        >>> check_dataset_name('shapes8')
+        'shapes8'
+        >>> check_dataset_name('shapes8 ')
+        Traceback (most recent call last):
+        ValueError: config key "dataset" starts or ends with white space: 'shapes8 '; ...
+    """
+    import unicodedata
+    if not text:
+        raise ValueError(f'{what} must name a dataset file or demo key, got ""')
+    bad = sorted({c for c in text if unicodedata.category(c) in ('Cc', 'Cs')})
+    if bad:
+        raise ValueError(f'{what} holds the control character(s) {bad}: {_short(text)}')
+    if text != text.strip():
+        raise ValueError(f'{what} starts or ends with white space: {_short(text)}; did you '
+                         f'mean {_short(text.strip())}?')
+    return text
+
+
+def _resolve_dataset(dataset: Any, folder: str | os.PathLike) -> Any:
+    """A relative dataset path made absolute against ``folder``; other values unchanged."""
+    from sampler_core.demo import demo_key
+    if not isinstance(dataset, str) or not dataset or demo_key(dataset) \
+            or os.path.isabs(dataset):
+        return dataset
+    try:
+        check_dataset_name(dataset)
+    except ValueError:
+        return dataset   # refused by the config check, with the value as written
+    return os.path.normpath(os.path.join(os.fspath(folder), dataset))
+
+
+def _parse_config_text(text: str) -> Any:
+    """The data of YAML / JSON config text, checked before it is built (see ``loads``)."""
+    if not isinstance(text, str):
+        raise TypeError(f'config text must be a str, got {type(text).__name__}')
+    if len(text) > MAX_CONFIG_CHARS:
+        raise ValueError(f'config text is {len(text)} characters, more than a config may '
+                         f'hold ({MAX_CONFIG_CHARS})')
+    if text.lstrip().startswith('{'):
+        try:  # JSON proper (YAML reads JSON's surrogate-pair escapes differently)
+            data = json.loads(text, object_pairs_hook=_json_object)
+        except json.JSONDecodeError:
+            pass  # YAML flow mapping, or broken: YAML says what is wrong
+        except RecursionError:
+            raise ValueError(f'config is not valid YAML/JSON: nested deeper than '
+                             f'{MAX_CONFIG_DEPTH} levels') from None
+        except ValueError as ex:   # e.g. an integer of more digits than Python converts
+            if str(ex).startswith('config is not valid'):
+                raise
+            raise ValueError(f'config is not valid YAML/JSON: {_shorten(str(ex))}') from None
+        else:
+            _check_depth(data)
+            return data
+    import yaml
+    loader = None
+    try:
+        loader = _config_yaml()[0](text)
+        return loader.get_single_data()
+    except yaml.YAMLError as ex:
+        raise ValueError(f'config is not valid YAML/JSON: {_shorten(str(ex))}') from None
+    except RecursionError:   # pragma: no cover - the depth bound comes first
+        raise ValueError(f'config is not valid YAML/JSON: nested deeper than '
+                         f'{MAX_CONFIG_DEPTH} levels') from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _json_object(pairs: list) -> dict:
+    """``object_pairs_hook`` of ``json.loads``: refuse a key given twice."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f'config is not valid YAML/JSON: the key {_short(key)} appears '
+                             f'twice')
+        out[key] = value
+    return out
+
+
+def _check_depth(data: Any) -> None:
+    """Refuse JSON data nested deeper than :data:`MAX_CONFIG_DEPTH` (iteratively)."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth + 1 > MAX_CONFIG_DEPTH:
+                raise ValueError(f'config is not valid YAML/JSON: nested deeper than '
+                                 f'{MAX_CONFIG_DEPTH} levels')
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((v, depth + 1) for v in items)
+
+
+_YAML_CLASSES: tuple = ()
+
+
+def _config_yaml() -> tuple:
+    """``(Loader, Dumper)``: PyYAML's safe ones with the checks of :meth:`SamplingConfig.loads`
+    and the YAML 1.2 core schema (built on first use: no yaml import at module import)."""
+    global _YAML_CLASSES
+    if _YAML_CLASSES:
+        return _YAML_CLASSES
+    import re
+
+    import yaml
+
+    def line(node_or_event) -> str:
+        return f'line {node_or_event.start_mark.line + 1}'
+
+    class ConfigLoader(yaml.SafeLoader):
+        """SafeLoader that refuses anchors, aliases, merge keys, duplicate keys and deep
+        nesting while composing (before any value is built)."""
+
+        def __init__(self, stream):
+            super().__init__(stream)
+            self._depth = 0
+
+        def compose_node(self, parent, index):
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, 'anchor', None):
+                name = getattr(event, 'anchor', None)
+                raise ValueError(f'config is not valid YAML/JSON: YAML anchors and aliases '
+                                 f'(&{name} / *{name}) are not allowed in a config '
+                                 f'({line(event)})')
+            self._depth += 1
+            try:
+                if self._depth > MAX_CONFIG_DEPTH:
+                    raise ValueError(f'config is not valid YAML/JSON: nested deeper than '
+                                     f'{MAX_CONFIG_DEPTH} levels ({line(event)})')
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == 'tag:yaml.org,2002:merge':
+                    raise ValueError(f'config is not valid YAML/JSON: YAML merge keys (<<) are '
+                                     f'not allowed in a config ({line(key_node)})')
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:   # unhashable: PyYAML's own error names it
+                    continue
+                if duplicate:
+                    raise ValueError(f'config is not valid YAML/JSON: the key {_short(key)} '
+                                     f'appears twice ({line(key_node)})')
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    class ConfigDumper(yaml.SafeDumper):
+        """SafeDumper that also quotes strings a YAML 1.2 reader takes for other values
+        (``'1e5'``, ``'09'``), so YAML 1.1 and 1.2 readers both read back what was written."""
+
+    # the loader resolves plain scalars by YAML 1.2 only; the dumper quotes by both
+    ConfigLoader.yaml_implicit_resolvers = {}
+    for tag, (pattern, first) in _YAML12_RESOLVERS.items():
+        ConfigLoader.add_implicit_resolver(tag, re.compile(pattern), first)
+        if tag in ('tag:yaml.org,2002:int', 'tag:yaml.org,2002:float'):
+            ConfigDumper.add_implicit_resolver(tag, re.compile(pattern), first)
+
+    def construct_int12(loader, node) -> int:
+        text = loader.construct_scalar(node)
+        sign, body = (-1, text[1:]) if text[:1] == '-' else (1, text.lstrip('+'))
+        base = {'0o': 8, '0x': 16}.get(body[:2], 10)
+        try:
+            return sign * int(body[2:] if base != 10 else body, base)
+        except ValueError:   # more digits than Python converts
+            raise ValueError(f'config is not valid YAML/JSON: the number {_short(text, 40)} '
+                             f'({line(node)}) has too many digits') from None
+
+    ConfigLoader.add_constructor('tag:yaml.org,2002:int', construct_int12)
+    _YAML_CLASSES = (ConfigLoader, ConfigDumper)
+    return _YAML_CLASSES
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters (never builds a huge repr)."""
+    import reprlib
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = limit
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = 8
+    short.maxlevel = 3
+    return short.repr(value)
+
+
+def _shorten(msg: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``msg`` cut in the middle to at most about ``limit`` characters."""
+    if len(msg) <= limit:
+        return msg
+    head, tail = msg[:limit * 2 // 3], msg[-(limit // 3):]
+    return f'{head} ...[{len(msg) - len(head) - len(tail)} characters cut]... {tail}'
+
+
+def _short_hash(value: str) -> str:
+    """The first 12 characters of a content hash (enough to tell two apart)."""
+    return value[:12] + '...' if isinstance(value, str) and len(value) > 12 else repr(value)

@@ -120,12 +120,16 @@ def _check_coco(dset, where: str):
 
 
 def _coerce_dset(data):
-    """A kwcoco.CocoDataset from a dataset, a path, or a demo key."""
+    """A kwcoco.CocoDataset from a dataset, a path, or a demo key (:mod:`sampler_core.demo`)."""
     import kwcoco
+    from sampler_core.config import check_dataset_name
+    from sampler_core.demo import DEMOS, demo_key, load_demo
     if isinstance(data, kwcoco.CocoDataset):
         return _check_coco(data, getattr(data, 'fpath', None) or 'the dataset')
     if isinstance(data, (str, os.PathLike)):
-        text = os.fspath(data)
+        text = check_dataset_name(os.fspath(data), what='dataset')
+        if demo_key(text):   # a demo key wins over a file of that name ('./shapes8')
+            return load_demo(demo_key(text))
         if os.path.exists(text):
             if os.path.isdir(text):
                 raise ValueError(f'expected a .kwcoco.json file, got a folder: {text}')
@@ -134,10 +138,8 @@ def _coerce_dset(data):
             except Exception as ex:
                 raise ValueError(f'cannot read dataset {text}: {ex}') from None
             return _check_coco(dset, text)
-        key = text.split(':', 1)[1] if text.startswith('special:') else text
-        if key.startswith(('shapes', 'vidshapes')) and os.sep not in key and '.json' not in key:
-            return kwcoco.CocoDataset.demo(key)
-        raise FileNotFoundError(f'dataset file does not exist: {text}')
+        raise FileNotFoundError(f'dataset file does not exist: {text} (the demo keys are '
+                                f'{list(DEMOS)})')
     raise TypeError(f'cannot make a CocoDataset from {type(data).__name__}: {data!r}')
 
 
@@ -217,13 +219,20 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
 
     @classmethod
     def demo(cls, key: str = 'shapes', workdir=None, backend=None, **kw) -> 'CocoSampler':
-        """A sampler on ``kwcoco.CocoDataset.demo(key, **kw)`` (generated locally).
+        """A sampler on a demo dataset, generated locally.
+
+        A key of :data:`sampler_core.demo.DEMOS` (without ``kw``) opens that demo,
+        the one a config naming it rebuilds; any other key (or ``kw``) is passed to
+        ``kwcoco.CocoDataset.demo(key, **kw)``.
 
         Example:
-            >>> CocoSampler.demo('shapes8').n_images
-            8
+            >>> CocoSampler.demo('shapes8').dset.fpath.endswith('shapes8-v1/data.kwcoco.json')
+            True
         """
         import kwcoco
+        from sampler_core.demo import is_demo_key, load_demo
+        if is_demo_key(key) and not kw:
+            return cls(load_demo(key), workdir=workdir, backend=backend)
         return cls(kwcoco.CocoDataset.demo(key, **kw), workdir=workdir, backend=backend)
 
     @classmethod

@@ -332,40 +332,6 @@ def test_a_changed_dataset_file_is_read_again(shapes_copy):
     assert again is not first and len(again.dset.anns) == 5
 
 
-def test_demo_is_reopened_from_the_file_kwcoco_wrote(tmp_path, monkeypatch):
-    """A generated demo is remembered and reopened from its file; a stale memo (file or
-    image gone) generates it again."""
-    import json
-
-    import kwcoco
-
-    from app import demo
-    monkeypatch.setattr(demo, 'DEMO_ROOT', tmp_path)
-    first = demo.load_demo('shapes8')
-    memo = tmp_path / demo.KNOWN_DEMOS_FILE
-    assert json.loads(memo.read_text()) == {'shapes8': os.fspath(first.fpath)}
-
-    calls = []
-    monkeypatch.setattr(kwcoco.CocoDataset, 'demo',
-                        classmethod(lambda cls, key: calls.append(key) or first.copy()))
-    again = demo.load_demo('shapes8')
-    assert calls == [] and again.dataset == first.dataset
-    assert os.fspath(again.fpath) == os.fspath(first.fpath)
-
-    memo.write_text(json.dumps({'shapes8': os.fspath(tmp_path / 'gone.kwcoco.json')}))
-    demo.load_demo('shapes8')
-    assert calls == ['shapes8']
-    memo.write_text('{not json')
-    demo.load_demo('shapes8')
-    assert calls == ['shapes8', 'shapes8']
-    # a truncated dataset file behind a good memo: generated again, not a crash
-    broken = tmp_path / 'broken.kwcoco.json'
-    broken.write_text(open(first.fpath).read()[:200])
-    memo.write_text(json.dumps({'shapes8': os.fspath(broken)}))
-    assert demo.load_demo('shapes8').dataset == first.dataset
-    assert calls == ['shapes8', 'shapes8', 'shapes8']
-
-
 def _state_rows(state) -> list:
     """(gid, cx, cy, aid, x0, y0, x1, y1) of every pool row the explorer shows, by index."""
     table = state.pools.all
