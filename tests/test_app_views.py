@@ -395,3 +395,24 @@ def test_upload_a_dataset_and_export_names_its_real_path(explorer, tmp_path, mon
     explorer.upload.value = b'rm -rf /'
     assert state.message['text'].startswith('refused')
     assert not (tmp_path / 'demo' / 'uploads' / 'evil.sh').exists()
+
+
+def test_explorer_of_a_dataset_without_annotations_shows_images_and_negatives():
+    import kwcoco
+    from bokeh.document import Document
+    import panel as pn
+    from app.layout import Explorer
+    dset = kwcoco.CocoDataset.demo('shapes8').copy()
+    dset.remove_annotations(list(dset.anns))
+    e = Explorer(dataset=dset, backend=None, n_pos=3, window_dims=(64, 64))
+    assert pn.panel(e).get_root(Document()) is not None
+    s = e.state
+    assert (s.pools.n_pos, s.pools.n_neg) == (0, 3)
+    assert [sl['index'] for sl in e._slots['neg'] if sl['box'].visible] == [0, 1, 2]
+    assert not any(sl['box'].visible for sl in e._slots['pos'])
+    assert 'none' in e._gallery_titles['pos'].object
+    assert '>negatives found</td>\n      <td>3<' in e.stats_numbers.object
+    rgb = views.overview_image(s.sampler, s.gid)
+    assert rgb.data.shape[2] == 3 and rgb.data.max() > 0        # the image is there
+    assert len(views.annotation_overlay(s.shared.dset, s.gid).get(0)) == 0
+    assert views.class_balance(s.pools, s.shared.dset)['windows'].tolist() == [3]
