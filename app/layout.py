@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 
 import holoviews as hv
 import numpy as np
@@ -491,8 +492,7 @@ class Explorer(pn.viewable.Viewer):
             self.overview[:] = [pn.pane.Markdown('No image matches.')]
             self._ov_dims = None
             return
-        img = s.sampler.dset.imgs[gid]
-        dims = (int(img['height']), int(img['width']))
+        dims = views.image_dims(s.sampler.dset, gid)
         dataset_changed = any(e.name == 'dataset_label' for e in events)
         if dims == self._ov_dims and not dataset_changed:
             self._ov_reset = True          # the hook puts the axes back on the whole image
@@ -509,7 +509,7 @@ class Explorer(pn.viewable.Viewer):
         ``gid`` of ``self._ov_stream``.
         """
         s = self.state
-        height, width = dims
+        height, width = max(1, dims[0]), max(1, dims[1])   # an image of no size: a 1 px plot
         ov = self._ov_stream
         last = {'gid': None}
 
@@ -525,7 +525,18 @@ class Explorer(pn.viewable.Viewer):
                 return views.rgb_element(np.zeros((2, 2, 3), np.uint8), (0, 0, width, height))
 
         def annots(gid, with_annots):
-            return views.annotation_overlay(s.sampler.dset, gid, with_annots, self.colors)
+            # an annotation that cannot be drawn is left out with a warning naming it
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                try:
+                    overlay = views.annotation_overlay(s.sampler.dset, gid, with_annots,
+                                                       self.colors)
+                except Exception as ex:     # never lose the overview to one annotation
+                    s.notify(f'cannot draw the annotations of image {gid}: {ex}')
+                    return views.annotation_overlay(s.sampler.dset, gid, ())
+            if caught:
+                s.notify(str(caught[0].message), level='warning')
+            return overlay
 
         def windows(gid, revision, selected_item, click_xy):
             return self._windows(gid, revision, selected_item, click_xy)

@@ -104,6 +104,7 @@ class ExplorerState(SamplingConfig):
         self._serial = 0
         self._busy = False
         self._load_sampler()
+        self._fit_pools_to_dataset()
         self._refresh_pools()
         self.param.update(**ui)
         if self.gid is None or self.gid not in self.shared.dset.imgs:
@@ -198,6 +199,19 @@ class ExplorerState(SamplingConfig):
         self.sampler = session_sampler(shared.sampler)
         self.dataset_label = self.dataset
 
+    def _fit_pools_to_dataset(self) -> None:
+        """A dataset without (valid) annotations has no positives: ask for none and for the
+        negatives they would have paired instead (``n_neg`` = the positives asked, 16 for
+        all), so that its images and negatives are shown and the export rebuilds them."""
+        if len(self.sampler.regions.targets) or self.n_pos == 0:
+            return
+        asked = 16 if self.n_pos is None else self.n_pos
+        self.n_pos = 0
+        if self.n_neg is None:
+            self.n_neg = asked
+        self.notify(f'{self.dataset_label} has no annotations: no positives, '
+                    f'{self.n_neg} negatives', level='info')
+
     def _refresh_pools(self) -> None:
         cfg = self.to_config()
         fixed = cfg.window_dims if isinstance(cfg.window_dims, tuple) else ()
@@ -220,6 +234,7 @@ class ExplorerState(SamplingConfig):
             role = self.change_role(names)   # what the config says these fields need
             if role == 'sampler':
                 self._load_sampler()
+                self._fit_pools_to_dataset()
                 if 'categories' not in names:
                     self.categories = [c for c in self.categories
                                        if c in self.shared.dset.name_to_cat]

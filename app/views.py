@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 import weakref
 
 import holoviews as hv
@@ -74,8 +75,7 @@ def image_region(sampler, gid: int, x_range=None, y_range=None, max_px: int = OV
         ``(rgb, bounds, step)``: ``(h, w, 3)`` uint8, ``(x0, y0, x1, y1)`` image
         pixels covered, and the stride.
     """
-    img = sampler.dset.imgs[gid]
-    height, width = int(img['height']), int(img['width'])
+    height, width = image_dims(sampler.dset, gid)
 
     def clamp(rng, size):
         if rng is None or rng[0] is None or not all(map(math.isfinite, rng)):
@@ -131,13 +131,42 @@ def overview_image(sampler, gid: int, x_range=None, y_range=None,
     return rgb_element(rgb, bounds)
 
 
+def image_dims(dset, gid: int) -> tuple[int, int]:
+    """``(height, width)`` the dataset gives image ``gid``; 0 for a missing, non-finite or
+    non-positive value (such an image cannot be shown, but must not break a view).
+
+    Example:
+        >>> import kwcoco
+        >>> dset = kwcoco.CocoDataset()
+        >>> image_dims(dset, dset.add_image(file_name='a.png', width=0, height=30))
+        (30, 0)
+    """
+    img = dset.imgs[gid]
+    out = []
+    for key in ('height', 'width'):
+        try:
+            value = float(img.get(key))
+        except (TypeError, ValueError):
+            value = 0.0
+        out.append(int(value) if math.isfinite(value) and value > 0 else 0)
+    return tuple(out)
+
+
 def _keypoints_xy(ann) -> np.ndarray:
+    """Visible keypoints ``(K, 2)`` xy of an annotation (COCO triples or kwcoco dicts).
+
+    Raises:
+        ValueError: a flat list whose length is not a multiple of 3 (x, y, visibility).
+    """
     kpts = ann.get('keypoints')
     if not kpts:
         return np.empty((0, 2))
     if isinstance(kpts[0], dict):
         return np.array([k['xy'] for k in kpts if 'xy' in k], dtype=np.float64).reshape(-1, 2)
-    arr = np.asarray(kpts, dtype=np.float64).reshape(-1, 3)
+    arr = np.asarray(kpts, dtype=np.float64).ravel()
+    if len(arr) % 3:
+        raise ValueError(f'{len(arr)} keypoint numbers are not (x, y, visibility) triples')
+    arr = arr.reshape(-1, 3)
     return arr[arr[:, 2] > 0, :2]
 
 
@@ -148,13 +177,16 @@ def _polygons_xy(sseg, dims) -> list[np.ndarray]:
     import kwimage
     try:
         mpoly = kwimage.MultiPolygon.coerce(sseg, dims=dims)
-    except Exception:
-        return []
+    except Exception as ex:   # kwimage raises many kinds on malformed input
+        raise ValueError(f'cannot read the segmentation: {ex}') from None
     if mpoly is None:
         return []
     if not isinstance(mpoly, kwimage.MultiPolygon):
         mpoly = mpoly.to_multi_polygon()
-    return [np.asarray(p.data['exterior'].data, dtype=np.float64) for p in mpoly.data]
+    rings = [np.asarray(p.data['exterior'].data, dtype=np.float64) for p in mpoly.data]
+    if not all(np.isfinite(r).all() for r in rings):
+        raise ValueError('the segmentation has a non-finite coordinate')
+    return rings
 
 
 _ANN_VDIMS = ['aid', 'category', 'area', 'color']
@@ -172,26 +204,44 @@ def annotation_overlay(dset, gid: int, with_annots=('boxes', 'segmentation', 'ke
         (always all three, so the plot structure never changes).
     """
     colors = colors or category_colors(dset)
-    img = dset.imgs[gid]
-    dims = (int(img['height']), int(img['width']))
+    dims = image_dims(dset, gid)
     rects, polys, points = [], [], []
+    odd: dict[str, list] = {}      # kind -> aids whose geometry of that kind cannot be drawn
+
+    def draw(kind, aid, make):
+        try:
+            return make()
+        except (TypeError, ValueError, KeyError, IndexError):
+            odd.setdefault(kind, []).append(aid)
+            return []
+
+    def box(bbox):
+        x, y, w, h = (float(v) for v in bbox)
+        return [(x, y, x + w, y + h)]
+
     for aid in dset.index.gid_to_aids.get(gid, ()):
         ann = dset.anns[aid]
         cid = ann.get('category_id')
         name = dset.cats[cid]['name'] if cid in dset.cats else str(cid)
         color = colors.get(cid, '#ffffff')
         bbox = ann.get('bbox')
-        area = float(ann.get('area') or (bbox[2] * bbox[3] if bbox else 0.0))
-        if 'boxes' in with_annots and bbox is not None:
-            x, y, w, h = (float(v) for v in bbox)
-            rects.append((x, y, x + w, y + h, aid, name, area, color))
+        ltrb = draw('boxes', aid, lambda: box(bbox)) if bbox is not None else []
+        area = ann.get('area')
+        area = float(area) if isinstance(area, (int, float)) else (
+            (ltrb[0][2] - ltrb[0][0]) * (ltrb[0][3] - ltrb[0][1]) if ltrb else 0.0)
+        if 'boxes' in with_annots:
+            rects += [(*r, aid, name, area, color) for r in ltrb]
         if 'segmentation' in with_annots:
-            for ring in _polygons_xy(ann.get('segmentation'), dims):
+            for ring in draw('segmentation', aid,
+                             lambda: _polygons_xy(ann.get('segmentation'), dims)):
                 polys.append({'x': ring[:, 0], 'y': ring[:, 1], 'aid': aid, 'category': name,
                               'area': area, 'color': color})
         if 'keypoints' in with_annots:
-            for x, y in _keypoints_xy(ann):
+            for x, y in draw('keypoints', aid, lambda: _keypoints_xy(ann)):
                 points.append((x, y, aid, name, area, color))
+    if odd:
+        warnings.warn(f'image {gid}: left out what cannot be drawn: ' + '; '.join(
+            f'{kind} of annotation(s) {aids[:20]}' for kind, aids in odd.items()))
     return hv.Overlay([
         hv.Rectangles(rects, kdims=['x0', 'y0', 'x1', 'y1'], vdims=_ANN_VDIMS, label='boxes'),
         hv.Polygons(polys, kdims=['x', 'y'], vdims=_ANN_VDIMS, label='polygons'),
@@ -501,18 +551,18 @@ def coverage(pools, dset, pad=(0, 0), max_res: int = 512):
     if not len(gids):
         return pd.DataFrame({'gid': [], 'covered': []}), 0.0
     ltrb = pad_boxes(table[['x0', 'y0', 'x1', 'y1']].to_numpy(dtype=np.float64), pad)
-    imgs = dset.imgs
     order = np.argsort(gids, kind='stable')
     uniq, starts, counts = np.unique(gids[order], return_index=True, return_counts=True)
     fracs = np.empty(len(uniq))
     areas = np.empty(len(uniq))
     for k, (gid, start, count) in enumerate(zip(uniq.tolist(), starts.tolist(),
                                                 counts.tolist())):
-        img = imgs[gid]
-        h, w = int(img['height']), int(img['width'])
+        h, w = image_dims(dset, gid)
         boxes = ltrb[order[start:start + count]]
         boxes = np.clip(boxes, 0, [w, h, w, h])
-        if count == 1:
+        if not h * w:
+            frac = 0.0                  # an image of no area (an odd dataset entry)
+        elif count == 1:
             x0, y0, x1, y1 = boxes[0]
             frac = max(0.0, x1 - x0) * max(0.0, y1 - y0) / float(h * w)
         else:
@@ -541,7 +591,7 @@ def _total_area(dset) -> float:
     hit = _AREA_CACHE.get(dset)
     if hit is None or hit[0] != len(dset.imgs):
         hit = _AREA_CACHE[dset] = (len(dset.imgs), float(sum(
-            int(i['height']) * int(i['width']) for i in dset.imgs.values())))
+            h * w for h, w in (image_dims(dset, g) for g in dset.imgs))))
     return hit[1]
 
 

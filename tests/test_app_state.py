@@ -463,3 +463,39 @@ def test_link_with_a_bad_value_keeps_the_state_and_says_why():
     assert 'larger than allowed' in state.message['text']
     assert state.window_dims == (128, 128)
     assert parse_query(location.search)['window_dims'] == [128, 128]
+
+
+def _without_annotations(dset):
+    dset = dset.copy()
+    dset.remove_annotations(list(dset.anns))
+    return dset
+
+
+def test_state_dataset_without_annotations_shows_its_negatives():
+    """No annotations: no positives, the negatives n_pos would have paired (issue 13.16);
+    the exported config rebuilds exactly those windows."""
+    import kwcoco
+    dset = _without_annotations(kwcoco.CocoDataset.demo('shapes8'))
+    state = ExplorerState(dataset=dset, backend=None, n_pos=6, window_dims=(64, 48), seed=3)
+    assert (state.n_pos, state.n_neg) == (0, 6)
+    assert (state.pools.n_pos, state.pools.n_neg) == (0, 6)
+    assert 'no annotations' in state.message['text']
+    ref = CocoSampler(dset, backend=None)
+    assert ref.apply_config(SamplingConfig.loads(state.to_config().dumps())) == (0, 6)
+    assert _windows(ref, 6) == _windows(state.sampler, 6)
+    assert all(shape[:2] == (64, 48) for _, _, shape in _windows(ref, 6))
+    assert state.image_ids() == sorted(dset.imgs)
+
+
+def test_state_switches_to_a_dataset_without_annotations(shapes_copy):
+    import kwcoco
+    root, path = shapes_copy
+    empty = _without_annotations(kwcoco.CocoDataset(str(path)))
+    epath = root / 'empty.kwcoco.json'
+    empty.dump(str(epath))
+    state = ExplorerState(dataset=str(path), roots=[str(root)], backend=None, n_pos=5)
+    assert state.pools.n_pos == 5
+    state.dataset = str(epath)
+    assert state.dataset == str(epath) and state.shared.dset.n_annots == 0
+    assert (state.pools.n_pos, state.pools.n_neg) == (0, 5) and state.n_pos == 0
+    assert state.gid in empty.imgs

@@ -395,3 +395,82 @@ def test_upload_a_dataset_and_export_names_its_real_path(explorer, tmp_path, mon
     explorer.upload.value = b'rm -rf /'
     assert state.message['text'].startswith('refused')
     assert not (tmp_path / 'demo' / 'uploads' / 'evil.sh').exists()
+
+
+def test_explorer_of_a_dataset_without_annotations_shows_images_and_negatives():
+    import kwcoco
+    from bokeh.document import Document
+    import panel as pn
+    from app.layout import Explorer
+    dset = kwcoco.CocoDataset.demo('shapes8').copy()
+    dset.remove_annotations(list(dset.anns))
+    e = Explorer(dataset=dset, backend=None, n_pos=3, window_dims=(64, 64))
+    assert pn.panel(e).get_root(Document()) is not None
+    s = e.state
+    assert (s.pools.n_pos, s.pools.n_neg) == (0, 3)
+    assert [sl['index'] for sl in e._slots['neg'] if sl['box'].visible] == [0, 1, 2]
+    assert not any(sl['box'].visible for sl in e._slots['pos'])
+    assert 'none' in e._gallery_titles['pos'].object
+    assert '>negatives found</td>\n      <td>3<' in e.stats_numbers.object
+    rgb = views.overview_image(s.sampler, s.gid)
+    assert rgb.data.shape[2] == 3 and rgb.data.max() > 0        # the image is there
+    assert len(views.annotation_overlay(s.shared.dset, s.gid).get(0)) == 0
+    assert views.class_balance(s.pools, s.shared.dset)['windows'].tolist() == [3]
+
+
+def _odd_shapes8(bad_bbox=True):
+    """shapes8 with odd entries: keypoints of length 4, a 3-number bbox, a polygon with a
+    NaN coordinate (the first three annotations of image 3) and an image of width 0 (image 2)."""
+    import kwcoco
+    dset = kwcoco.CocoDataset.demo('shapes8').copy()
+    a1, a2, a3, a4 = sorted(dset.index.gid_to_aids[3])[:4]
+    for aid in dset.index.gid_to_aids[3]:
+        dset.anns[aid]['keypoints'] = []
+    dset.anns[a1]['keypoints'] = [10, 20, 2, 30]
+    dset.anns[a4]['keypoints'] = [5, 6, 2, 7, 8, 0, 9, 10, 1]      # COCO triples
+    if bad_bbox:        # (the library refuses such a dataset, naming the annotation)
+        dset.anns[a2]['bbox'] = [5, 5, 10]
+    dset.anns[a3]['segmentation'] = [[1.0, 1.0, float('nan'), 5.0, 9.0, 9.0]]
+    dset.imgs[2]['width'] = 0
+    return dset, (a1, a2, a3)
+
+
+def test_annotation_overlay_leaves_out_odd_geometry_with_a_warning():
+    dset, (a1, a2, a3) = _odd_shapes8()
+    with pytest.warns(UserWarning) as rec:
+        overlay = views.annotation_overlay(dset, 3)
+    text = str(rec[0].message)
+    assert f'keypoints of annotation(s) [{a1}]' in text and f'boxes of annotation(s) [{a2}]' \
+        in text and f'segmentation of annotation(s) [{a3}]' in text
+    aids = list(dset.index.gid_to_aids[3])
+    rects, polys, points = overlay.get(0), overlay.get(1), overlay.get(2)
+    assert sorted(rects.dimension_values('aid', expanded=False)) == sorted(set(aids) - {a2})
+    assert a3 not in set(polys.dimension_values('aid'))
+    # the good keypoints are all there: the visible triples of the fourth annotation
+    got = list(zip(points.dimension_values('x'), points.dimension_values('y')))
+    assert sorted(got) == [(5, 6), (9, 10)]
+
+
+def test_explorer_survives_odd_annotations_and_an_image_without_size():
+    import warnings
+
+    from bokeh.document import Document
+    import panel as pn
+    from app.layout import Explorer
+    dset, (a1, _, _) = _odd_shapes8(bad_bbox=False)
+    e = Explorer(dataset=dset, backend=None, n_pos=30, gid=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', RuntimeWarning)   # no division by zero either
+        root = pn.panel(e).get_root(Document())
+        assert root is not None
+        assert f'[{a1}]' in e.state.message['text'] and e.state.message['level'] == 'warning'
+        e.state.gid = 2                           # width 0: a placeholder, the image named
+        assert e.overview.objects and e._ov_dims == (600, 0)
+        overlay = e.overview.objects[0].object[()]
+        assert overlay.get(0).bounds.lbrt() == (0, 0, 1, 600)
+        assert 'image 2' in e.state.message['text']
+        per_image, overall = views.coverage(e.state.pools, e.state.shared.dset)
+    assert 2 not in set(per_image['gid']) or \
+        per_image.loc[per_image['gid'] == 2, 'covered'].item() == 0.0
+    assert 0 < overall < 1
+    assert views.image_dims(dset, 2) == (600, 0)
