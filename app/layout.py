@@ -8,15 +8,19 @@ page.
 """
 from __future__ import annotations
 
+import html
 import io
 import os
+import string
 import warnings
 
 import holoviews as hv
 import numpy as np
 import panel as pn
+import param
 
 from app import views
+from app import uploads as upl
 from app.demo import DEFAULT_DEMO, DEMO_ROOT, DEMOS
 from app.link import link_location
 from app.state import ExplorerState
@@ -53,6 +57,70 @@ def ensure_extensions() -> None:
         _EXTENSIONS_LOADED = True
     elif pn.state.curdoc is not None:
         pn.config.notifications = True
+
+
+_MD_SPECIAL = {ord(c): '\\' + c for c in string.punctuation}
+
+
+def escape_markdown(text) -> str:
+    r"""``text`` for a Markdown pane that shows it as text: every ASCII punctuation
+    character backslash-escaped (CommonMark shows an escaped character literally, and
+    HTML-escapes ``<``, ``>``, ``&``), so no markup, link, HTML or math is made of it.
+
+    Every text from a user or a dataset (paths, file and category names, error
+    messages) goes through this before it reaches a Markdown pane.
+
+    Example:
+        >>> print(escape_markdown('<b>*x*</b>'))
+        \<b\>\*x\*\<\/b\>
+    """
+    return str(text).translate(_MD_SPECIAL)
+
+
+def text_options(names) -> dict:
+    """``{label: name}`` options of a choice widget whose labels show ``names`` as text
+    (Bokeh's MultiChoice renders its labels as HTML)."""
+    return {html.escape(n, quote=False): n for n in names}
+
+
+class UploadDropper(pn.widgets.FileDropper):
+    """A FileDropper that refuses a file over ``max_bytes`` in the browser (before it is
+    sent) and again on the server (a client may skip the browser's check): chunks past
+    the limit are dropped and ``on_refused(name, max_bytes)`` is called.
+
+    Files are sent in chunks of :data:`app.uploads.UPLOAD_CHUNK_BYTES`, below the
+    server's websocket message limit.
+    """
+
+    max_bytes = param.Integer(default=upl.MAX_UPLOAD_BYTES, bounds=(1, None), doc=(
+        'Largest file accepted, bytes.'))
+
+    _rename = {**pn.widgets.FileDropper._rename, 'max_bytes': None}
+
+    def __init__(self, on_refused=None, **params):
+        params.setdefault('chunk_size', upl.UPLOAD_CHUNK_BYTES)
+        super().__init__(**params)
+        self.max_file_size = f'{self.max_bytes // 1000}KB'   # filepond counts 1 KB = 1000 B
+        self.on_refused = on_refused
+        self._dropped = set()
+
+    def _process_event(self, event):
+        data = getattr(event, 'data', None) or {}
+        if event.event_name == 'upload_event':
+            name = data.get('name')
+            if data.get('chunk') == 1:
+                self._file_buffer.pop(name, None)
+                self._dropped.discard(name)
+            if name in self._dropped:
+                return
+            held = sum(len(c) for chunks in self._file_buffer.values() for c in chunks)
+            if held + len(data.get('data') or b'') > self.max_bytes:
+                self._file_buffer.clear()      # also partial files of other names
+                self._dropped.add(name)
+                if self.on_refused is not None:
+                    self.on_refused(name, self.max_bytes)
+                return
+        super()._process_event(event)
 
 
 def _scale_text(value) -> str:
@@ -118,6 +186,9 @@ class Explorer(pn.viewable.Viewer):
         dataset: a demo key (default ``shapes8``), a ``.kwcoco.json`` path or a
             ``kwcoco.CocoDataset``.
         roots: folders a path typed in the app may resolve into.
+        uploads: where uploaded datasets go (default: the server's
+            :func:`app.uploads.server_store`); this explorer's uploads are released
+            when its session ends (or by :meth:`release_uploads`).
         **config: initial config / UI values (any :class:`ExplorerState` parameter).
 
     Example:
@@ -126,14 +197,20 @@ class Explorer(pn.viewable.Viewer):
     """
 
     def __init__(self, dataset=DEFAULT_DEMO, roots=None, state: ExplorerState | None = None,
-                 hold_updates: bool = False, **config):
+                 hold_updates: bool = False, uploads: upl.UploadStore | None = None, **config):
         super().__init__()
         ensure_extensions()
+        import uuid
+        self.uploads = uploads if uploads is not None else upl.server_store()
+        self._owner = f'explorer-{uuid.uuid4().hex}'   # holds this session's uploads
         #: built ahead of its session (``hold_updates``): statistics and galleries wait for
         #: the page (:meth:`template`) instead of being computed at once
         self._held_updates = [] if hold_updates else None
         self.state = state if state is not None else ExplorerState(dataset=dataset, roots=roots,
                                                                    **config)
+        if self.uploads.root not in self.state.roots:
+            self.state.roots = self.state.roots + [self.uploads.root]
+        self.uploads.acquire(self._owner, self.state.shared.key)
         self.colors = views.category_colors(self.state.shared.dset)
         self._syncing = False
         self._gallery_cache = (None, None)
@@ -222,7 +299,10 @@ class Explorer(pn.viewable.Viewer):
             value='' if s.dataset in DEMOS else s.dataset)
         self.open_button = pn.widgets.Button(label='Open', color='primary')
         self.open_button.on_click(self._on_open)
-        self.upload = pn.widgets.FileInput(accept='.json', label='Upload a .kwcoco.json')
+        self.upload = UploadDropper(
+            accepted_filetypes=['.json'], max_bytes=self.uploads.max_upload_bytes,
+            label=f'Upload a .kwcoco.json (at most {upl.megabytes(self.uploads.max_upload_bytes)})',
+            on_refused=self._on_upload_refused, layout='compact')
         self.upload.param.watch(self._on_upload, 'value')
         self.alert = pn.pane.Alert('', alert_type='danger', visible=False,
                                    css_classes=['explorer-alert'])
@@ -255,7 +335,7 @@ class Explorer(pn.viewable.Viewer):
 
         # pools
         self.categories = pn.widgets.MultiChoice(label='positive categories (empty: all)',
-                                                 options=s.category_names)
+                                                 options=text_options(s.category_names))
         self._link('categories', self.categories, to_widget=list, to_state=list)
         self.n_pos = pn.widgets.IntInput.from_param(s.param.n_pos, label='positives (n_pos)',
                                                     start=0)
@@ -282,8 +362,10 @@ class Explorer(pn.viewable.Viewer):
         self.download = pn.widgets.FileDownload(
             callback=self._export, filename='config.yaml', label='Export config (YAML)',
             color='success', embed=False)
-        self.config_upload = pn.widgets.FileInput(accept='.yaml,.yml,.json',
-                                                  label='Import a config')
+        self.config_upload = UploadDropper(
+            max_bytes=upl.MAX_CONFIG_BYTES, on_refused=self._on_upload_refused,
+            label=f'Import a config (.yaml / .json, at most {upl.megabytes(upl.MAX_CONFIG_BYTES)})',
+            layout='compact')
         self.config_upload.param.watch(self._on_import, 'value')
         snippet = s.python_snippet()
         self.snippet = pn.pane.Markdown(f'```python\n{snippet}```', css_classes=['snippet'])
@@ -295,7 +377,7 @@ class Explorer(pn.viewable.Viewer):
         self.search = pn.widgets.TextInput.from_param(s.param.search, label='search images',
                                                       placeholder='name or id')
         self.image_categories = pn.widgets.MultiChoice(label='images with category',
-                                                       options=s.category_names)
+                                                       options=text_options(s.category_names))
         self._link('image_categories', self.image_categories, to_widget=list, to_state=list)
         self.image_select = pn.widgets.Select(label='image', size=1)
         self.image_count = pn.pane.Markdown('', css_classes=['image-count'])
@@ -363,28 +445,29 @@ class Explorer(pn.viewable.Viewer):
     def _dataset_info(self) -> str:
         s = self.state
         d = s.shared.dset
-        return (f'**{s.dataset_label}**: {len(d.imgs)} images, {len(d.anns)} annotations, '
-                f'{len(d.cats)} categories')
+        return (f'**{escape_markdown(s.dataset_label)}**: {len(d.imgs)} images, '
+                f'{len(d.anns)} annotations, {len(d.cats)} categories')
 
     # ------------------------------------------------------------ callbacks
     def _on_message(self, event) -> None:
         msg = event.new
         if not msg:
             return
-        self.alert.object = msg['text']
+        self.alert.object = escape_markdown(msg['text'])   # user and dataset text: as text
         self.alert.alert_type = 'danger' if msg['level'] == 'error' else 'warning'
         self.alert.visible = True
         notes = pn.state.notifications
-        if notes is not None:
+        if notes is not None:                  # notyf renders its message as HTML
             getattr(notes, msg['level'] if msg['level'] in ('error', 'warning', 'info')
-                    else 'error')(msg['text'], duration=8000)
+                    else 'error')(html.escape(msg['text']), duration=8000)
 
     def _on_dataset(self, event) -> None:
         s = self.state
         self.colors = views.category_colors(s.shared.dset)
         self.dataset_info.object = self._dataset_info()
-        self.categories.options = s.category_names
-        self.image_categories.options = s.category_names
+        self.categories.options = text_options(s.category_names)
+        self.image_categories.options = text_options(s.category_names)
+        self.uploads.acquire(self._owner, s.shared.key)   # opened by a link: held too
         self.channels.options = self._channel_options()
         self.alert.visible = False
         self._syncing = True
@@ -407,24 +490,47 @@ class Explorer(pn.viewable.Viewer):
             return
         self.state.dataset = text
 
+    @staticmethod
+    def _take_file(widget) -> tuple[str, bytes] | None:
+        """The (name, bytes) of the file just uploaded to ``widget``; the widget keeps no copy."""
+        files = widget.value or {}
+        if not files:
+            return None
+        widget.param.update(value={}, mime_type={})
+        name, data = next(iter(files.items()))
+        return name, data.encode('utf8') if isinstance(data, str) else bytes(data)
+
     def _on_upload(self, event) -> None:
-        if not event.new:
+        got = self._take_file(self.upload)
+        if got is None:
             return
-        name = os.path.basename(self.upload.filename or 'upload.kwcoco.json')
+        name = os.path.basename(got[0] or 'upload.kwcoco.json')
         if not name.endswith('.json'):
             self.state.notify(f'refused: {name} is not a .json file')
             return
-        dpath = DEMO_ROOT / 'uploads'
-        dpath.mkdir(parents=True, exist_ok=True)
-        fpath = dpath / name
-        fpath.write_bytes(event.new)
-        self.path_input.value = os.fspath(fpath)
-        self.state.dataset = os.fspath(fpath)
+        try:
+            fpath = self.uploads.add(self._owner, name, got[1])
+        except (ValueError, TypeError, OSError) as ex:
+            self.state.notify(str(ex))
+            return
+        self.alert.visible = False
+        self.path_input.value = fpath
+        self.state.dataset = fpath
+
+    def _on_upload_refused(self, name: str, limit: int) -> None:
+        self.state.notify(f'refused: {name} is larger than the upload limit of '
+                          f'{upl.megabytes(limit)}')
 
     def _on_import(self, event) -> None:
-        if event.new:
+        got = self._take_file(self.config_upload)
+        if got is not None:
             self.alert.visible = False
-            self.state.load_config(event.new)
+            self.state.load_config(got[1])
+
+    def release_uploads(self) -> list[str]:
+        """This explorer's session has ended: release its uploads (the files nobody else
+        holds are deleted, their shared samplers forgotten); return the deleted folders."""
+        return self.uploads.release(self._owner)
 
     def _export(self):
         try:
@@ -604,7 +710,7 @@ class Explorer(pn.viewable.Viewer):
         _, overall = self._coverage()
         text = views.summary(s.pools, overall)
         return (f'<div class="status" data-revision="{revision}" data-gid="{gid}">'
-                f'image {gid} · {text}</div>')
+                f'image {gid} · {html.escape(text)}</div>')
 
     def _update_detail(self, event) -> None:
         s = self.state
@@ -622,7 +728,8 @@ class Explorer(pn.viewable.Viewer):
             element = views.detail_view(sample, s.shared.dset, self.colors)
         except Exception as ex:
             s.notify(f'cannot sample a window at {click}: {ex}')
-            return pn.pane.Markdown(f'**cannot sample this window**: {ex}', width=420)
+            return pn.pane.Markdown(f'**cannot sample this window**: {escape_markdown(ex)}',
+                                    width=420)
         h, w = element.get(0).data.shape[:2]
         scale = min(380 / h, 440 / w)
         plot = element.opts(
@@ -913,6 +1020,8 @@ class Explorer(pn.viewable.Viewer):
         """
         ensure_extensions()
         self._release_held_updates()
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.on_session_destroyed(lambda _context: self.release_uploads())
         if sync_url and pn.state.location is not None:
             self.link = link_location(pn.state.location, self.state)   # app.link
         return pn.template.BootstrapTemplate(

@@ -188,6 +188,30 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
+def forget(path: str | os.PathLike) -> int:
+    """Forget the shared samplers of the dataset file ``path``, or of every dataset file
+    under the folder ``path`` (a released upload); return how many were dropped.
+
+    Sessions that still hold one keep it; the next session reads the file again.
+
+    Example:
+        >>> import os, tempfile, kwcoco
+        >>> folder = os.path.realpath(tempfile.mkdtemp())
+        >>> fpath = os.path.join(folder, 'a.kwcoco.json')
+        >>> kwcoco.CocoDataset.demo('shapes2').dump(fpath)
+        >>> shared = get_shared(fpath)
+        >>> (forget(folder), get_shared(fpath) is shared)
+        (1, False)
+    """
+    real = os.path.realpath(os.fspath(path))
+    prefix = real.rstrip(os.sep) + os.sep
+    with _CACHE_LOCK:
+        keys = [k for k in _CACHE if k[0] == real or k[0].startswith(prefix)]
+        for k in keys:
+            del _CACHE[k]
+    return len(keys)
+
+
 def session_sampler(shared_sampler):
     """A per-session view of a shared sampler with its own pools
     (:meth:`sampler_core.CocoSampler.fork`): it shares the dataset, frames,

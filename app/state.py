@@ -162,7 +162,8 @@ class ExplorerState(SamplingConfig):
         except (KeyError, TypeError, ValueError) as ex:
             self.notify(f'cannot import config: {_msg(ex)}')
             return False
-        data = {k: getattr(cfg, k) for k in self.FIELDS if k not in ('version', 'dataset_hash')}
+        data = {k: getattr(cfg, k) for k in self.FIELDS
+                if k not in ('version', 'dataset_hash', 'workdir')}   # workdir: the server's
         self.param.update(**data)
         if any(getattr(self, k) != v for k, v in data.items()):  # refused: the message says why
             return False
@@ -171,6 +172,8 @@ class ExplorerState(SamplingConfig):
             self.notify(f'the dataset changed since this config was exported '
                         f'(hash {cfg.dataset_hash[:12]}... != {self.shared.dataset_hash[:12]}...)',
                         level='warning')
+        if cfg.workdir is not None and os.fspath(cfg.workdir) != self.workdir:
+            self.notify(_workdir_refusal(cfg.workdir, self.workdir), level='warning')
         return True
 
     # ------------------------------------------------------------------ messages
@@ -231,6 +234,10 @@ class ExplorerState(SamplingConfig):
         names = {e.name for e in events}
         self._busy = True
         try:
+            if 'workdir' in names:   # where the server writes is the server's choice only
+                new = next(e.new for e in events if e.name == 'workdir')
+                old = next(e.old for e in events if e.name == 'workdir')
+                raise PermissionError(_workdir_refusal(new, old))
             role = self.change_role(names)   # what the config says these fields need
             if role == 'sampler':
                 self._load_sampler()
@@ -313,6 +320,11 @@ class ExplorerState(SamplingConfig):
         """Category names of the loaded dataset (sorted by id)."""
         cats = self.shared.dset.cats
         return [cats[c]['name'] for c in sorted(cats)]
+
+
+def _workdir_refusal(asked, kept) -> str:
+    return (f'workdir {asked} ignored: the cache folder is chosen by the server '
+            f'(serve --workdir), never by a config or a link; it stays {kept}')
 
 
 def _msg(ex: BaseException) -> str:

@@ -264,7 +264,7 @@ def test_import_restores_every_widget(explorer):
                          pad_mode='reflect', visible_thresh=0.25, with_annots=['boxes'],
                          categories=['eff'], n_pos=3, n_neg=2, neg_overlap=0.1, seed=11,
                          neg_to_pos_ratio=0.5)
-    explorer.config_upload.value = cfg.dumps().encode()
+    explorer.config_upload.value = {'config.yaml': cfg.dumps().encode()}
     e = explorer
     assert e.demo_select.value == 'shapes32'
     assert (e.window_h.value, e.window_w.value, e.pad_h.value, e.pad_w.value) == (40, 56, 4, 6)
@@ -374,27 +374,29 @@ def test_scale_is_tuned_live():
     assert e.state.scale is None
 
 
-def test_upload_a_dataset_and_export_names_its_real_path(explorer, tmp_path, monkeypatch):
+def test_upload_a_dataset_and_export_names_its_real_path(tmp_path):
+    import hashlib
+
     import kwcoco
 
-    import app.layout
+    from app.layout import Explorer
+    from app.uploads import UploadStore
     from sampler_core import SamplingConfig
-    monkeypatch.setattr(app.layout, 'DEMO_ROOT', tmp_path / 'demo')
-    explorer.state.roots = explorer.state.roots + [str(tmp_path / 'demo')]
+    explorer = Explorer('shapes8', backend=None, n_pos=4, uploads=UploadStore(tmp_path / 'up'))
     dset = kwcoco.CocoDataset.demo('shapes8')   # absolute image paths in the demo folder
-    explorer.upload.filename = 'mine.kwcoco.json'
-    explorer.upload.value = dset.dumps().encode()
+    data = dset.dumps().encode()
+    explorer.upload.value = {'mine.kwcoco.json': data}
     state = explorer.state
     assert state.message is None, state.message
-    assert state.dataset == str(tmp_path / 'demo' / 'uploads' / 'mine.kwcoco.json')
+    digest = hashlib.sha256(data).hexdigest()
+    assert state.dataset == str(tmp_path / 'up' / digest / 'mine.kwcoco.json')
     assert len(state.shared.dset.imgs) == 8
     cfg = SamplingConfig.loads(state.export_yaml())
     assert cfg.dataset == os.path.realpath(state.dataset)
     # a file that is not .json is refused before it is written
-    explorer.upload.filename = 'evil.sh'
-    explorer.upload.value = b'rm -rf /'
+    explorer.upload.value = {'evil.sh': b'rm -rf /'}
     assert state.message['text'].startswith('refused')
-    assert not (tmp_path / 'demo' / 'uploads' / 'evil.sh').exists()
+    assert sorted(os.listdir(tmp_path / 'up')) == [digest]
 
 
 def test_explorer_of_a_dataset_without_annotations_shows_images_and_negatives():
