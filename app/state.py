@@ -108,7 +108,7 @@ class ExplorerState(SamplingConfig):
         self.param.update(**ui)
         if self.gid is None or self.gid not in self.shared.dset.imgs:
             self.gid = self.image_ids()[0] if self.image_ids() else None
-        self.param.watch(self._on_config, [k for k in self.FIELDS if k != 'version'])
+        self.param.watch(self._on_config, [k for k in self.FIELDS if k not in self.INERT_FIELDS])
         self.param.watch(self._on_gid, ['gid'])
 
     # ------------------------------------------------------------------ config
@@ -161,7 +161,7 @@ class ExplorerState(SamplingConfig):
         except (KeyError, TypeError, ValueError) as ex:
             self.notify(f'cannot import config: {_msg(ex)}')
             return False
-        data = {k: getattr(cfg, k) for k in self.FIELDS if k not in ('version', 'dataset_hash')}
+        data = {k: getattr(cfg, k) for k in self.FIELDS if k not in self.INERT_FIELDS}
         self.param.update(**data)
         if any(getattr(self, k) != v for k, v in data.items()):  # refused: the message says why
             return False
