@@ -148,20 +148,20 @@ class QueryLink:
     def _to_state(self, *events) -> None:
         if self._writing:
             return
-        values, bad = {}, []
+        values, problems = {}, []
         for e in events:
             try:
                 values[e.name] = decode(e.name, e.new)
             except (KeyError, TypeError, ValueError) as ex:
-                bad.append(str(ex.args[0] if isinstance(ex, KeyError) else ex))
-        self.apply(values, bad)
+                problems.append(str(ex.args[0] if isinstance(ex, KeyError) else ex))
+        self._apply(values, problems)
+        # the query shows the state's own values (refused or unreadable ones included)
+        self._write([e.name for e in events])
 
-    def apply(self, values: dict, problems: list | None = None) -> None:
+    def _apply(self, values: dict, problems: list) -> None:
         """Apply decoded query values to the state: the config fields as one change
-        (all of them, or none when they do not make a valid config), then the UI keys.
-        Problems go to the state's ``message``; refused values are written back to the
-        query as the state's own."""
-        problems = list(problems or [])
+        (all of them, or none when they do not make a valid config), then the UI keys;
+        problems go to the state's ``message``."""
         state = self.state
         config = {k: v for k, v in values.items()
                   if k in SamplingConfig.FIELDS and v != getattr(state, k)}
@@ -182,8 +182,6 @@ class QueryLink:
                 problems.append(str(ex))
         if problems:
             state.notify('could not apply the link: ' + '; '.join(problems))
-        # the query shows the state's own values (refused ones included)
-        self._write(list(values))
 
 
 def link_location(location, state) -> QueryLink:

@@ -109,7 +109,7 @@ class ExplorerState(SamplingConfig):
         self.param.update(**ui)
         if self.gid is None or self.gid not in self.shared.dset.imgs:
             self.gid = self.image_ids()[0] if self.image_ids() else None
-        self.param.watch(self._on_config, [k for k in self.FIELDS if k != 'version'])
+        self.param.watch(self._on_config, [k for k in self.FIELDS if k not in self.INERT_FIELDS])
         self.param.watch(self._on_gid, ['gid'])
 
     # ------------------------------------------------------------------ config
@@ -163,7 +163,7 @@ class ExplorerState(SamplingConfig):
             self.notify(f'cannot import config: {_msg(ex)}')
             return False
         data = {k: getattr(cfg, k) for k in self.FIELDS
-                if k not in ('version', 'dataset_hash', 'workdir')}   # workdir: the server's
+                if k not in self.INERT_FIELDS and k != 'workdir'}   # workdir: the server's
         self.param.update(**data)
         if any(getattr(self, k) != v for k, v in data.items()):  # refused: the message says why
             return False

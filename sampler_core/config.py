@@ -22,6 +22,11 @@ without them loads unchanged (``balance: none``, ``split_by: none``,
 ``mode: random``): the version is bumped only when the meaning of an existing
 field changes.
 
+Each field has one role (:attr:`SamplingConfig.FIELD_ROLES`): changing it rebuilds
+the sampler, redraws the pools, only changes how a window is read, or changes
+nothing sampled; :meth:`SamplingConfig.change_role` gives the strongest role of
+a set of changed fields (the explorer redraws what it says).
+
 Loading checks every key: an unknown key raises ``KeyError``, a value of the
 wrong type ``TypeError`` and one out of range ``ValueError``, each naming the
 key. Config text is checked before anything is built from it (see
@@ -48,6 +53,7 @@ import math
 import os
 import warnings
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import param
@@ -204,7 +210,7 @@ class SamplingConfig(param.Parameterized):
     #: whose *padded* extent lies in one subset); ``'read'`` changes only how a pool window
     #: is read (:meth:`target_extra`, ``visible_thresh``, ``with_annots``); ``'inert'``
     #: changes nothing sampled (the format version, the dataset hash filled on export).
-    FIELD_ROLES = {
+    FIELD_ROLES = MappingProxyType({
         'version': 'inert', 'dataset': 'sampler', 'dataset_hash': 'inert',
         'backend': 'sampler', 'workdir': 'sampler',
         'window_dims': 'pools', 'pad': 'pools', 'pad_mode': 'read', 'pad_value': 'read',
@@ -215,7 +221,7 @@ class SamplingConfig(param.Parameterized):
         'balance': 'pools', 'class_weights': 'pools',
         'split_by': 'pools', 'val_fraction': 'pools', 'split_seed': 'pools',
         'split_block': 'pools',
-    }
+    })
     #: keys written to files, in order
     FIELDS = tuple(FIELD_ROLES)
     #: fields whose change opens the dataset again (and so redraws the pools)

@@ -448,15 +448,17 @@ def test_link_with_a_bad_value_keeps_the_state_and_says_why():
     from panel.util import parse_query
 
     from app.link import link_location
-    location = Location(search='?n_pos=abc&seed=4&gallery_size=3&mode=grid&balance=inverse')
+    location = Location(search='?n_pos=abc&seed=4&gallery_size=3&mode=grid&balance=inverse'
+                               '&channels=%22r|g')
     state = ExplorerState(dataset='shapes8', backend=None)
     link_location(location, state)
-    assert 'n_pos' in state.message['text']
-    assert (state.n_pos, state.seed, state.mode, state.gallery_size) == (16, 0, 'random', 3)
+    assert 'n_pos' in state.message['text'] and 'channels' in state.message['text']
+    assert (state.n_pos, state.seed, state.mode, state.gallery_size, state.channels) == (
+        16, 0, 'random', 3, None)
     # the query shows what the state holds
     query = parse_query(location.search)
-    assert (query['n_pos'], query['seed'], query['mode'], query['gallery_size']) == (
-        16, 0, 'random', 3)
+    assert (query['n_pos'], query['seed'], query['mode'], query['gallery_size'],
+            query['channels']) == (16, 0, 'random', 3, 'null')
     location = Location(search='?window_dims=[9000, 64]')
     state = ExplorerState(dataset='shapes8', backend=None)
     link_location(location, state)

@@ -213,3 +213,22 @@ def test_explorer_shows_what_the_export_rebuilds(shapes_state_args, changes, dat
         for i in picks:
             np.testing.assert_array_equal(state.sampler.load_item(i)['im'],
                                           rebuilt.load_item(i)['im'], err_msg=str(i))
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=12), number=st.floats(allow_nan=False, min_value=1e-6,
+                                                     max_value=1e6),
+       weights=st.dictionaries(st.text(min_size=1, max_size=6),
+                               st.floats(0, 10, allow_nan=False), max_size=3))
+def test_link_values_survive_panels_query_parsing(text, number, weights):
+    """What app.link writes, read back the way Panel reads a query (parse_qsl, then
+    parse_query's number / JSON / bool guessing), is the value it wrote."""
+    from urllib.parse import urlencode
+
+    from panel.util import parse_query
+
+    from app.link import decode, encode
+    values = {'search': text, 'channels': text or None, 'scale': number,
+              'class_weights': weights, 'window_dims': (int(number) + 1, 7), 'n_neg': None}
+    query = parse_query('?' + urlencode({k: encode(v) for k, v in values.items()}))
+    assert {k: decode(k, query[k]) for k in values} == values
