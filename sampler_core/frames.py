@@ -198,6 +198,19 @@ class CheckedMemmap(np.memmap):
     map, which then serves this and every later read; without a hook
     :class:`CacheCorruptError` names the file. ``numpy.asarray(data)`` reads
     without checking: call :meth:`verify` first.
+
+    Example:
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + '/a.npy'
+        >>> write_npy_atomic(path, np.full((4, 5, 3), 7, np.uint8))
+        >>> with open(path, 'r+b') as file:  # damage one pixel on disk
+        ...     _ = file.seek(150)  # after the 128-byte header
+        ...     _ = file.write(bytes(1))
+        >>> data = open_npy(path)
+        >>> data[0:2].max()
+        Traceback (most recent call last):
+        ...
+        sampler_core.frames.CacheCorruptError: cache file ... is damaged: block 0 of 1 does not match its checksum
     """
 
     def __array_finalize__(self, obj):

@@ -321,6 +321,17 @@ class EpochSampler:
     Made by :meth:`SampleDataset.epoch_sampler`. Each ``iter()`` reads the dataset's
     epoch once, so every index of a pass carries the same epoch, in the main
     process, to workers of any kind (forked, spawned, persistent).
+
+    Example:
+        >>> # xdoctest: +REQUIRES(module:torch)
+        >>> from sampler_core import SamplingConfig
+        >>> ds = SampleDataset(SamplingConfig(dataset='shapes8', window_dims=(32, 32),
+        ...                                   n_pos=2, n_neg=0, backend=None))
+        >>> passes = ds.epoch_sampler()
+        >>> first = iter(passes)
+        >>> ds.set_epoch(5)
+        >>> list(first), list(passes)
+        ([(0, 0), (0, 1)], [(5, 0), (5, 1)])
     """
 
     def __init__(self, dataset: SampleDataset):
