@@ -55,17 +55,20 @@ def _run_generators(jobs):
 def test_demo_is_identical_in_every_process_and_folder_and_races_safely(tmp_path):
     """kwcoco's shapes demo drew other categories in each process: generated here, two
     processes racing into one folder and a third into another folder write the same
-    annotations (content hash) and the same bytes, file by file."""
+    annotations (content hash) and the same bytes, file by file; so do two vidshapes."""
     shared, other = tmp_path / 'shared', tmp_path / 'other'
-    a, b, c = _run_generators([('shapes8', shared, 1), ('shapes8', shared, 2),
-                               ('shapes8', other, 3)])
+    a, b, c, d, e = _run_generators([
+        ('shapes8', shared, 1), ('shapes8', shared, 2), ('shapes8', other, 3),
+        # kwcoco's vidshapes also derived its seed from the output path
+        ('vidshapes3-frames6', shared, 4), ('vidshapes3-frames6', other, 5)])
+    assert d['hash'] == e['hash'] and d['files'] == e['files'] and len(d['files']) == 19
     assert a['folder'] == b['folder'] == os.fspath(shared / 'shapes8-v1')
     assert c['folder'] == os.fspath(other / 'shapes8-v1')
     assert a['hash'] == b['hash'] == c['hash']
     assert a['files'] == b['files'] == c['files']
     assert DATASET_FILE in a['files'] and sum(n.endswith('.png') for n in a['files']) == 8
     # the race left one published folder and no temporary ones
-    assert sorted(p.name for p in shared.iterdir()) == ['shapes8-v1']
+    assert sorted(p.name for p in shared.iterdir()) == ['shapes8-v1', 'vidshapes3-frames6-v1']
     # image paths are relative: the content does not depend on the folder
     data = json.loads((other / 'shapes8-v1' / DATASET_FILE).read_text())
     assert all(not os.path.isabs(img['file_name']) for img in data['images'])
