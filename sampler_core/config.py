@@ -397,8 +397,9 @@ class SamplingConfig(param.Parameterized):
     def dumps(self, fmt: str = 'yaml') -> str:
         """The config as YAML or JSON text.
 
-        YAML strings that a YAML 1.2 reader would take for numbers (``'1e5'``)
-        are quoted, so :meth:`loads` reads back what was written.
+        YAML strings that a YAML 1.1 or 1.2 reader would take for another value
+        (``'1e5'``, ``'09'``, ``'no'``) are quoted, so :meth:`loads` and other
+        YAML readers read back what was written.
         """
         data = self.to_dict()
         if fmt == 'json':

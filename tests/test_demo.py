@@ -55,17 +55,21 @@ def _run_generators(jobs):
 def test_demo_is_identical_in_every_process_and_folder_and_races_safely(tmp_path):
     """kwcoco's shapes demo drew other categories in each process: generated here, two
     processes racing into one folder and a third into another folder write the same
-    annotations (content hash) and the same bytes, file by file."""
+    annotations (content hash) and the same bytes, file by file; so do two vidshapes."""
     shared, other = tmp_path / 'shared', tmp_path / 'other'
-    a, b, c = _run_generators([('shapes8', shared, 1), ('shapes8', shared, 2),
-                               ('shapes8', other, 3)])
+    a, b, c, d, e = _run_generators([
+        ('shapes8', shared, 1), ('shapes8', shared, 2), ('shapes8', other, 3),
+        # kwcoco's vidshapes also derived its seed from the output path
+        ('vidshapes3-frames6', shared, 4), ('vidshapes3-frames6', other, 5)])
+    assert d['hash'] == e['hash'] and d['files'] == e['files'] and len(d['files']) == 19
     assert a['folder'] == b['folder'] == os.fspath(shared / 'shapes8-v1')
     assert c['folder'] == os.fspath(other / 'shapes8-v1')
     assert a['hash'] == b['hash'] == c['hash']
     assert a['files'] == b['files'] == c['files']
     assert DATASET_FILE in a['files'] and sum(n.endswith('.png') for n in a['files']) == 8
-    # the race left one published folder and no temporary ones
-    assert sorted(p.name for p in shared.iterdir()) == ['shapes8-v1']
+    # the race left one published folder and no temporary ones (lock files stay)
+    assert sorted(p.name for p in shared.iterdir() if not p.name.endswith('.lock')) == \
+        ['shapes8-v1', 'vidshapes3-frames6-v1']
     # image paths are relative: the content does not depend on the folder
     data = json.loads((other / 'shapes8-v1' / DATASET_FILE).read_text())
     assert all(not os.path.isabs(img['file_name']) for img in data['images'])
@@ -105,7 +109,7 @@ def test_demo_present_folder_is_reused_and_never_written_into(tmp_path):
     assert json.loads((folder / DATASET_FILE).read_text())['info'] == 'b'
     assert json.loads(reader.read())['info'] == 'a'        # the reader's file was not rewritten
     reader.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['tiny-v1']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['.tiny-v1.lock', 'tiny-v1']
 
 
 def test_demo_generator_that_fails_publishes_nothing(tmp_path):
@@ -119,7 +123,7 @@ def test_demo_generator_that_fails_publishes_nothing(tmp_path):
         ensure_folder(folder, broken)
     with pytest.raises(RuntimeError, match='no valid dataset'):
         ensure_folder(folder, lambda d: (d / 'partial.png').write_text('x'))
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ['.bad-v1.lock']
 
 
 def test_demo_unknown_key_lists_the_demos():
@@ -172,3 +176,21 @@ def test_demo_hash_mismatch_names_the_dataset_and_what_to_do():
     assert 'Re-export the config' in msg and 'allow_hash_mismatch=True' in msg
     with pytest.warns(UserWarning, match="dataset 'shapes8' changed"):
         CocoSampler.from_config(cfg, allow_hash_mismatch=True)
+
+
+def test_demo_lost_rename_race_uses_the_winners_folder(tmp_path):
+    """Without the lock file (another file system), two generators both rename: the
+    loser's rename fails, it keeps the winner's folder and removes its own."""
+    folder = tmp_path / 'tiny-v1'
+    calls = []
+
+    def generate_while_another_process_publishes(d):
+        _tiny(d, calls, 'mine')
+        other = tmp_path / 'other-process'
+        other.mkdir()
+        _tiny(other, calls, 'winner')
+        os.rename(other, folder)
+
+    assert ensure_folder(folder, generate_while_another_process_publishes) == folder
+    assert json.loads((folder / DATASET_FILE).read_text())['info'] == 'winner'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['.tiny-v1.lock', 'tiny-v1']
