@@ -157,3 +157,29 @@ def test_read_defers_geometry_behind_the_kwimage_types(synth, synth_sampler):
     assert type(plain_kp) is kwimage.PointsList and plain_kp.meta['classes'] is not None
     for pts in (kpts, plain_kp):
         np.testing.assert_allclose(pts.data[i].xy, want_kp, rtol=0, atol=1e-9)
+
+
+def _imported_modules(module) -> set:
+    import ast
+    import inspect
+    tree = ast.parse(inspect.getsource(module))
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+            out.update(f'{node.module}.{a.name}' for a in node.names)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
+
+
+def test_read_path_modules_import_no_circle():
+    """frames -> read (lazily) only; read and video never import frames; video does not read."""
+    from sampler_core import frames, read, video, window
+    assert not {m for m in _imported_modules(frames) if m.startswith('sampler_core.video')}
+    for module in (read, video, window):
+        assert not {m for m in _imported_modules(module) if m.startswith('sampler_core.frames')}
+    assert 'sampler_core.video' not in _imported_modules(read)
+    # the delayed_image work-arounds are in one module, used by the reader only
+    assert 'sampler_core._delayed_compat' in _imported_modules(read)
+    assert not hasattr(video, '_safe_nearest_warp_cls') and not hasattr(video, 'load_sample')
