@@ -77,13 +77,13 @@ def _aids(names, kind):
 
 def _own_window(bbox):
     """``(y0, y1, x0, x1)`` a positive loads without window_dims, by the documented rule:
-    a side of length 0 is the one pixel holding it, any other is ``ceil(d)`` pixels whose
-    low edge is ``floor(c - ceil(d) / 2)``."""
+    a side of length 0 at ``c`` is the 2 pixels ``[floor(c) - 1, floor(c) + 1)``, any other
+    is ``ceil(d)`` pixels whose low edge is ``floor(c - ceil(d) / 2)``."""
     x, y, w, h = (float(v) for v in bbox)
     out = []
     for lo, d in ((y, h), (x, w)):
         if d == 0:
-            out.extend([math.floor(lo), math.floor(lo) + 1])
+            out.extend([math.floor(lo) - 1, math.floor(lo) + 1])
         else:
             size = math.ceil(d)
             start = math.floor(lo + d / 2 - size / 2)
