@@ -30,6 +30,8 @@ image at least as large as the window.
 
 A window overlaps an annotation when the visible fraction of the annotation's box
 in the window is positive (touching is not overlapping; see ``docs/design.md``).
+An annotation whose ``category_id`` is not a category of the dataset never makes
+a window positive (as it is never a positive target of the random pools).
 
 Example:
     >>> import kwcoco
@@ -269,7 +271,7 @@ class _ImageBoxes:
         for cid, cat in dset.cats.items():
             name = str(cat.get('name', '')).lower()
             cat_ok[cid] = (name not in neg) and (coi is None or name in coi)
-        counts = np.array([cat_ok.get(dset.anns[a]['category_id'], True)
+        counts = np.array([cat_ok.get(dset.anns[a].get('category_id'), False)
                            for a in aids.tolist()], dtype=bool)
         order = np.argsort(gids, kind='stable')
         self.aids, self.ltrb, self.counts = aids[order], ltrb[order], counts[order]

@@ -66,14 +66,17 @@ def check_pool_size(num: Any, name: str) -> int:
 
 
 def positive_extent(cx, cy, width, height):
-    """The centre and size of a positive's own window, at least 1 px per side.
+    """The centre and size of a positive's own window: never empty, and it holds the box.
 
-    A positive without ``window_dims`` is loaded with its box as the window.
-    A box side of length 0 (a point, or a line) would give an empty window
-    that cannot be loaded, so that side becomes the one pixel the box lies on:
-    a zero-width box at ``x`` gets ``width = 1`` and ``cx = floor(x) + 0.5``,
-    whose window ``[floor(x), floor(x) + 1)`` holds it (the half-open rule of
-    ``docs/design.md``, rule 1). Other boxes are unchanged.
+    A positive without ``window_dims`` is loaded with its box as the window
+    (``ceil`` of its size, centred). A box side of length 0 (a point, or a
+    line) would give an empty window that cannot be loaded, so that side gets
+    2 pixels around the box: a zero-width box at ``x`` keeps ``cx = x`` and
+    gets ``width = 2``, whose window ``[floor(x) - 1, floor(x) + 1)`` holds it
+    (a 1 px window centred on a whole ``x`` would be ``[x - 1, x)``, which
+    the half-open rule 1 of ``docs/design.md`` says does not). Centres never
+    move, so windows of a given ``window_dims`` are unchanged. Other boxes
+    are unchanged.
 
     Args:
         cx, cy, width, height: numbers or ``(N,)`` arrays, pixels, image space.
@@ -83,12 +86,10 @@ def positive_extent(cx, cy, width, height):
 
     Example:
         >>> [v.tolist() for v in positive_extent(100.0, 110.0, 0.0, 20.0)]
-        [100.5, 110.0, 1.0, 20.0]
+        [100.0, 110.0, 2.0, 20.0]
     """
     cx, cy, width, height = (np.asarray(v, dtype=np.float64) for v in (cx, cy, width, height))
-    flat_w, flat_h = width == 0, height == 0
-    return (np.where(flat_w, np.floor(cx) + 0.5, cx), np.where(flat_h, np.floor(cy) + 0.5, cy),
-            np.where(flat_w, 1.0, width), np.where(flat_h, 1.0, height))
+    return cx, cy, np.where(width == 0, 2.0, width), np.where(height == 0, 2.0, height)
 
 
 def _rng_state(rng) -> Any:
@@ -796,10 +797,10 @@ class CocoRegions(Targets, HashIdentifiable):
         """The ``index``-th positive of the pool, or a random one when ``None``.
 
         A positive's ``cx, cy, width, height`` are its box, except that a side
-        of length 0 becomes the one pixel the box lies on
-        (:func:`positive_extent`): loaded without ``window_dims``, every
-        positive then has a window of at least 1 x 1 px that holds its box,
-        so one point or line annotation never stops an epoch. (With
+        of length 0 is 2 px long around it (:func:`positive_extent`): loaded
+        without ``window_dims``, every positive then has a non-empty window
+        that holds its box, so one point or line annotation never stops an
+        epoch. (With
         ``window_dims=None`` / ``'square'`` :meth:`preselect` leaves zero-size
         boxes out of the pool, docs/design.md rule 26.)
 

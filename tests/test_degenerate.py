@@ -77,13 +77,13 @@ def _aids(names, kind):
 
 def _own_window(bbox):
     """``(y0, y1, x0, x1)`` a positive loads without window_dims, by the documented rule:
-    a side of length 0 is the one pixel holding it, any other is ``ceil(d)`` pixels whose
-    low edge is ``floor(c - ceil(d) / 2)``."""
+    a side of length 0 at ``c`` is the 2 pixels ``[floor(c) - 1, floor(c) + 1)``, any other
+    is ``ceil(d)`` pixels whose low edge is ``floor(c - ceil(d) / 2)``."""
     x, y, w, h = (float(v) for v in bbox)
     out = []
     for lo, d in ((y, h), (x, w)):
         if d == 0:
-            out.extend([math.floor(lo), math.floor(lo) + 1])
+            out.extend([math.floor(lo) - 1, math.floor(lo) + 1])
         else:
             size = math.ceil(d)
             start = math.floor(lo + d / 2 - size / 2)
@@ -196,3 +196,16 @@ def test_degenerate_repeated_ids_refuse_the_dataset(tmp_path, section, given_as)
         with pytest.raises(ValueError, match=section[:-1]) as info:
             CocoSampler(data)
     assert f'[{dup}]' in str(info.value)
+
+
+def test_degenerate_unknown_category_makes_no_grid_window_positive():
+    import kwcoco
+    from sampler_core.grid import new_sample_grid
+    dset = kwcoco.CocoDataset({
+        'images': [{'id': 1, 'file_name': 'a.png', 'width': 40, 'height': 20}],
+        'categories': [{'id': 1, 'name': 'a'}],
+        'annotations': [{'id': 1, 'image_id': 1, 'category_id': 1, 'bbox': [2, 2, 5, 5]},
+                        {'id': 2, 'image_id': 1, 'category_id': 99, 'bbox': [22, 2, 5, 5]}]})
+    grid = new_sample_grid(dset, 'image_detection', (20, 20))
+    assert [tr['slices'][1].start for tr in grid['positives']] == [0]
+    assert [(tr['slices'][1].start, tr['aids']) for tr in grid['negatives']] == [(20, [2])]

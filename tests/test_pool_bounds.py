@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from sampler_core import CocoSampler, SamplingConfig
 from sampler_core import grid as grid_mod
 from sampler_core import index as index_mod
-from sampler_core.grid import MAX_GRID_WINDOWS, window_count, window_starts
+from sampler_core.grid import window_count, window_starts
 from sampler_core.index import FrameIntersectionIndex
 from sampler_core.regions import MAX_POOL_ITEMS, CocoRegions
 from sampler_core.split import Split
