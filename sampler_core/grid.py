@@ -347,15 +347,16 @@ def new_image_sample_grid(dset, window_dims, window_overlap=0.0, edge: str = 'sh
     for gid, img in dset.imgs.items():
         if img.get('width') is None or img.get('height') is None:
             raise ValueError(f'image {gid} has no width / height')
+        full = (int(img['height']), int(img['width']))
+        if min(full) <= 0:
+            raise ValueError(f'image {gid} ({img.get("file_name")}) has (height, width)={full} '
+                             f'in the dataset; a grid needs a positive size')
     _check_grid_size([(int(img['height']), int(img['width'])) for img in dset.imgs.values()],
                      window_dims, window_overlap, edge)
     boxes = _ImageBoxes(dset, negative_classes, classes_of_interest) if use_annots else None
     targets, flags = [], []
     for gid, img in dset.imgs.items():
         full = (int(img['height']), int(img['width']))
-        if min(full) <= 0:
-            raise ValueError(f'image {gid} ({img.get("file_name")}) has (height, width)={full} '
-                             f'in the dataset; a grid needs a positive size')
         dims = _coerce_dims(window_dims, 2, full)
         overlap = _coerce_overlap(window_overlap, 2)
         ys, xs = _grid_slices(full, dims, overlap, edge)
