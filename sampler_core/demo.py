@@ -256,6 +256,27 @@ def demo_path(key: str, root: str | os.PathLike | None = None) -> Path:
     return ensure_folder(root / demo.folder_name, demo.generate) / DATASET_FILE
 
 
+def demo_key_of_path(fpath: str | os.PathLike | None,
+                     root: str | os.PathLike | None = None) -> str | None:
+    """The demo key whose generated dataset file is ``fpath``, else None (nothing is generated).
+
+    A config names a demo by its key, which rebuilds the same content on any machine
+    (demos are deterministic), rather than by this machine's cache path.
+
+    Example:
+        >>> demo_key_of_path(demo_path('shapes8')), demo_key_of_path('/elsewhere/data.json')
+        ('shapes8', None)
+    """
+    if not fpath:
+        return None
+    root = Path(root) if root is not None else demo_root()
+    real = os.path.realpath(fpath)
+    for key, demo in DEMOS.items():
+        if real == os.path.realpath(root / demo.folder_name / DATASET_FILE):
+            return key
+    return None
+
+
 def load_demo(key: str, root: str | os.PathLike | None = None):
     """The ``kwcoco.CocoDataset`` of demo ``key`` (generated on first use, see :func:`demo_path`).
 

@@ -360,7 +360,8 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         data.update(pool)
         fpath = getattr(self.dset, 'fpath', None)
         if fpath and os.path.exists(fpath):
-            data['dataset'] = os.fspath(fpath)
+            from sampler_core.demo import demo_key_of_path
+            data['dataset'] = demo_key_of_path(fpath) or os.fspath(fpath)   # a demo by its key
         data['dataset_hash'] = dataset_hash(self.dset)
         backend = self.frames.backend
         data['backend'] = None if backend is None else backend['type']

@@ -194,3 +194,16 @@ def test_demo_lost_rename_race_uses_the_winners_folder(tmp_path):
     assert ensure_folder(folder, generate_while_another_process_publishes) == folder
     assert json.loads((folder / DATASET_FILE).read_text())['info'] == 'winner'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['.tiny-v1.lock', 'tiny-v1']
+
+
+def test_demo_sampler_to_config_names_the_demo_by_its_key():
+    """A config exported from a demo sampler names the demo's key (which rebuilds the same
+    content on any machine), not this machine's cache path."""
+    from sampler_core import CocoSampler
+    sampler = CocoSampler.demo('shapes8')
+    sampler.regions.preselect(n_pos=5, n_neg=3, window_dims=(64, 64), rng=1)
+    cfg = sampler.to_config()
+    assert cfg.dataset == 'shapes8'
+    rebuilt = CocoSampler.from_config(cfg)
+    a, b = sampler.regions.pool_tables(), rebuilt.regions.pool_tables()
+    assert all((a[i][k] == b[i][k]).all() for i in (0, 1) for k in a[i])
