@@ -433,7 +433,7 @@ def from_target(sampler, t: dict) -> Window:
     (y0, y1), (x0, x1) = ((s.start, s.stop) for s in t['space_slice'])
     if is3d:
         time_pad, pad = video._coerce_video_pad(t.get('pad'))
-        frames = tuple(video.frame_gids(sampler, t))
+        frames = tuple(video.frame_gids(sampler, t, time_pad))
         space = 'video' if t.get('vidid') is not None else 'image'
         space_dims = tuple(t['space_dims'])
         delayed = True
