@@ -52,6 +52,7 @@ from collections import OrderedDict
 import numpy as np
 
 from sampler_core._delayed_compat import finalize
+from sampler_core.annots import clip_dets
 from sampler_core.target import coerce_channels, coerce_interpolation, pad_crop
 from sampler_core.window import MAX_WINDOW_PIXELS, _is_int, embed_window
 
@@ -695,7 +696,6 @@ def sample_annots(win, frames, regions, geometry, kinds=('boxes',), annot_ids=No
     Raises:
         ValueError: ``visible_thresh`` outside ``[0, 1]``.
     """
-    from sampler_core.annots import clip_dets
     visible_thresh = float(visible_thresh)
     if not (0.0 <= visible_thresh <= 1.0):
         raise ValueError(f'visible_thresh must be in [0, 1], got {visible_thresh!r}')
@@ -716,7 +716,10 @@ def sample_annots(win, frames, regions, geometry, kinds=('boxes',), annot_ids=No
                                        rel_frame_index=idx, visible=np.empty(0))
             vis = np.empty(0)
         else:
-            m_vid, img_window = _image_window(state, gid, win.space, window)
+            if state is None:   # image space: the window itself
+                m_vid, img_window = None, window
+            else:
+                m_vid, img_window = _image_window(state, gid, win.space, window)
             if m_sample is None and m_vid is None:
                 mat = None
             else:
