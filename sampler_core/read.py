@@ -397,8 +397,6 @@ def _cast(arr: np.ndarray, dtype) -> np.ndarray:
     return arr.astype(dtype)
 
 
-
-
 # --------------------------------------------------------------------------- reading
 def read(win, frames, regions, geometry, kinds=('boxes',), annot_ids=None,
          visible_thresh: float = 0.0) -> dict:
@@ -810,8 +808,6 @@ def _image_window(state, gid, space: str, window):
     corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], dtype=np.float64)
     xy = corners @ m_img_from_vid.T
     return m_vid, np.concatenate([xy[:, :2].min(axis=0), xy[:, :2].max(axis=0)])
-
-
 
 
 def _track_ids(dset, aids) -> np.ndarray:

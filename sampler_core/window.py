@@ -227,8 +227,6 @@ def embed_window(space_slice: tuple[slice, slice], pad: tuple[tuple[int, int], .
     return tuple(outer), tuple(inner), tuple(extra)
 
 
-
-
 def window_sizes(height, width, window_dims: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """``(dh, dw)``: the window size of each target, pixels, as float arrays.
 
