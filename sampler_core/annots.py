@@ -331,7 +331,9 @@ class AnnotGeometry:
         xywh[:, 1] += offset[1]
         off = np.asarray(offset, dtype=np.float64)
         polygon_list, points_list = _deferred_classes()
-        if 'segmentation' in with_annots:
+        if not aids:   # nothing to defer
+            polygon_list = points_list = None
+        if 'segmentation' in with_annots and polygon_list is not None:
             def build_ssegs():
                 out = []
                 for aid in aids:
@@ -341,7 +343,7 @@ class AnnotGeometry:
             ssegs = polygon_list.deferred(build_ssegs, len(aids))
         else:
             ssegs = kwimage.PolygonList([None] * len(aids))
-        if 'keypoints' in with_annots:
+        if 'keypoints' in with_annots and points_list is not None:
             def build_kpts():
                 out = []
                 for aid in aids:

@@ -52,6 +52,7 @@ from collections import OrderedDict
 import numpy as np
 
 from sampler_core._delayed_compat import finalize
+from sampler_core.annots import clip_dets
 from sampler_core.target import coerce_channels, coerce_interpolation, pad_crop
 from sampler_core.window import MAX_WINDOW_PIXELS, _is_int, embed_window
 
@@ -396,8 +397,6 @@ def _cast(arr: np.ndarray, dtype) -> np.ndarray:
     return arr.astype(dtype)
 
 
-
-
 # --------------------------------------------------------------------------- reading
 def read(win, frames, regions, geometry, kinds=('boxes',), annot_ids=None,
          visible_thresh: float = 0.0) -> dict:
@@ -695,7 +694,6 @@ def sample_annots(win, frames, regions, geometry, kinds=('boxes',), annot_ids=No
     Raises:
         ValueError: ``visible_thresh`` outside ``[0, 1]``.
     """
-    from sampler_core.annots import clip_dets
     visible_thresh = float(visible_thresh)
     if not (0.0 <= visible_thresh <= 1.0):
         raise ValueError(f'visible_thresh must be in [0, 1], got {visible_thresh!r}')
@@ -716,7 +714,10 @@ def sample_annots(win, frames, regions, geometry, kinds=('boxes',), annot_ids=No
                                        rel_frame_index=idx, visible=np.empty(0))
             vis = np.empty(0)
         else:
-            m_vid, img_window = _image_window(state, gid, win.space, window)
+            if state is None:   # image space: the window itself
+                m_vid, img_window = None, window
+            else:
+                m_vid, img_window = _image_window(state, gid, win.space, window)
             if m_sample is None and m_vid is None:
                 mat = None
             else:
@@ -807,8 +808,6 @@ def _image_window(state, gid, space: str, window):
     corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], dtype=np.float64)
     xy = corners @ m_img_from_vid.T
     return m_vid, np.concatenate([xy[:, :2].min(axis=0), xy[:, :2].max(axis=0)])
-
-
 
 
 def _track_ids(dset, aids) -> np.ndarray:

@@ -33,7 +33,7 @@ from sampler_core.frames import CocoFrames
 from sampler_core.hashid import HashIdentifiable
 from sampler_core.regions import CocoRegions
 from sampler_core.target import (CENTER_KEYS, center_extent_to_slices, center_target_slices,
-                                 coerce_pad, coerce_padkw, coerce_space_slice,
+                                 coerce_padkw, coerce_space_slice,
                                  coerce_window_dims, _as_finite)
 from sampler_core.read import read
 from sampler_core.window import resolve
@@ -584,7 +584,10 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         return sample
 
     def _infer_target_attributes(self, target, **kwargs) -> dict:
-        """Resolve a target dict into an explicit window (see :mod:`sampler_core.target`)."""
+        """Resolve a target dict into an explicit window (see :mod:`sampler_core.target`).
+
+        The pad is parsed by :func:`sampler_core.window.resolve`, which calls this.
+        """
         if target is None:
             target = {}
         if not isinstance(target, dict):
@@ -665,6 +668,5 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         t['slices'] = space_slice
         t['window_dims'] = (space_slice[0].stop - space_slice[0].start,
                             space_slice[1].stop - space_slice[1].start)
-        coerce_pad(t.get('pad'))  # validate early
         t['padkw'] = coerce_padkw(t.get('padkw'))
         return t

@@ -259,8 +259,11 @@ def _n_time_steps(sampler, t: dict, time_pad=(0, 0)) -> int:
 
 
 def _check_sampling_keys(sampler, t: dict) -> None:
-    """Validate the loading keys (pad, padkw, scale, interpolation, channels) early."""
-    _coerce_video_pad(t.get('pad'))
+    """Validate the loading keys (padkw, scale, interpolation, channels) early.
+
+    The pad was parsed when the target was resolved (``coerce_pad`` /
+    :func:`_coerce_video_pad`).
+    """
     padkw = coerce_padkw(t.get('padkw'))
     if _mode_padding(padkw) and t.get('use_native_scale', False):
         raise ValueError(f'padkw={padkw!r}: use_native_scale windows pad with nodata only '
@@ -309,7 +312,7 @@ def wants_delayed(sampler, target_: dict) -> bool:
 
 
 # --------------------------------------------------------------------------- loading
-def frame_gids(sampler, target_: dict) -> list:
+def frame_gids(sampler, target_: dict, time_pad=None) -> list:
     """The image id of every time step of a resolved 3-D target, ``None`` for padding.
 
     Example:
@@ -319,7 +322,8 @@ def frame_gids(sampler, target_: dict) -> list:
         >>> frame_gids(self, t)
         [None, 1, 2]
     """
-    time_pad, _ = _coerce_video_pad(target_.get('pad'))
+    if time_pad is None:   # (before, after) padding frames, as resolve parsed them
+        time_pad, _ = _coerce_video_pad(target_.get('pad'))
     idxs = _time_indices(sampler, target_)
     if idxs is not None:
         vid_gids = sampler.dset.index.vidid_to_gids[target_['vidid']]

@@ -227,8 +227,6 @@ def embed_window(space_slice: tuple[slice, slice], pad: tuple[tuple[int, int], .
     return tuple(outer), tuple(inner), tuple(extra)
 
 
-
-
 def window_sizes(height, width, window_dims: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """``(dh, dw)``: the window size of each target, pixels, as float arrays.
 
@@ -427,13 +425,12 @@ def resolve(sampler, target: dict | None = None, **kwargs) -> Window:
 
 def from_target(sampler, t: dict) -> Window:
     """The :class:`Window` of a target dict already resolved by the sampler."""
-    from sampler_core import video
-    from sampler_core.target import coerce_interpolation, coerce_scale
-    is3d = t.get('gids') is not None
-    (y0, y1), (x0, x1) = ((s.start, s.stop) for s in t['space_slice'])
-    if is3d:
+    mods = _MODULES or _load_modules()
+    video = mods['video']
+    sl_y, sl_x = t['space_slice']
+    if t.get('gids') is not None:
         time_pad, pad = video._coerce_video_pad(t.get('pad'))
-        frames = tuple(video.frame_gids(sampler, t))
+        frames = tuple(video.frame_gids(sampler, t, time_pad))
         space = 'video' if t.get('vidid') is not None else 'image'
         space_dims = tuple(t['space_dims'])
         delayed = True
@@ -445,12 +442,27 @@ def from_target(sampler, t: dict) -> Window:
         delayed = video.wants_delayed(sampler, t)
         if delayed:
             video._check_sampling_keys(sampler, t)
-    interpolation, antialias = coerce_interpolation(t.get('interpolation', 'auto'),
-                                                    t.get('antialias', 'auto'))
-    return Window(frames=frames, space=space, space_dims=space_dims,
-                  window=((y0, y1), (x0, x1)), pad=pad, time_pad=tuple(time_pad),
-                  padkw=t['padkw'], channels=t.get('channels', None),
-                  nodata=t.get('nodata', None), dtype=t.get('dtype', None),
-                  scale=coerce_scale(t.get('scale', None)), interpolation=interpolation,
-                  antialias=antialias, native=bool(t.get('use_native_scale', False)),
-                  as_xarray=bool(t.get('as_xarray', False)), delayed=delayed, target=t)
+    target = mods['target']
+    interpolation, antialias = target.coerce_interpolation(t.get('interpolation', 'auto'),
+                                                           t.get('antialias', 'auto'))
+    # every field is given: skip the frozen dataclass' per-field setattr (~4 us a sample)
+    win = object.__new__(Window)
+    win.__dict__.update(
+        frames=frames, space=space, space_dims=space_dims,
+        window=((sl_y.start, sl_y.stop), (sl_x.start, sl_x.stop)), pad=pad,
+        time_pad=tuple(time_pad), padkw=t['padkw'], channels=t.get('channels', None),
+        nodata=t.get('nodata', None), dtype=t.get('dtype', None),
+        scale=target.coerce_scale(t.get('scale', None)), interpolation=interpolation,
+        antialias=antialias, native=bool(t.get('use_native_scale', False)),
+        as_xarray=bool(t.get('as_xarray', False)), delayed=delayed, target=t)
+    return win
+
+
+#: the modules from_target uses; they import this one, so they are looked up on first use
+_MODULES: dict = {}
+
+
+def _load_modules() -> dict:
+    from sampler_core import target, video
+    _MODULES.update(video=video, target=target)
+    return _MODULES

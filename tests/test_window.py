@@ -7,6 +7,8 @@ image decoded with PIL.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -98,6 +100,7 @@ def test_resolve_holds_the_window_pad_and_transform(synth, synth_sampler, data):
     (pt, pb), (pl, pr) = synthetic.normalize_pad(target['pad'])
     win = resolve(synth_sampler, dict(target))
     assert isinstance(win, Window)
+    assert {f.name for f in dataclasses.fields(Window)} <= set(vars(win))
     assert win.window == ((y0, y1), (x0, x1))
     assert win.pad == ((pt, pb), (pl, pr))
     assert win.padded_ltrb == (x0 - pl, y0 - pt, x1 + pr, y1 + pb)
