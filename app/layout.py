@@ -50,7 +50,9 @@ def ensure_extensions() -> None:
     """Load Panel's and HoloViews' bokeh extensions (once per process / notebook)."""
     global _EXTENSIONS_LOADED
     if not _EXTENSIONS_LOADED:
-        pn.extension(notifications=True)
+        # filedropper: the upload widgets are added after the page has loaded, so their
+        # scripts (FilePond) must be part of every page from the start
+        pn.extension('filedropper', notifications=True)
         hv.extension('bokeh', logo=False)
         # plain canvas: a few hundred glyphs per plot at most, and WebGL (HoloViews'
         # default) costs a shader compile and a blit per draw (software GL without a GPU)
