@@ -520,3 +520,26 @@ def test_browser_upload_over_the_limit_is_refused_with_its_limit(server, page):
     set_number(page, 'window_h', 48)                     # the session still responds
     expect(status).to_contain_text('window 48x128')
     shot(page, 'upload-too-large')
+
+
+def test_browser_imported_config_cannot_choose_the_workdir(server, page, tmp_path):
+    import uuid
+
+    from playwright.sync_api import expect
+
+    from sampler_core import SamplingConfig
+    url, work = server
+    evil = f'/tmp/evil-{uuid.uuid4().hex}'
+    status = open_app(page, url)
+    cfg = SamplingConfig(dataset='shapes8', backend='npy', workdir=evil, window_dims=(56, 72),
+                         n_pos=4, n_neg=2)
+    path = tmp_path / 'evil.yaml'
+    cfg.dump(path)
+    page.locator('.w-config_upload input[type=file]').first.set_input_files(str(path))
+    expect(status).to_contain_text('window 56x72')
+    expect(page.locator('.explorer-alert')).to_contain_text(f'workdir {evil} ignored')
+    expect(page.locator('.thumb-button-pos button').first).to_contain_text('img')
+    box = page.locator('.overview canvas').first.bounding_box()
+    page.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)  # pixels read
+    expect(page.locator('.params-table')).to_be_visible()
+    assert not os.path.exists(evil)
