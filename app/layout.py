@@ -120,6 +120,8 @@ class UploadDropper(pn.widgets.FileDropper):
             held = sum(len(c) for chunks in self._file_buffer.values() for c in chunks)
             if held + len(data.get('data') or b'') > self.max_bytes:
                 self._file_buffer.clear()      # also partial files of other names
+                if len(self._dropped) > 64:
+                    self._dropped.clear()
                 self._dropped.add(name)
                 if self.on_refused is not None:
                     self.on_refused(name, self.max_bytes)
