@@ -179,6 +179,7 @@ def serve(args, ready=None):
     print(f'sampler-explorer: serving {args.dataset} at {url}  (Ctrl+C to stop)', flush=True)
 
     import panel as pn
+
     from app.layout import ensure_extensions
     from app.uploads import WEBSOCKET_MAX_BYTES
     ensure_extensions()

@@ -12,14 +12,15 @@ import html
 import io
 import os
 import string
+import typing as t
 
 import holoviews as hv
 import numpy as np
 import panel as pn
 import param
 
-from app import views
 from app import uploads as upl
+from app import views
 from app.demo import DEFAULT_DEMO, DEMOS
 from app.state import URL_UI_KEYS, ExplorerState
 from sampler_core.config import _coerce_scale
@@ -99,7 +100,7 @@ class UploadDropper(pn.widgets.FileDropper):
     max_bytes = param.Integer(default=upl.MAX_UPLOAD_BYTES, bounds=(1, None), doc=(
         'Largest file accepted, bytes.'))
 
-    _rename = {**pn.widgets.FileDropper._rename, 'max_bytes': None}
+    _rename: t.ClassVar[dict] = {**pn.widgets.FileDropper._rename, 'max_bytes': None}
 
     def __init__(self, on_refused=None, **params):
         params.setdefault('chunk_size', upl.UPLOAD_CHUNK_BYTES)

@@ -490,7 +490,7 @@ def test_browser_uploads_are_per_session_and_removed_when_it_ends(upload_server,
         upload_file(pg, 'upload', 'train.kwcoco.json', shapes8_json(n))
         expect(pg.locator('.dataset-info')).to_contain_text(f'{n} images')
     for pg in pages:
-        wait_until(lambda: 'train.kwcoco.json' in pg.url, pg)
+        wait_until(lambda pg=pg: 'train.kwcoco.json' in pg.url, pg)
     links = [pg.url for pg in pages]
     assert links[0] != links[1]
     # each link opens its own session's data
@@ -528,7 +528,7 @@ def test_browser_imported_config_cannot_choose_the_workdir(server, page, tmp_pat
     from playwright.sync_api import expect
 
     from sampler_core import SamplingConfig
-    url, work = server
+    url, _ = server
     evil = f'/tmp/evil-{uuid.uuid4().hex}'
     status = open_app(page, url)
     cfg = SamplingConfig(dataset='shapes8', backend='npy', workdir=evil, window_dims=(56, 72),

@@ -231,8 +231,12 @@ def test_upload_session_budget_in_the_explorer(explorer, monkeypatch):
 
 # ------------------------------------------------------------------ 8. upload size
 def test_upload_widgets_refuse_large_files_before_and_after_transfer(explorer):
-    from app.uploads import MAX_CONFIG_BYTES, MAX_UPLOAD_BYTES, UPLOAD_CHUNK_BYTES, \
-        WEBSOCKET_MAX_BYTES
+    from app.uploads import (
+        MAX_CONFIG_BYTES,
+        MAX_UPLOAD_BYTES,
+        UPLOAD_CHUNK_BYTES,
+        WEBSOCKET_MAX_BYTES,
+    )
     # the browser checks the size before sending, in chunks that fit a websocket message
     assert explorer.upload.max_file_size == f'{MAX_UPLOAD_BYTES // 1000}KB'
     assert explorer.config_upload.max_file_size == f'{MAX_CONFIG_BYTES // 1000}KB'
