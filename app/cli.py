@@ -209,11 +209,19 @@ def serve(args, ready=None):
         ready(server, url)
     if args.show:
         server.io_loop.add_callback(server.show, '/')
+    import signal
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        # a terminated server stops its loop and exits normally: its uploads are removed
+        server.io_loop.asyncio_loop.add_signal_handler(signal.SIGTERM, server.io_loop.stop)
     server.start()
     try:
         server.io_loop.start()
     except KeyboardInterrupt:  # pragma: no cover - interactive
         pass
+    finally:
+        from app.uploads import server_store
+        server_store().remove_all()
     return 0
 
 

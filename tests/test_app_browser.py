@@ -543,3 +543,22 @@ def test_browser_imported_config_cannot_choose_the_workdir(server, page, tmp_pat
     page.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)  # pixels read
     expect(page.locator('.params-table')).to_be_visible()
     assert not os.path.exists(evil)
+
+
+def test_browser_uploads_are_removed_when_the_server_stops(browser, tmp_path):
+    from playwright.sync_api import expect
+    uploads = tmp_path / 'uploads'
+    proc, url = spawn_server(['--workdir', tmp_path / 'cache', '--upload-dir', uploads,
+                              '--backend', 'none'], cwd=tmp_path)
+    try:
+        context = browser.new_context(viewport={'width': 1500, 'height': 1300})
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT)
+        open_app(pg, url)
+        upload_file(pg, 'upload', 'train.kwcoco.json', shapes8_json(2))
+        expect(pg.locator('.dataset-info')).to_contain_text('2 images')
+        assert len(os.listdir(uploads)) == 1
+    finally:
+        stop_server(proc)                        # SIGTERM while the session is open
+    assert proc.returncode == 0 and os.listdir(uploads) == []
+    context.close()
