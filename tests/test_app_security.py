@@ -276,3 +276,10 @@ def test_escape_markdown_property_any_text_is_one_paragraph_of_that_text(text):
     out = rendered_markdown(escape_markdown(text)).strip()
     assert re.findall(r'<[^>]*>', out) == ['<p>', '</p>'], out   # no element made of the text
     assert html.unescape(out[3:-4]) == text
+
+
+def test_hardening_module_doctests():
+    import xdoctest
+    for mod, command in (('app.uploads', 'all'), ('app.layout', 'escape_markdown')):
+        result = xdoctest.doctest_module(mod, command=command, argv=[])
+        assert result['n_failed'] == 0 and result['n_passed'] > 0, (mod, result)
