@@ -87,7 +87,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                         f'{DEMO_DATASET}, generated locally, listed in the app). A file\'s folder '
                         'is added to the allowed roots.')
     p.add_argument('--workdir', default=None,
-                   help='frame cache folder (default: ~/.cache/sampler-explorer)')
+                   help='frame cache folder (default: ~/.cache/sampler-explorer); the only '
+                        'place the explorer writes frames: a config or a link cannot change it')
+    p.add_argument('--upload-dir', default=None, metavar='DIR',
+                   help='folder of uploaded datasets, one sub-folder per content hash, each '
+                        'deleted when no session uses it (default: a temporary folder removed '
+                        'at exit)')
     p.add_argument('--port', type=int, default=5006,
                    help='port to listen on; 0 picks a free one (default: 5006)')
     p.add_argument('--address', default='localhost',
@@ -121,11 +126,13 @@ def serve_roots(args) -> list:
 
 def _new_explorer(args, state=None, hold_updates: bool = False):
     from app.layout import Explorer
+    from app.uploads import server_store
+    store = server_store(getattr(args, 'upload_dir', None))
     if state is not None:
-        return Explorer(state=state, hold_updates=hold_updates)
+        return Explorer(state=state, hold_updates=hold_updates, uploads=store)
     backend = None if args.backend == 'none' else args.backend
     return Explorer(dataset=args.dataset, roots=serve_roots(args), workdir=args.workdir,
-                    backend=backend, hold_updates=hold_updates)
+                    backend=backend, hold_updates=hold_updates, uploads=store)
 
 
 def create_page(args, ready_made: list | None = None):
@@ -176,14 +183,18 @@ def serve(args, ready=None):
     print(f'sampler-explorer: serving {args.dataset} at {url}  (Ctrl+C to stop)', flush=True)
 
     import panel as pn
+
     from app.layout import ensure_extensions
+    from app.uploads import WEBSOCKET_MAX_BYTES
     ensure_extensions()
     origins = sorted({f'{host}:{port}' for host in (args.address, 'localhost', '127.0.0.1')})
     ready_made = []
     with _prebound(sockets, port):
         server = pn.serve({'/': lambda: create_page(args, ready_made)}, port=port,
                           address=args.address, show=False, start=False,
-                          title='sampler-explorer', websocket_origin=origins)
+                          title='sampler-explorer', websocket_origin=origins,
+                          # every upload chunk (app.uploads.UPLOAD_CHUNK_BYTES) fits
+                          websocket_max_message_size=WEBSOCKET_MAX_BYTES)
     if server.port != port:  # pragma: no cover - a Bokeh that binds in another way
         raise RuntimeError(f'the server listens on port {server.port}, not on the printed '
                            f'{port}; this Bokeh version is not supported by serve()')
@@ -202,11 +213,19 @@ def serve(args, ready=None):
         ready(server, url)
     if args.show:
         server.io_loop.add_callback(server.show, '/')
+    import signal
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        # a terminated server stops its loop and exits normally: its uploads are removed
+        server.io_loop.asyncio_loop.add_signal_handler(signal.SIGTERM, server.io_loop.stop)
     server.start()
     try:
         server.io_loop.start()
     except KeyboardInterrupt:  # pragma: no cover - interactive
         pass
+    finally:
+        from app.uploads import server_store
+        server_store().remove_all()
     return 0
 
 

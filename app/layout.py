@@ -12,6 +12,7 @@ import html
 import io
 import os
 import string
+import typing as t
 import warnings
 
 import holoviews as hv
@@ -19,9 +20,9 @@ import numpy as np
 import panel as pn
 import param
 
-from app import views
 from app import uploads as upl
-from app.demo import DEFAULT_DEMO, DEMO_ROOT, DEMOS
+from app import views
+from app.demo import DEFAULT_DEMO, DEMOS
 from app.link import link_location
 from app.state import ExplorerState
 from sampler_core.config import _coerce_scale
@@ -48,7 +49,9 @@ def ensure_extensions() -> None:
     """Load Panel's and HoloViews' bokeh extensions (once per process / notebook)."""
     global _EXTENSIONS_LOADED
     if not _EXTENSIONS_LOADED:
-        pn.extension(notifications=True)
+        # filedropper: the upload widgets are added after the page has loaded, so their
+        # scripts (FilePond) must be part of every page from the start
+        pn.extension('filedropper', notifications=True)
         hv.extension('bokeh', logo=False)
         # plain canvas: a few hundred glyphs per plot at most, and WebGL (HoloViews'
         # default) costs a shader compile and a blit per draw (software GL without a GPU)
@@ -95,7 +98,7 @@ class UploadDropper(pn.widgets.FileDropper):
     max_bytes = param.Integer(default=upl.MAX_UPLOAD_BYTES, bounds=(1, None), doc=(
         'Largest file accepted, bytes.'))
 
-    _rename = {**pn.widgets.FileDropper._rename, 'max_bytes': None}
+    _rename: t.ClassVar[dict] = {**pn.widgets.FileDropper._rename, 'max_bytes': None}
 
     def __init__(self, on_refused=None, **params):
         params.setdefault('chunk_size', upl.UPLOAD_CHUNK_BYTES)
@@ -116,6 +119,8 @@ class UploadDropper(pn.widgets.FileDropper):
             held = sum(len(c) for chunks in self._file_buffer.values() for c in chunks)
             if held + len(data.get('data') or b'') > self.max_bytes:
                 self._file_buffer.clear()      # also partial files of other names
+                if len(self._dropped) > 64:
+                    self._dropped.clear()
                 self._dropped.add(name)
                 if self.on_refused is not None:
                     self.on_refused(name, self.max_bytes)

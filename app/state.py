@@ -48,6 +48,10 @@ MAX_WINDOW = 4096
 class ExplorerState(SamplingConfig):
     """Sampling config + what the explorer shows. See the module docstring.
 
+    ``workdir`` (where frames are cached) is the server's choice: it is set when the
+    state is built; an imported config's ``workdir`` is ignored with a notice and any
+    later change is refused, so no user of a shared server chooses where it writes.
+
     Args:
         dataset: demo key, ``.kwcoco.json`` path or a ``kwcoco.CocoDataset``.
         roots: folders a typed path may resolve into (default: working

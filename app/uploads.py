@@ -30,7 +30,7 @@ import os
 import shutil
 import tempfile
 import threading
-from typing import Hashable
+from collections.abc import Hashable
 
 #: largest ``.kwcoco.json`` one upload may be, bytes (decimal MB, as the browser's check counts)
 MAX_UPLOAD_BYTES = 20_000_000

@@ -412,3 +412,212 @@ def test_browser_link_carries_every_config_field(browser, shapes_copy, tmp_path)
         context.close()
     finally:
         stop_server(proc)
+
+
+# ------------------------------------------------------------------ hardening (issue 13)
+#: a text that runs a script wherever it is rendered as HTML
+EVIL = '<img src=x onerror=alert(1)>'
+
+#: every <img src="x"> in the page, shadow roots included (an injected EVIL makes one)
+_INJECTED_IMAGES = '''() => {
+    const found = [];
+    const walk = (root) => root.querySelectorAll('*').forEach(el => {
+        if (el.tagName === 'IMG' && el.getAttribute('src') === 'x') found.push(el.outerHTML);
+        if (el.shadowRoot) walk(el.shadowRoot);
+    });
+    walk(document);
+    return found;
+}'''
+
+
+def watch_dialogs(page) -> list:
+    """Messages of every dialog (alert, confirm, ...) the page opens; each is dismissed."""
+    seen = []
+
+    def on_dialog(dialog):
+        seen.append(dialog.message)
+        dialog.dismiss()
+
+    page.on('dialog', on_dialog)
+    return seen
+
+
+def assert_no_script_ran(page, dialogs):
+    assert page.evaluate(_INJECTED_IMAGES) == []
+    assert dialogs == []
+
+
+def shapes8_json(n: int = 8) -> bytes:
+    """A shapes demo as .kwcoco.json bytes with absolute image paths (in the demo folder)."""
+    import kwcoco
+    dset = kwcoco.CocoDataset.demo(f'shapes{n}')
+    dset.reroot(absolute=True)
+    return dset.dumps().encode()
+
+
+def test_browser_script_in_a_link_or_typed_path_is_shown_as_text(server, page):
+    from urllib.parse import quote
+
+    from playwright.sync_api import expect
+    url, _ = server
+    dialogs = watch_dialogs(page)
+    status = open_app(page, f'{url}?dataset={quote(EVIL)}')
+    alert = page.locator('.explorer-alert')
+    expect(alert).to_contain_text(EVIL)                   # the text itself, not an image
+    expect(page.locator('.notyf__message', has_text=EVIL).first).to_be_visible()
+    assert_no_script_ran(page, dialogs)
+    other = EVIL.replace('alert(1)', 'alert(2)')
+    field(page, 'path_input').fill(other)
+    page.locator('.w-open_button button').click()
+    expect(alert).to_contain_text(other)
+    expect(page.locator('.notyf__message', has_text=other).first).to_be_visible()
+    assert_no_script_ran(page, dialogs)
+    expect(status).to_contain_text('positives')           # the app keeps working
+    shot(page, 'script-as-text')
+
+
+def test_browser_category_named_with_html_is_shown_as_text(browser, tmp_path):
+    import kwcoco
+    from playwright.sync_api import expect
+    dset = kwcoco.CocoDataset.demo('shapes8')
+    dset.reroot(absolute=True)
+    dset.rename_categories({'star': EVIL})
+    path = tmp_path / 'evil.kwcoco.json'
+    dset.dump(str(path))
+    proc, url = spawn_server([path, '--workdir', tmp_path / 'cache', '--backend', 'none'],
+                             cwd=tmp_path)
+    try:
+        context = browser.new_context(viewport={'width': 1500, 'height': 1300})
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT)
+        dialogs = watch_dialogs(pg)
+        open_app(pg, url)
+        expect(pg.locator('.stats-numbers')).to_be_visible()
+        for widget in ('categories', 'image_categories'):
+            pg.locator(f'.w-{widget} .choices').first.click()
+            expect(pg.locator(f'.w-{widget} .choices__item--choice', has_text=EVIL).first
+                   ).to_be_visible()
+            pg.keyboard.press('Escape')
+        pg.locator('.w-categories .choices').first.click()
+        pg.locator('.w-categories .choices__item--choice', has_text=EVIL).first.click()
+        expect(pg.locator('.w-categories .choices__list--multiple .choices__item',
+                          has_text=EVIL).first).to_be_visible()      # the chosen one
+        expect(pg.locator('.status')).to_contain_text('positives')
+        assert_no_script_ran(pg, dialogs)
+        shot(pg, 'category-as-text')
+        context.close()
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope='module')
+def upload_server(tmp_path_factory):
+    """A server whose uploads go to a folder the tests can look into."""
+    work = tmp_path_factory.mktemp('serve-uploads')
+    proc, url = spawn_server(['--workdir', work / 'cache', '--upload-dir', work / 'uploads',
+                              '--backend', 'none'], cwd=work)
+    yield url, work / 'uploads'
+    stop_server(proc)
+
+
+def upload_file(page, widget, name, data, mime='application/json'):
+    page.locator(f'.w-{widget} input[type=file]').first.set_input_files(
+        files=[{'name': name, 'mimeType': mime, 'buffer': data}])
+
+
+def test_browser_upload_name_with_html_is_shown_as_text(upload_server, page):
+    from playwright.sync_api import expect
+    url, _ = upload_server
+    dialogs = watch_dialogs(page)
+    status = open_app(page, url)
+    name = EVIL + '.kwcoco.json'
+    upload_file(page, 'upload', name, shapes8_json())
+    expect(page.locator('.dataset-info')).to_contain_text(name)
+    expect(page.locator('.dataset-info')).to_contain_text('8 images')
+    expect(status).to_contain_text('positives')
+    assert_no_script_ran(page, dialogs)
+
+
+def test_browser_uploads_are_per_session_and_removed_when_it_ends(upload_server, browser):
+    from playwright.sync_api import expect
+    url, uploads = upload_server
+    contexts = [browser.new_context(viewport={'width': 1500, 'height': 1300}) for _ in range(2)]
+    pages = [c.new_page() for c in contexts]
+    for pg, n in zip(pages, (8, 2)):
+        pg.set_default_timeout(TIMEOUT)
+        open_app(pg, url)
+        upload_file(pg, 'upload', 'train.kwcoco.json', shapes8_json(n))
+        expect(pg.locator('.dataset-info')).to_contain_text(f'{n} images')
+    for pg in pages:
+        wait_until(lambda pg=pg: 'train.kwcoco.json' in pg.url, pg)
+    links = [pg.url for pg in pages]
+    assert links[0] != links[1]
+    # each link opens its own session's data
+    for link, n in zip(links, (8, 2)):
+        other = contexts[0].new_page()
+        open_app(other, link)
+        expect(other.locator('.dataset-info')).to_contain_text(f'{n} images')
+        other.close()
+    assert len(os.listdir(uploads)) == 2
+    for c in contexts:
+        c.close()
+    # Bokeh drops a session some seconds after its page closed: then its uploads go
+    deadline = time.monotonic() + 120
+    while os.listdir(uploads):
+        assert time.monotonic() < deadline, os.listdir(uploads)
+        time.sleep(1)     # polling the server's folder: a condition, not a fixed wait
+
+
+def test_browser_upload_over_the_limit_is_refused_with_its_limit(server, page):
+    from playwright.sync_api import expect
+    url, _ = server
+    status = open_app(page, url)
+    upload_file(page, 'upload', 'big.kwcoco.json', b' ' * 25_000_000)
+    box = page.locator('.w-upload').first
+    expect(box).to_contain_text('File is too large')
+    expect(box).to_contain_text('Maximum file size is 20 MB')
+    set_number(page, 'window_h', 48)                     # the session still responds
+    expect(status).to_contain_text('window 48x128')
+    shot(page, 'upload-too-large')
+
+
+def test_browser_imported_config_cannot_choose_the_workdir(server, page, tmp_path):
+    import uuid
+
+    from playwright.sync_api import expect
+
+    from sampler_core import SamplingConfig
+    url, _ = server
+    evil = f'/tmp/evil-{uuid.uuid4().hex}'
+    status = open_app(page, url)
+    cfg = SamplingConfig(dataset='shapes8', backend='npy', workdir=evil, window_dims=(56, 72),
+                         n_pos=4, n_neg=2)
+    path = tmp_path / 'evil.yaml'
+    cfg.dump(path)
+    page.locator('.w-config_upload input[type=file]').first.set_input_files(str(path))
+    expect(status).to_contain_text('window 56x72')
+    expect(page.locator('.explorer-alert')).to_contain_text(f'workdir {evil} ignored')
+    expect(page.locator('.thumb-button-pos button').first).to_contain_text('img')
+    box = page.locator('.overview canvas').first.bounding_box()
+    page.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)  # pixels read
+    expect(page.locator('.params-table')).to_be_visible()
+    assert not os.path.exists(evil)
+
+
+def test_browser_uploads_are_removed_when_the_server_stops(browser, tmp_path):
+    from playwright.sync_api import expect
+    uploads = tmp_path / 'uploads'
+    proc, url = spawn_server(['--workdir', tmp_path / 'cache', '--upload-dir', uploads,
+                              '--backend', 'none'], cwd=tmp_path)
+    try:
+        context = browser.new_context(viewport={'width': 1500, 'height': 1300})
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT)
+        open_app(pg, url)
+        upload_file(pg, 'upload', 'train.kwcoco.json', shapes8_json(2))
+        expect(pg.locator('.dataset-info')).to_contain_text('2 images')
+        assert len(os.listdir(uploads)) == 1
+    finally:
+        stop_server(proc)                        # SIGTERM while the session is open
+    assert proc.returncode == 0 and os.listdir(uploads) == []
+    context.close()

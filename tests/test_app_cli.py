@@ -40,7 +40,7 @@ def test_cli_help_lists_every_serve_flag():
     out = _run('serve', '--help')
     assert out.returncode == 0
     for flag in ('dataset', '--workdir', '--port', '--allow-root', '--show', '--address',
-                 '--backend'):
+                 '--backend', '--upload-dir'):
         assert flag in out.stdout
     top = _run('--help')
     assert 'serve' in top.stdout and 'preview' in top.stdout

@@ -11,6 +11,8 @@ import os
 import uuid
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 #: a text that runs a script wherever it is rendered as HTML
 EVIL = '<img src=x onerror=alert(1)>'
@@ -231,8 +233,12 @@ def test_upload_session_budget_in_the_explorer(explorer, monkeypatch):
 
 # ------------------------------------------------------------------ 8. upload size
 def test_upload_widgets_refuse_large_files_before_and_after_transfer(explorer):
-    from app.uploads import MAX_CONFIG_BYTES, MAX_UPLOAD_BYTES, UPLOAD_CHUNK_BYTES, \
-        WEBSOCKET_MAX_BYTES
+    from app.uploads import (
+        MAX_CONFIG_BYTES,
+        MAX_UPLOAD_BYTES,
+        UPLOAD_CHUNK_BYTES,
+        WEBSOCKET_MAX_BYTES,
+    )
     # the browser checks the size before sending, in chunks that fit a websocket message
     assert explorer.upload.max_file_size == f'{MAX_UPLOAD_BYTES // 1000}KB'
     assert explorer.config_upload.max_file_size == f'{MAX_CONFIG_BYTES // 1000}KB'
@@ -251,3 +257,29 @@ def test_upload_widgets_refuse_large_files_before_and_after_transfer(explorer):
     assert not w.value
     assert '20 MB' in explorer.state.message['text']
     assert 'big.kwcoco.json' in explorer.state.message['text']
+
+
+
+#: pieces of text: Markdown and HTML syntax, URLs (linkify), typography ((c), --, ...)
+_PIECES = st.sampled_from(list('abcXY019 ._-:/\\<>&"\'`*[](){}#+!|~=$%@^?,;') + [
+    'é', '→', 'www.x.com', 'http://a.b', '(c)', '--', '...', '<img src=x onerror=alert(1)>',
+    '<script>', '&amp;', '&#60;', '$x$', '![i](x)', '<http://a>', '    '])
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.lists(_PIECES, min_size=1, max_size=12).map(''.join))
+def test_escape_markdown_property_any_text_is_one_paragraph_of_that_text(text):
+    import re
+
+    from app.layout import escape_markdown
+    assume(text == text.strip())                  # Markdown drops a paragraph's outer spaces
+    out = rendered_markdown(escape_markdown(text)).strip()
+    assert re.findall(r'<[^>]*>', out) == ['<p>', '</p>'], out   # no element made of the text
+    assert html.unescape(out[3:-4]) == text
+
+
+def test_hardening_module_doctests():
+    import xdoctest
+    for mod, command in (('app.uploads', 'all'), ('app.layout', 'escape_markdown')):
+        result = xdoctest.doctest_module(mod, command=command, argv=[])
+        assert result['n_failed'] == 0 and result['n_passed'] > 0, (mod, result)
