@@ -1,6 +1,5 @@
 """The demo datasets: one registry, deterministic content, atomic and race-safe generation,
 and configs exported on every demo the explorer offers rebuild."""
-import hashlib
 import json
 import os
 import subprocess
