@@ -325,7 +325,8 @@ class AnnotGeometry:
         """
         import kwimage
         aids = [int(a) for a in aids]
-        anns = [self.dset.anns[a] for a in aids]
+        all_anns = self.dset.anns
+        anns = [all_anns[a] for a in aids]
         xywh = np.array([ann['bbox'] for ann in anns], dtype=np.float64).reshape(-1, 4)
         xywh[:, 0] += offset[0]
         xywh[:, 1] += offset[1]

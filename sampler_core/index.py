@@ -105,17 +105,23 @@ def visible_fractions(ltrb: np.ndarray, window: np.ndarray) -> np.ndarray:
         [0.5, 0.0, 1.0, 0.5]
     """
     ltrb = np.asarray(ltrb, dtype=np.float64).reshape(-1, 4)
-    window = np.broadcast_to(np.asarray(window, dtype=np.float64).reshape(-1, 4), ltrb.shape)
-    x1 = np.maximum(ltrb[:, 0], window[:, 0])
-    y1 = np.maximum(ltrb[:, 1], window[:, 1])
-    x2 = np.minimum(ltrb[:, 2], window[:, 2])
-    y2 = np.minimum(ltrb[:, 3], window[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    window = np.asarray(window, dtype=np.float64)
+    # one window: its four numbers broadcast as scalars (no (N, 4) copy, fewer calls)
+    win4 = window.reshape(4) if window.size == 4 else \
+        np.broadcast_to(window.reshape(-1, 4), ltrb.shape).T
+    x1 = np.maximum(ltrb[:, 0], win4[0])
+    y1 = np.maximum(ltrb[:, 1], win4[1])
+    x2 = np.minimum(ltrb[:, 2], win4[2])
+    y2 = np.minimum(ltrb[:, 3], win4[3])
+    inter = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
     area = (ltrb[:, 2] - ltrb[:, 0]) * (ltrb[:, 3] - ltrb[:, 1])
-    out = np.zeros(len(ltrb))
     pos = area > 0
+    if pos.all():
+        return inter / area
+    out = np.zeros(len(ltrb))
     out[pos] = inter[pos] / area[pos]
     deg = ~pos
+    window = np.broadcast_to(window.reshape(-1, 4), ltrb.shape)
     if deg.any():
         d, win = ltrb[deg], window[deg]
         w, h = d[:, 2] - d[:, 0], d[:, 3] - d[:, 1]

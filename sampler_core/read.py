@@ -693,6 +693,15 @@ def sample_annots(win, frames, regions, geometry, kinds=('boxes',), annot_ids=No
 
     Raises:
         ValueError: ``visible_thresh`` outside ``[0, 1]``.
+
+    Example:
+        >>> import sampler_core as ndsampler
+        >>> from sampler_core.window import resolve
+        >>> sampler = ndsampler.CocoSampler.demo('shapes8')
+        >>> win = resolve(sampler, {'aid': 1, 'window_dims': (64, 64)})
+        >>> annots = sample_annots(win, sampler.frames, sampler.regions, sampler.annot_geometry)
+        >>> int(annots['aids'][win.target['annot_idx']])
+        1
     """
     visible_thresh = float(visible_thresh)
     if not (0.0 <= visible_thresh <= 1.0):

@@ -336,6 +336,14 @@ class Window:
         delayed: read through delayed_image (video, multi-asset, scale,
             channels the image lacks), else crop the memmap.
         target: the resolved target dict (returned as ``sample['target']``).
+
+    Example:
+        >>> win = Window(frames=(1,), space='image', space_dims=(100, 80),
+        ...              window=((10, 20), (30, 50)), pad=((1, 1), (2, 2)), scale=(0.5, 0.5))
+        >>> win.padded_ltrb, win.space_slice
+        ((28, 9, 52, 21), (slice(10, 20, None), slice(30, 50, None)))
+        >>> win.sample_from_space.matrix.tolist()
+        [[0.5, 0.0, -14.0], [0.0, 0.5, -4.5], [0.0, 0.0, 1.0]]
     """
     frames: tuple
     space: str
@@ -424,7 +432,16 @@ def resolve(sampler, target: dict | None = None, **kwargs) -> Window:
 
 
 def from_target(sampler, t: dict) -> Window:
-    """The :class:`Window` of a target dict already resolved by the sampler."""
+    """The :class:`Window` of a target dict already resolved by the sampler.
+
+    Example:
+        >>> import sampler_core as ndsampler
+        >>> sampler = ndsampler.CocoSampler.demo('shapes8')
+        >>> t = sampler._infer_target_attributes({'gid': 2, 'slices': (slice(0, 8), slice(4, 9))})
+        >>> win = from_target(sampler, t)
+        >>> win.frames, win.window, win.delayed
+        ((2,), ((0, 8), (4, 9)), False)
+    """
     mods = _MODULES or _load_modules()
     video = mods['video']
     sl_y, sl_x = t['space_slice']
