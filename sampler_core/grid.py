@@ -94,6 +94,15 @@ def window_stride(window: int, overlap: float = 0.0) -> int:
     return stride
 
 
+def _checked_axis(length, window, overlap, edge) -> tuple[int, int, int]:
+    """``(length, window, stride)`` of one grid axis as ints, after checking them."""
+    _check_edge(edge)
+    length, window = int(length), int(window)
+    if length < 1 or window < 1:
+        raise ValueError(f'length and window must be positive, got {length} and {window}')
+    return length, window, window_stride(window, overlap)
+
+
 def window_starts(length: int, window: int, overlap: float = 0.0,
                   edge: str = 'shift') -> np.ndarray:
     """Start offsets of the windows tiling ``[0, length)`` along one axis.
@@ -113,11 +122,7 @@ def window_starts(length: int, window: int, overlap: float = 0.0,
         >>> window_starts(10, 4, edge='drop').tolist(), window_starts(3, 4).tolist()
         ([0, 4], [0])
     """
-    _check_edge(edge)
-    length, window = int(length), int(window)
-    if length < 1 or window < 1:
-        raise ValueError(f'length and window must be positive, got {length} and {window}')
-    stride = window_stride(window, overlap)
+    length, window, stride = _checked_axis(length, window, overlap, edge)
     if length <= window:
         return np.zeros(1, dtype=np.int64)
     if edge == 'pad':
@@ -136,11 +141,7 @@ def window_count(length: int, window: int, overlap: float = 0.0, edge: str = 'sh
         >>> [window_count(10, 4, edge=e) for e in EDGE_MODES], window_count(3, 4)
         ([3, 3, 2], 1)
     """
-    _check_edge(edge)
-    length, window = int(length), int(window)
-    if length < 1 or window < 1:
-        raise ValueError(f'length and window must be positive, got {length} and {window}')
-    stride = window_stride(window, overlap)
+    length, window, stride = _checked_axis(length, window, overlap, edge)
     if length <= window:
         return 1
     if edge == 'pad':

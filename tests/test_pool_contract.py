@@ -68,6 +68,20 @@ def splits(draw, window_dims):
 
 
 @st.composite
+def negatives_and_categories(draw, cat_ids) -> dict:
+    """How many negatives (n_neg, a ratio or the default) and which categories, if any."""
+    kw = {}
+    neg = draw(st.sampled_from(['n_neg', 'ratio', 'none']))
+    if neg == 'n_neg':
+        kw['n_neg'] = draw(st.integers(0, 30))
+    elif neg == 'ratio':
+        kw['neg_to_pos_ratio'] = draw(st.floats(0, 2))
+    if draw(st.booleans()):
+        kw['category_ids'] = draw(st.lists(st.sampled_from(cat_ids), min_size=1, unique=True))
+    return kw
+
+
+@st.composite
 def random_requests(draw, cat_ids):
     window_dims = draw(st.one_of(st.none(), st.just('square'),
                                  st.tuples(st.integers(8, 300), st.integers(8, 300)),
@@ -76,13 +90,7 @@ def random_requests(draw, cat_ids):
           'n_pos': draw(st.one_of(st.none(), st.integers(0, 150))),
           'rng': draw(st.integers(0, 2 ** 32 - 1)),
           'thresh': draw(st.sampled_from([0.0, 0.25, 1.0]))}
-    neg = draw(st.sampled_from(['n_neg', 'ratio', 'none']))
-    if neg == 'n_neg':
-        kw['n_neg'] = draw(st.integers(0, 30))
-    elif neg == 'ratio':
-        kw['neg_to_pos_ratio'] = draw(st.floats(0, 2))
-    if draw(st.booleans()):
-        kw['category_ids'] = draw(st.lists(st.sampled_from(cat_ids), min_size=1, unique=True))
+    kw.update(draw(negatives_and_categories(cat_ids)))
     kw['balance'] = draw(st.one_of(
         st.none(), st.sampled_from(['none', 'inverse']),
         st.dictionaries(st.sampled_from(cat_ids), st.floats(0.5, 4), min_size=1)))
@@ -100,13 +108,7 @@ def grid_requests(draw, cat_ids):
           'edge': draw(st.sampled_from(['shift', 'pad', 'drop'])),
           'n_pos': draw(st.one_of(st.none(), st.integers(0, 80))),
           'rng': draw(st.integers(0, 2 ** 32 - 1))}
-    neg = draw(st.sampled_from(['n_neg', 'ratio', 'none']))
-    if neg == 'n_neg':
-        kw['n_neg'] = draw(st.integers(0, 30))
-    elif neg == 'ratio':
-        kw['neg_to_pos_ratio'] = draw(st.floats(0, 2))
-    if draw(st.booleans()):
-        kw['category_ids'] = draw(st.lists(st.sampled_from(cat_ids), min_size=1, unique=True))
+    kw.update(draw(negatives_and_categories(cat_ids)))
     split, subset = draw(splits(window_dims))
     return 'regions.preselect_grid', kw, split, subset
 
