@@ -55,11 +55,16 @@ class SharedDataset:
         self._hash = None
         self._lock = threading.Lock()
         regions = sampler.regions
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
             regions.targets  # build the lazy tables once, before any session copies them
             regions.isect_index
             regions.neg_anchors
+        #: what the library said of the data while building its tables (annotations left
+        #: out of the pools, ...): every session opening the dataset shows it once
+        self.data_warnings = list(dict.fromkeys(
+            str(w.message) for w in caught
+            if not issubclass(w.category, (DeprecationWarning, FutureWarning))))
 
     @property
     def dset(self):

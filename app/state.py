@@ -43,6 +43,10 @@ URL_UI_KEYS = ('gid', 'search', 'image_categories', 'gallery_size', 'detail_fram
 
 #: the largest window side the explorer samples, pixels
 MAX_WINDOW = 4096
+#: the most pool windows (positives + negatives, or grid windows) one explorer change may draw;
+#: the library's own bounds are far larger (``sampler_core.regions.MAX_POOL_ITEMS``), so an
+#: exported config still draws bigger pools in training code
+MAX_EXPLORER_WINDOWS = 200_000
 
 
 class ExplorerState(SamplingConfig):
@@ -205,6 +209,8 @@ class ExplorerState(SamplingConfig):
         self.shared = shared
         self.sampler = session_sampler(shared.sampler)
         self.dataset_label = self.dataset
+        if shared.data_warnings:   # e.g. annotations left out of the pools, named
+            self.notify(' / '.join(shared.data_warnings), level='warning')
 
     def _fit_pools_to_dataset(self) -> None:
         """A dataset without (valid) annotations has no positives: ask for none and for the
@@ -230,7 +236,29 @@ class ExplorerState(SamplingConfig):
             unknown = [c for c in cfg.categories if c not in self.shared.dset.name_to_cat]
             if unknown:
                 raise KeyError(f'unknown categories {unknown} in dataset {self.dataset}')
+        self._check_pool_size(cfg)
         self.pools = compute_pools(self.sampler, cfg)
+
+    def _check_pool_size(self, cfg: SamplingConfig) -> None:
+        """Refuse, before any work, a change that would draw more than
+        :data:`MAX_EXPLORER_WINDOWS` windows (one session must not hold the server)."""
+        dset = self.shared.dset
+        if cfg.mode == 'grid':
+            from sampler_core.grid import count_grid_windows
+            extents = [(int(img.get('height') or 1), int(img.get('width') or 1))
+                       for img in dset.imgs.values()]
+            num = count_grid_windows(extents, cfg.window_dims, cfg.grid_overlap, cfg.grid_edge)
+            what = (f'a grid of window_dims={list(cfg.window_dims)} with grid_overlap='
+                    f'{cfg.grid_overlap} has {num:,} windows')
+        else:
+            n_pos = cfg.n_pos if cfg.n_pos is not None else dset.n_annots
+            n_neg = cfg.n_neg if cfg.n_neg is not None else cfg.neg_to_pos_ratio * n_pos
+            num = n_pos + n_neg
+            what = f'n_pos={cfg.n_pos} and n_neg={cfg.n_neg} ask for {int(num):,} windows'
+        if num > MAX_EXPLORER_WINDOWS:
+            raise ValueError(f'{what}, more than the explorer draws ({MAX_EXPLORER_WINDOWS:,}); '
+                             f'export the config and draw larger pools with '
+                             f'CocoSampler.from_config')
 
     def _on_config(self, *events) -> None:
         if self._busy:

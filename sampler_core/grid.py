@@ -152,15 +152,20 @@ def window_count(length: int, window: int, overlap: float = 0.0, edge: str = 'sh
     return num
 
 
-def _check_grid_size(extents: list[tuple[int, ...]], window_dims: Any,
-                     window_overlap: Any, edge: str) -> int:
-    """Count the windows of a grid over ``extents`` (one ``(h, w)`` / ``(t, h, w)`` each).
+def count_grid_windows(extents: Sequence[Sequence[int]], window_dims: Any,
+                       window_overlap: Any = 0.0, edge: str = 'shift') -> int:
+    """The number of windows of a grid over ``extents``, by arithmetic alone (nothing built).
 
-    Raises:
-        ValueError: more than :data:`MAX_GRID_WINDOWS` windows, naming the count.
+    Args:
+        extents: one ``(h, w)`` (images) or ``(t, h, w)`` (videos) per item, pixels / frames.
+        window_dims, window_overlap, edge: as for :func:`new_image_sample_grid`.
+
+    Example:
+        >>> count_grid_windows([(10, 10), (3, 20)], (4, 4)), count_grid_windows([(10, 10)], 'full')
+        (14, 1)
     """
     total = 0
-    ndim = len(extents[0]) if extents else 2
+    ndim = len(extents[0]) if len(extents) else 2
     overlap = _coerce_overlap(window_overlap, ndim)
     for full in extents:
         dims = _coerce_dims(window_dims, ndim, full)
@@ -168,6 +173,17 @@ def _check_grid_size(extents: list[tuple[int, ...]], window_dims: Any,
         for n, d, f in zip(full, dims, overlap):
             num *= window_count(n, d, f, edge)
         total += num
+    return total
+
+
+def _check_grid_size(extents: list[tuple[int, ...]], window_dims: Any,
+                     window_overlap: Any, edge: str) -> int:
+    """Count the windows of a grid over ``extents`` (one ``(h, w)`` / ``(t, h, w)`` each).
+
+    Raises:
+        ValueError: more than :data:`MAX_GRID_WINDOWS` windows, naming the count.
+    """
+    total = count_grid_windows(extents, window_dims, window_overlap, edge)
     if total > MAX_GRID_WINDOWS:
         raise ValueError(
             f'a grid of window_dims={window_dims!r} with window_overlap={window_overlap!r} '

@@ -501,3 +501,41 @@ def test_state_switches_to_a_dataset_without_annotations(shapes_copy):
     assert state.dataset == str(epath) and state.shared.dset.n_annots == 0
     assert (state.pools.n_pos, state.pools.n_neg) == (0, 5) and state.n_pos == 0
     assert state.gid in empty.imgs
+
+
+@pytest.mark.parametrize('change', [{'n_pos': 10_000_000}, {'n_neg': 100_000_000},
+                                    {'neg_to_pos_ratio': 1e9},
+                                    {'mode': 'grid', 'window_dims': (1, 1)}],
+                         ids=['n_pos', 'n_neg', 'ratio', 'grid-1x1'])
+def test_state_refuses_pools_larger_than_the_explorer_draws(change, monkeypatch):
+    """A link or widget asking for huge pools is refused before any work, naming the
+    limit, and the state keeps its pools (issue 13.5: the server hung for minutes)."""
+    from app import state as state_mod
+    from sampler_core.regions import CocoRegions
+    state = ExplorerState(dataset='shapes8', backend=None, n_pos=4)
+    before = state.config_dict()
+    calls = []
+    monkeypatch.setattr(CocoRegions, 'preselect', lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(CocoRegions, 'preselect_grid', lambda *a, **k: calls.append(1))
+    state.param.update(**change)
+    assert calls == []
+    assert f'{state_mod.MAX_EXPLORER_WINDOWS:,}' in state.message['text']
+    assert state.config_dict() == before and state.pools.n_pos == 4
+
+
+def test_state_says_which_annotations_the_library_left_out(shapes_copy):
+    """Annotations the library leaves out of the pools (a box wholly outside its image, an
+    unknown category) are named to the explorer's user, not only in the server's log."""
+    import kwcoco
+    root, src = shapes_copy
+    dset = kwcoco.CocoDataset(str(src))
+    gid = sorted(dset.imgs)[0]
+    aid_off = dset.add_annotation(image_id=gid, category_id=sorted(dset.cats)[0],
+                                  bbox=[5000, 5000, 10, 10])
+    path = root / 'odd.kwcoco.json'
+    dset.fpath = str(path)
+    dset.dump(str(path))
+    state = ExplorerState(dataset=str(path), roots=[str(root)], backend=None)
+    assert state.message['level'] == 'warning'
+    assert str(aid_off) in state.message['text'] and 'outside' in state.message['text']
+    assert aid_off not in set(state.pools.pos['aid'].tolist())
