@@ -4,7 +4,7 @@ Built on tifffile + imagecodecs (the ``cog`` extra: ``pip install sampler-explor
 imported only when a tiled file is read or written.
 
 * :func:`write_cog_atomic` writes an ``(H, W, C)`` array as a tiled, compressed
-  (lossless: zstd / deflate / lzw with the TIFF predictor, or none) TIFF with
+  (lossless: deflate / zstd / lzw with the TIFF predictor, or none) TIFF with
   reduced-resolution overviews (nearest, halving until a level fits in one
   tile), under a temporary name renamed into place. Full-resolution tile
   ``i``'s CRC-32 (of its stored, compressed bytes) is kept in the private tag
@@ -51,7 +51,7 @@ TILE_CACHE_BYTES = 2 ** 28
 HEADER_BYTES = 1 << 16
 
 #: the ``config`` of ``{'type': 'cog', 'config': {...}}`` and its default values
-DEFAULT_CONFIG = {'compress': 'zstd', 'blocksize': 256, 'overviews': 'auto'}
+DEFAULT_CONFIG = {'compress': 'deflate', 'blocksize': 256, 'overviews': 'auto'}
 
 _COMPRESS = {'zstd': 'zstd', 'deflate': 'zlib', 'lzw': 'lzw', 'none': None}
 
@@ -61,16 +61,17 @@ _FALLBACK = object()
 def coerce_config(config: Mapping | None = None) -> dict:
     """The cog backend's config with defaults filled in, checked.
 
-    Keys: ``compress`` (``'zstd'``, ``'deflate'``, ``'lzw'``, ``'none'``; ``'auto'``
-    is zstd), ``blocksize`` (tile side, a multiple of 16), ``overviews``
-    (``'auto'``: halve until a level fits in one tile; or a count, 0 for none).
+    Keys: ``compress`` (``'deflate'``, ``'zstd'``, ``'lzw'``, ``'none'``; ``'auto'``
+    is deflate: the smallest and fastest to read of them on photos), ``blocksize``
+    (tile side, a multiple of 16), ``overviews`` (``'auto'``: halve until a level
+    fits in one tile; or a count, 0 for none).
 
     Raises:
         ValueError: an unknown key or value (named).
 
     Example:
         >>> coerce_config({'compress': 'auto'})
-        {'compress': 'zstd', 'blocksize': 256, 'overviews': 'auto'}
+        {'compress': 'deflate', 'blocksize': 256, 'overviews': 'auto'}
     """
     config = dict(config or {})
     unknown = sorted(set(config) - set(DEFAULT_CONFIG))
@@ -79,7 +80,7 @@ def coerce_config(config: Mapping | None = None) -> dict:
                          f'{sorted(DEFAULT_CONFIG)}')
     out = {**DEFAULT_CONFIG, **config}
     if out['compress'] == 'auto':
-        out['compress'] = 'zstd'
+        out['compress'] = 'deflate'
     if out['compress'] not in _COMPRESS:
         raise ValueError(f"cog compress must be one of {sorted(_COMPRESS) + ['auto']}, got "
                          f"{out['compress']!r}")
@@ -100,7 +101,7 @@ def config_key(config: Mapping) -> str:
 
     Example:
         >>> config_key(coerce_config())
-        'zstd256'
+        'deflate256'
     """
     return f"{config['compress']}{config['blocksize']}" + \
         ('' if config['overviews'] == 'auto' else f"o{config['overviews']}")
@@ -184,7 +185,6 @@ def write_cog_atomic(path: str | os.PathLike, data: np.ndarray,
         data = data[:, :, None]
     h, w, c = data.shape
     tile = (config['blocksize'], config['blocksize'])
-    n_tiles = -(-h // tile[0]) * -(-w // tile[1])
     compression = _COMPRESS[config['compress']]
     kw = dict(tile=tile, compression=compression, predictor=compression is not None,
               photometric='rgb' if c == 3 and data.dtype == np.uint8 else 'minisblack',
@@ -192,35 +192,132 @@ def write_cog_atomic(path: str | os.PathLike, data: np.ndarray,
     if c == 1:
         data = data[:, :, 0]
     tmp = f'{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
+    draft = f'{tmp}.draft'
     try:
-        with tifffile.TiffWriter(tmp, bigtiff=data.nbytes > 2 ** 31) as tw:
-            tw.write(data, extratags=[(CRC_TAG, 'I', n_tiles, np.zeros(n_tiles, '<u4'), True)],
-                     **kw)
+        # tifffile encodes every level (one IFD then its tiles, level after level) ...
+        with tifffile.TiffWriter(draft, bigtiff=data.nbytes > 2 ** 31) as tw:
+            tw.write(data, **kw)
             level = data
             for _ in range(_overview_count(h, w, config)):
                 level = level[::2, ::2]
                 tw.write(np.ascontiguousarray(level), subfiletype=1, **kw)
-        with tifffile.TiffFile(tmp) as tif:
-            page = tif.pages.first
-            tag = page.tags[CRC_TAG]
-            offsets, counts = page.dataoffsets, page.databytecounts
-            order = '<' if tif.byteorder == '<' else '>'
-            value_offset = tag.valueoffset
-        with open(tmp, 'r+b') as file:
-            crcs = []
-            for off, cnt in zip(offsets, counts):
-                file.seek(off)
-                crcs.append(zlib.crc32(file.read(cnt)))
-            file.seek(value_offset)
-            file.write(np.asarray(crcs, dtype=f'{order}u4').tobytes())
-            file.flush()
-            os.fsync(file.fileno())
+        # ... then the file is laid out as a COG: every IFD first, tiles of the smallest
+        # overview next and the full resolution's last
+        _write_cog_layout(draft, tmp)
         os.replace(tmp, path)
     except OSError as ex:
         raise write_error(path, ex, 'cache file') from None
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        for name in (tmp, draft):
+            if os.path.exists(name):
+                os.remove(name)
+
+
+#: TIFF data type -> item size; tags TileOffsets, TileByteCounts
+_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8,
+              16: 8, 17: 8, 18: 8}
+_TILE_OFFSETS, _TILE_COUNTS = 324, 325
+
+
+def _write_cog_layout(src: str, dst: str) -> None:
+    """Rewrite the tiled TIFF ``src`` as ``dst`` in the Cloud-Optimized GeoTIFF layout.
+
+    The layout GDAL's COG driver writes and its validator checks: the header,
+    the IFD of the full resolution at byte 8, the IFDs of the overviews after
+    it (each followed by its out-of-line tag values), then the tiles of the
+    smallest overview, ..., and those of the full resolution last. The tags
+    and encoded tiles are copied unchanged; the full resolution's tile CRC-32s
+    are added in :data:`CRC_TAG`. Files of 4 GiB or more keep tifffile's
+    (BigTIFF) layout, with the CRC tag added the same way.
+    """
+    import tifffile
+    with tifffile.TiffFile(src) as tif, open(src, 'rb') as file:
+        big = tif.is_bigtiff
+        pages = []
+        for page in tif.pages:
+            tags = {}
+            for tag in page.tags.values():
+                if tag.code in (_TILE_OFFSETS, _TILE_COUNTS):
+                    continue
+                size = _TYPE_SIZE[int(tag.dtype)] * tag.count
+                file.seek(tag.valueoffset)
+                tags[tag.code] = (int(tag.dtype), tag.count, file.read(size))
+            tiles = []
+            for off, cnt in zip(page.dataoffsets, page.databytecounts):
+                file.seek(off)
+                tiles.append(file.read(cnt))
+            pages.append((tags, tiles))
+    crcs = np.array([zlib.crc32(t) for t in pages[0][1]], dtype='<u4')
+    pages[0][0][CRC_TAG] = (4, len(crcs), crcs.tobytes())
+    total = sum(len(t) for _, tiles in pages for t in tiles)
+    if big or total >= 2 ** 32 - 2 ** 26:
+        _write_layout(dst, pages, big=True)
+    else:
+        _write_layout(dst, pages, big=False)
+
+
+def _write_layout(dst: str, pages: list, big: bool) -> None:
+    """Header, every IFD with its values, then the tiles, smallest level first."""
+    off_t, head, entry, cnt_t, ptr = (('<Q', 16, 20, '<Q', 8) if big else
+                                      ('<I', 8, 12, '<H', 4))
+    long_type = 16 if big else 4
+    for tags, tiles in pages:  # tile offsets / counts: sizes known now, values later
+        tags[_TILE_OFFSETS] = (long_type, len(tiles), None)
+        tags[_TILE_COUNTS] = (long_type, len(tiles), None)
+
+    def value_size(dtype, count):
+        return _TYPE_SIZE[dtype] * count
+
+    def ifd_size(tags):
+        out = np.dtype(cnt_t).itemsize + entry * len(tags) + ptr
+        for dtype, count, _ in tags.values():
+            size = value_size(dtype, count)
+            if size > ptr:
+                out += size + (size & 1)
+        return out
+
+    ifd_offsets, pos = [], head
+    for tags, _ in pages:
+        ifd_offsets.append(pos)
+        pos += ifd_size(tags)
+    tile_offsets = [None] * len(pages)
+    for index in range(len(pages) - 1, -1, -1):  # smallest overview first
+        offs = []
+        for t in pages[index][1]:
+            offs.append(pos)
+            pos += len(t)
+        tile_offsets[index] = offs
+    item = np.dtype(off_t)
+    with open(dst, 'wb') as out:
+        out.write(b'II' + (np.array([43, 8, 0], '<u2').tobytes() + np.array([head], '<u8')
+                           .tobytes() if big else np.array([42], '<u2').tobytes() +
+                           np.array([head], '<u4').tobytes()))
+        for index, (tags, tiles) in enumerate(pages):
+            tags[_TILE_OFFSETS] = (long_type, len(tiles),
+                                   np.asarray(tile_offsets[index], item).tobytes())
+            tags[_TILE_COUNTS] = (long_type, len(tiles),
+                                  np.asarray([len(t) for t in tiles], item).tobytes())
+            start = ifd_offsets[index]
+            values_at = start + np.dtype(cnt_t).itemsize + entry * len(tags) + ptr
+            body, values = [np.array([len(tags)], cnt_t).tobytes()], []
+            for code in sorted(tags):
+                dtype, count, raw = tags[code]
+                head_bytes = np.array([code, dtype], '<u2').tobytes() + \
+                    np.array([count], item).tobytes()
+                if len(raw) > ptr:
+                    body.append(head_bytes + np.array([values_at], item).tobytes())
+                    values.append(raw + b'\0' * (len(raw) & 1))
+                    values_at += len(raw) + (len(raw) & 1)
+                else:
+                    body.append(head_bytes + raw + b'\0' * (ptr - len(raw)))
+            nxt = ifd_offsets[index + 1] if index + 1 < len(pages) else 0
+            body.append(np.array([nxt], item).tobytes())
+            out.write(b''.join(body + values))
+        for index in range(len(pages) - 1, -1, -1):
+            for t in pages[index][1]:
+                out.write(t)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 # --------------------------------------------------------------------------- reading

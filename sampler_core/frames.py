@@ -461,7 +461,7 @@ class Frames(HashIdentifiable):
         workdir: folder for the cache (``<workdir>/_cache/frames``); default
             :func:`default_cache_root`.
         backend: ``None``, ``'npy'``, ``'auto'``, ``{'type': 'npy', 'config': {}}``,
-            ``'cog'`` or ``{'type': 'cog', 'config': {'compress': 'zstd', 'blocksize':
+            ``'cog'`` or ``{'type': 'cog', 'config': {'compress': 'deflate', 'blocksize':
             256}}`` (see :func:`sampler_core.cog.coerce_config`).
 
     Raises:
