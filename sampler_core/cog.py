@@ -30,6 +30,7 @@ Example:
 """
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import urllib.error
@@ -48,7 +49,7 @@ CRC_TAG = 65111
 TILE_CACHE_BYTES = 2 ** 28
 
 #: bytes fetched by the first request of a remote file (its header and first IFD)
-HEADER_BYTES = 1 << 16
+HEADER_BYTES = 1 << 14
 
 #: the ``config`` of ``{'type': 'cog', 'config': {...}}`` and its default values
 DEFAULT_CONFIG = {'compress': 'deflate', 'blocksize': 256, 'overviews': 'auto'}
@@ -475,6 +476,9 @@ class _TileCache:
 
 _TILES = _TileCache()
 
+#: numbers the opened arrays: a tile cache key never names another file's tiles
+_OPENED = itertools.count()
+
 
 class TiledArray:
     """A read-only ``(H, W, C)`` view of a tiled TIFF, local or ``http(s)://``.
@@ -557,7 +561,7 @@ class TiledArray:
                              f'{len(self.offsets)} tiles')
         page.decode  # builds tifffile's decoder (needs the page's tags) while it is open
         self._decode = page.decode
-        self._key = (source, size, id(self))
+        self._key = (source, next(_OPENED))  # never reused, unlike id(self)
 
     def _count_overviews(self, tif) -> int:
         """Number of overviews; a local file's every level must lie within the file."""

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 import uuid
 import warnings
@@ -409,6 +410,15 @@ def _is_url(path) -> bool:
     return isinstance(path, str) and path[:8].lower().startswith(('http://', 'https://'))
 
 
+_BUNDLED_URL = re.compile(r'/(https?://.*)$', re.I)
+
+
+def _unbundle_url(fpath: str) -> str:
+    """A URL that kwcoco joined to the bundle folder (``/data/http://host/a.tif``), as given."""
+    match = None if _is_url(fpath) or '://' not in fpath else _BUNDLED_URL.search(fpath)
+    return fpath if match is None or os.path.exists(fpath) else match.group(1)
+
+
 def _open_tiled(fpath: str, expect_hw, label: str):
     """A :class:`~sampler_core.cog.TiledArray` of a URL or a local tiled TIFF, else ``None``."""
     url = _is_url(fpath)
@@ -579,7 +589,7 @@ class Frames(HashIdentifiable):
         """The source pixels, decoded (a tiled TIFF or URL: a lazy ``TiledArray``)."""
         fpath, hw, label = self._lookup_gpath(image_id), self._lookup_hw(image_id), \
             self._label(image_id)
-        tiled = _open_tiled(fpath, hw, label)
+        tiled = self._tiled(fpath, hw, label)
         return self._read_asset(fpath, hw, label) if tiled is None else tiled
 
     def prepare(self, gids: Iterable | None = None, workers: int = 0,
@@ -613,6 +623,33 @@ class Frames(HashIdentifiable):
         return self._open_cached(image_id, self._lookup_gpath(image_id),
                                  self._lookup_hw(image_id), self._label(image_id))
 
+    @staticmethod
+    def _stamp(fpath: str, label: str) -> tuple:
+        """``(path, size, mtime)`` of a source (a URL: ``(url, None, None)``)."""
+        if _is_url(fpath):
+            return (fpath, None, None)
+        try:
+            st = os.stat(fpath)
+        except FileNotFoundError:
+            raise FileNotFoundError(f'{label} does not exist: {fpath}') from None
+        return (fpath, st.st_size, st.st_mtime_ns)
+
+    def _tiled(self, fpath: str, expect_hw, label: str, stamp=None):
+        """The open :class:`~sampler_core.cog.TiledArray` of a tiled source, else ``None``."""
+        stamp = self._stamp(fpath, label) if stamp is None else stamp
+        key = ('tiled', fpath)
+        with self._lock:
+            entry = self._open.get(key)
+            if entry is not None and entry[0] == stamp:
+                return entry[1]
+        tiled = _open_tiled(fpath, expect_hw, label)
+        if tiled is not None:
+            with self._lock:
+                self._open[key] = (stamp, tiled)
+                while len(self._open) > self.max_open:
+                    self._open.popitem(last=False)
+        return tiled
+
     def _decoded_frame(self, key, fpath: str, expect_hw, label: str) -> np.ndarray:
         """The decoded (read-only) pixels of ``fpath``, kept within :data:`DECODED_CACHE_BYTES`.
 
@@ -620,26 +657,14 @@ class Frames(HashIdentifiable):
         A tiled TIFF (COG) or an ``http(s)://`` source is not decoded: a
         :class:`~sampler_core.cog.TiledArray` reads each window's tiles.
         """
-        url = _is_url(fpath)
-        try:
-            st = None if url else os.stat(fpath)
-        except FileNotFoundError:
-            raise FileNotFoundError(f'{label} does not exist: {fpath}') from None
-        stamp = (fpath, None, None) if url else (fpath, st.st_size, st.st_mtime_ns)
+        stamp = self._stamp(fpath, label)
         with self._lock:
             entry = self._decoded.get(key)
             if entry is not None and entry[0] == stamp:
                 self._decoded.move_to_end(key)
                 return entry[1]
-            entry = self._open.get(('tiled', fpath))
-            if entry is not None and entry[0] == stamp:
-                return entry[1]
-        tiled = _open_tiled(fpath, expect_hw, label)
+        tiled = self._tiled(fpath, expect_hw, label, stamp)
         if tiled is not None:
-            with self._lock:
-                self._open[('tiled', fpath)] = (stamp, tiled)
-                while len(self._open) > self.max_open:
-                    self._open.popitem(last=False)
             return tiled
         data = self._read_asset(fpath, expect_hw, label)
         data.flags.writeable = False  # shared by later reads
@@ -784,7 +809,7 @@ class Frames(HashIdentifiable):
             >>> self.load_asset(self._lookup_gpath(1)).shape
             (512, 512, 3)
         """
-        fpath = os.fspath(fpath)
+        fpath = _unbundle_url(os.fspath(fpath))
         if self._backend is None:
             return self._decoded_frame(('asset', fpath), fpath, expect_hw, 'image file')
         return self._open_cached(('asset', fpath), fpath, expect_hw, 'image file')

@@ -230,7 +230,8 @@ def test_cog_prepare_cli_backend_option(tmp_path, capsys):
                          window_dims=(32, 32), n_pos=2, n_neg=1)
     cfg_path = tmp_path / 'c.yaml'
     cfg.dump(os.fspath(cfg_path))
-    assert main(['prepare', os.fspath(cfg_path), '--backend', 'cog', '--quiet']) == 0
+    assert main(['prepare', os.fspath(cfg_path), '--backend', 'cog', '--workers', '2',
+                 '--quiet']) == 0
     files = sorted((tmp_path / 'w' / '_cache' / 'frames' / 'cog').glob('*.tif'))
     assert len(files) == 2
     assert not (tmp_path / 'w' / '_cache' / 'frames' / 'npy').exists()
@@ -344,9 +345,18 @@ def test_url_source_window_reads_only_its_tiles_and_the_header(tmp_path, http_ro
     assert read[offsets[touched[0]]] and read[offsets[touched[-1]] + counts[touched[-1]] - 1]
     assert read.sum() < size / 4
     n_requests = len(served)
-    # tiles already decoded: no new request
+    # tiles already decoded: no new request, also through delayed_image (a 1-frame video
+    # target, scaled) and with the cog backend (a URL is not cached: read by window)
     again = sam.load_sample({'gid': 1, 'slices': (slice(310, 390), slice(260, 500))})
     assert _same(again['im'], data[310:390, 260:500]) and len(served) == n_requests
+    delayed = sam.load_sample({'gids': [1], 'slices': (slice(300, 400), slice(250, 520)),
+                               'interpolation': 'nearest'})
+    assert _same(delayed['im'][0], data[300:400, 250:520]) and len(served) == n_requests
+    cached = sampler_core.CocoSampler(dset, backend='cog', workdir=tmp_path / 'w')
+    got = cached.load_sample({'gid': 1, 'slices': (slice(300, 400), slice(250, 520))})
+    assert _same(got['im'], data[300:400, 250:520])
+    assert not (tmp_path / 'w' / '_cache' / 'frames' / 'cog').exists() or \
+        not list((tmp_path / 'w' / '_cache' / 'frames' / 'cog').iterdir())
 
 
 def test_url_source_errors_name_the_address(http_root):
