@@ -1,7 +1,8 @@
 """Ahead-of-time work for training: build the frame cache, export chips.
 
 * :func:`prepare_cache` decodes every image of a config's dataset once into the
-  ``.npy`` frame cache (see :mod:`sampler_core.frames`), with a thread pool or
+  frame cache (``.npy``, see :mod:`sampler_core.frames`, or tiled, compressed
+  TIFFs with ``backend: cog``, see :mod:`sampler_core.cog`), with a thread pool or
   on an existing ``dask.distributed`` cluster. Each file is written under a
   temporary name and renamed into place, so several processes (or cluster
   workers) may prepare the same cache at once, and a process killed mid-write

@@ -366,3 +366,8 @@ def test_url_source_errors_name_the_address(http_root):
     (root / 'plain.tif').write_bytes(b'not a tiff at all' * 10)
     with pytest.raises(ValueError, match=re.escape(f'{base}/plain.tif')):
         cog.TiledArray(f'{base}/plain.tif')
+
+
+def test_explorer_offers_the_cog_backend():
+    from app.state import ExplorerState
+    assert ExplorerState.param.backend.objects == [None, 'npy', 'cog']
