@@ -12,7 +12,8 @@ imported only when a tiled file is read or written.
 * :class:`TiledArray` is a read-only ``(H, W, C)`` array view of a tiled TIFF,
   local or ``http(s)://``: ``array[y0:y1, x0:x1]`` reads and decodes only the
   tiles the window touches (one byte-range request per run of adjacent tiles
-  for a URL, after one request for the header), keeping decoded tiles in a
+  for a URL, after one request for the header; the runs are requested
+  concurrently), keeping decoded tiles in a
   per-process cache of :data:`TILE_CACHE_BYTES`.
 
 Example:
@@ -50,6 +51,9 @@ TILE_CACHE_BYTES = 2 ** 28
 
 #: bytes fetched by the first request of a remote file (its header and first IFD)
 HEADER_BYTES = 1 << 14
+
+#: concurrent range requests of one window of a remote file
+MAX_REQUESTS = 8
 
 #: the ``config`` of ``{'type': 'cog', 'config': {...}}`` and its default values
 DEFAULT_CONFIG = {'compress': 'deflate', 'blocksize': 256, 'overviews': 'auto'}
@@ -220,7 +224,7 @@ _TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4
 _TILE_OFFSETS, _TILE_COUNTS = 324, 325
 
 
-def _write_cog_layout(src: str, dst: str) -> None:
+def _write_cog_layout(src: str, dst: str, big: bool | None = None) -> None:
     """Rewrite the tiled TIFF ``src`` as ``dst`` in the Cloud-Optimized GeoTIFF layout.
 
     The layout GDAL's COG driver writes and its validator checks: the header,
@@ -228,12 +232,12 @@ def _write_cog_layout(src: str, dst: str) -> None:
     it (each followed by its out-of-line tag values), then the tiles of the
     smallest overview, ..., and those of the full resolution last. The tags
     and encoded tiles are copied unchanged; the full resolution's tile CRC-32s
-    are added in :data:`CRC_TAG`. Files of 4 GiB or more keep tifffile's
-    (BigTIFF) layout, with the CRC tag added the same way.
+    are added in :data:`CRC_TAG`. Files near 4 GiB or more (or ``big``) are
+    BigTIFF, in the same layout.
     """
     import tifffile
     with tifffile.TiffFile(src) as tif, open(src, 'rb') as file:
-        big = tif.is_bigtiff
+        src_big = tif.is_bigtiff
         pages = []
         for page in tif.pages:
             tags = {}
@@ -251,10 +255,9 @@ def _write_cog_layout(src: str, dst: str) -> None:
     crcs = np.array([zlib.crc32(t) for t in pages[0][1]], dtype='<u4')
     pages[0][0][CRC_TAG] = (4, len(crcs), crcs.tobytes())
     total = sum(len(t) for _, tiles in pages for t in tiles)
-    if big or total >= 2 ** 32 - 2 ** 26:
-        _write_layout(dst, pages, big=True)
-    else:
-        _write_layout(dst, pages, big=False)
+    if big is None:
+        big = src_big or total >= 2 ** 32 - 2 ** 26
+    _write_layout(dst, pages, big=big)
 
 
 def _write_layout(dst: str, pages: list, big: bool) -> None:
@@ -443,7 +446,12 @@ class _HttpSource:
         return handle
 
     def read_ranges(self, ranges):
-        return [self._get(off, n) if n > 0 else b'' for off, n in ranges]
+        """The bytes of each ``(offset, n)``; several ranges are requested concurrently."""
+        if len(ranges) < 2:
+            return [self._get(off, n) if n > 0 else b'' for off, n in ranges]
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(min(MAX_REQUESTS, len(ranges))) as pool:
+            return list(pool.map(lambda r: self._get(*r) if r[1] > 0 else b'', ranges))
 
     def close(self):
         pass

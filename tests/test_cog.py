@@ -371,3 +371,52 @@ def test_url_source_errors_name_the_address(http_root):
 def test_explorer_offers_the_cog_backend():
     from app.state import ExplorerState
     assert ExplorerState.param.backend.objects == [None, 'npy', 'cog']
+
+
+def test_cog_prepare_on_a_dask_cluster(tmp_path):
+    distributed = pytest.importorskip('distributed')
+    from sampler_core import SamplingConfig
+    from sampler_core.prepare import prepare_cache
+    dset, source = _dataset(tmp_path / 'data')
+    dset.fpath = os.fspath(tmp_path / 'data' / 'data.kwcoco.json')
+    dset.dump(dset.fpath)
+    cfg = SamplingConfig(dataset=dset.fpath, backend='cog', workdir=os.fspath(tmp_path / 'w'))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster:
+        stats = prepare_cache(cfg, scheduler=cluster.scheduler_address, verbose=0)
+    assert (stats['built'], stats['cached']) == (2, 0)
+    for gid, data in source.items():
+        path = sampler_core.CocoSampler(dset, workdir=cfg.workdir,
+                                        backend='cog').frames._cache_fpath(gid)
+        assert _same(tifffile.imread(path), data if data.shape[2] > 1 else data[:, :, 0])
+    assert prepare_cache(cfg, workers=2, verbose=0)['cached'] == 2
+
+
+def test_cog_write_failure_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(cog, '_write_layout', full_disk)
+    path = tmp_path / 'a.tif'
+    with pytest.raises(OSError, match=re.escape(f'{path}: No space left on device')):
+        cog.write_cog_atomic(path, np.zeros((40, 40, 3), np.uint8), {'blocksize': 16})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize('big', [False, True])
+def test_cog_layout_classic_and_bigtiff(tmp_path, big):
+    data = _pixels(100, 70, 4, np.uint16)
+    draft = tmp_path / 'draft.tif'
+    tifffile.imwrite(draft, data, tile=(32, 32), compression='zlib', photometric='minisblack',
+                     planarconfig='contig')
+    tifffile.imwrite(draft, data[::2, ::2], tile=(32, 32), compression='zlib', append=True,
+                     photometric='minisblack', planarconfig='contig', subfiletype=1)
+    cog._write_cog_layout(os.fspath(draft), os.fspath(tmp_path / 'a.tif'), big=big)
+    with tifffile.TiffFile(tmp_path / 'a.tif') as tif:
+        assert tif.is_bigtiff == big
+        assert _same(tif.pages[0].asarray(), data)
+        assert _same(tif.pages[1].asarray(), data[::2, ::2])
+    arr = cog.TiledArray(tmp_path / 'a.tif')
+    assert arr.crcs is not None and arr.num_overviews == 1
+    assert _same(arr[10:90, 5:66], data[10:90, 5:66])
