@@ -420,3 +420,26 @@ def test_cog_layout_classic_and_bigtiff(tmp_path, big):
     arr = cog.TiledArray(tmp_path / 'a.tif')
     assert arr.crcs is not None and arr.num_overviews == 1
     assert _same(arr[10:90, 5:66], data[10:90, 5:66])
+
+
+@pytest.mark.parametrize('context', ['fork', 'spawn'])
+def test_cog_dataloader_workers_equal_npy(tmp_path, context):
+    torch = pytest.importorskip('torch')
+    from sampler_core import SamplingConfig
+    from sampler_core.torch import SampleDataset, collate
+    dset, _ = _dataset(tmp_path / 'data', dtype=np.uint16)
+    dset.fpath = os.fspath(tmp_path / 'data' / 'data.kwcoco.json')
+    dset.dump(dset.fpath)
+    batches = {}
+    for backend in ('npy', 'cog'):
+        cfg = SamplingConfig(dataset=dset.fpath, backend=backend, window_dims=(64, 64),
+                             n_pos=2, n_neg=2, workdir=os.fspath(tmp_path / 'w'))
+        ds = SampleDataset(cfg, mode='train')
+        if backend == 'cog':  # opened in the parent before the workers start
+            ds[0]
+        loader = torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=collate,
+                                             num_workers=2, multiprocessing_context=context)
+        batches[backend] = [b['image'] for b in loader]
+    assert len(batches['cog']) == len(batches['npy']) == 2
+    for a, b in zip(batches['npy'], batches['cog']):
+        assert torch.equal(a, b)
