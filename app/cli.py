@@ -100,9 +100,10 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--allow-root', action='append', default=[], metavar='DIR',
                    help='also allow datasets (typed, uploaded or in a config) under DIR; '
                         'repeatable. Default roots: the working directory and the demo folders')
-    p.add_argument('--backend', default='npy', choices=['none', 'npy'],
-                   help='initial pixel backend: npy (memmap cache, fast zoom on large images) '
-                        'or none (decode on every read) (default: npy)')
+    p.add_argument('--backend', default='npy', choices=['none', 'npy', 'cog'],
+                   help='initial pixel backend: npy (memmap cache, fast zoom on large images), '
+                        'cog (tiled, compressed cache: about a tenth of the disk) or none '
+                        '(decode on every read) (default: npy)')
     p.add_argument('--show', action='store_true', help='open the page in a web browser')
 
 
@@ -256,8 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--visible-thresh', type=float, default=0.0,
                    help='hide annotations less visible than this fraction (default: 0)')
     p.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
-    p.add_argument('--backend', default=None, choices=[None, 'npy', 'auto'],
-                   help='pixel backend: none (decode each time) or npy (memmap cache)')
+    p.add_argument('--backend', default=None, choices=[None, 'npy', 'cog', 'auto'],
+                   help='pixel backend: none (decode each time), npy (memmap cache) or cog '
+                        '(tiled, compressed cache)')
     p.add_argument('--workdir', default=None, help='cache folder (default: ~/.cache/sampler-explorer)')
     p.set_defaults(func=_cmd_preview)
 

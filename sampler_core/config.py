@@ -134,8 +134,9 @@ class SamplingConfig(param.Parameterized):
         'Path of the .kwcoco.json file, or a kwcoco demo key such as "shapes8".'))
     dataset_hash = param.String(default=None, allow_None=True, doc=(
         'Content hash of the dataset when the config was made; checked on load.'))
-    backend = param.Selector(default='npy', objects=[None, 'npy'], doc=(
-        'Pixel backend: None decodes source images each time, "npy" uses a memmap cache.'))
+    backend = param.Selector(default='npy', objects=[None, 'npy', 'cog'], doc=(
+        'Pixel backend: None decodes source images each time (tiled TIFFs and URLs by window), '
+        '"npy" uses a memmap cache, "cog" a tiled, compressed GeoTIFF cache (the cog extra).'))
     workdir = param.String(default=None, allow_None=True, doc='Folder of the frame cache.')
 
     # --- windows -------------------------------------------------------------

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 import uuid
 import warnings
@@ -405,6 +406,63 @@ def _write_npy(tmp: str, path: str, data: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def _is_url(path) -> bool:
+    return isinstance(path, str) and path[:8].lower().startswith(('http://', 'https://'))
+
+
+_BUNDLED_URL = re.compile(r'/(https?://.*)$', re.I)
+
+
+def _unbundle_url(fpath: str) -> str:
+    """A URL that kwcoco joined to the bundle folder (``/data/http://host/a.tif``), as given."""
+    match = None if _is_url(fpath) or '://' not in fpath else _BUNDLED_URL.search(fpath)
+    return fpath if match is None or os.path.exists(fpath) else match.group(1)
+
+
+def _open_tiled(fpath: str, expect_hw, label: str):
+    """A :class:`~sampler_core.cog.TiledArray` of a URL or a local tiled TIFF, else ``None``."""
+    url = _is_url(fpath)
+    if not url and not fpath.lower().endswith(('.tif', '.tiff')):
+        return None
+    from sampler_core import cog
+    if not url and not cog.is_tiled_tiff(fpath):
+        return None
+    try:
+        return cog.TiledArray(fpath, expect_hw)
+    except FileNotFoundError:
+        raise FileNotFoundError(f'{label} does not exist: {fpath}') from None
+
+
+def open_backend_file(backend: Mapping, path, expect_hw=None) -> tuple[Any, str | None]:
+    """Open a cache file of ``backend`` (npy or cog): ``(data, None)`` or ``(None, problem)``.
+
+    Example:
+        >>> import tempfile
+        >>> open_backend_file({'type': 'cog'}, tempfile.mkdtemp() + '/a.tif')
+        (None, 'missing')
+    """
+    if backend['type'] == 'cog':
+        from sampler_core.cog import open_cog_file
+        return open_cog_file(path, expect_hw)
+    return open_cache_file(path, expect_hw)
+
+
+def write_backend_file(backend: Mapping, path, data: np.ndarray) -> None:
+    """Write a cache file of ``backend`` atomically (see :func:`write_npy_atomic`)."""
+    if backend['type'] == 'cog':
+        from sampler_core.cog import write_cog_atomic
+        write_cog_atomic(path, data, backend.get('config'))
+    else:
+        write_npy_atomic(path, data)
+
+
+def _set_on_corrupt(data, hook) -> None:
+    if isinstance(data, CheckedMemmap):
+        data._check.on_corrupt = hook
+    else:
+        data.on_corrupt = hook
+
+
 class Frames(HashIdentifiable):
     """Abstract image-id to pixels mapping; subclasses give :meth:`_lookup_gpath`.
 
@@ -412,7 +470,9 @@ class Frames(HashIdentifiable):
         hashid_mode: kept for ndsampler compatibility; only ``'PATH'`` is used.
         workdir: folder for the cache (``<workdir>/_cache/frames``); default
             :func:`default_cache_root`.
-        backend: ``None``, ``'npy'``, ``'auto'`` or ``{'type': 'npy', 'config': {}}``.
+        backend: ``None``, ``'npy'``, ``'auto'``, ``{'type': 'npy', 'config': {}}``,
+            ``'cog'`` or ``{'type': 'cog', 'config': {'compress': 'deflate', 'blocksize':
+            256}}`` (see :func:`sampler_core.cog.coerce_config`).
 
     Raises:
         ValueError: an unknown backend.
@@ -446,13 +506,17 @@ class Frames(HashIdentifiable):
         kind = backend.get('type')
         if kind == 'auto':
             kind = 'npy'
+        if kind == 'cog':
+            from sampler_core.cog import coerce_config
+            return {'type': 'cog', 'config': coerce_config(backend.get('config', None))}
         if kind != 'npy':
-            raise ValueError(f"unknown backend {backend.get('type')!r}; use None, 'npy' or 'auto'")
+            raise ValueError(f"unknown backend {backend.get('type')!r}; use None, 'npy', 'cog' "
+                             f"or 'auto'")
         return {'type': 'npy', 'config': dict(backend.get('config', {}))}
 
     @property
     def backend(self) -> dict | None:
-        """The backend config ``{'type': 'npy', 'config': {}}`` or ``None``."""
+        """The backend config (``{'type': 'npy', 'config': {}}``, ``'cog'``) or ``None``."""
         return self._backend
 
     def __getstate__(self):
@@ -489,10 +553,10 @@ class Frames(HashIdentifiable):
     # ------------------------------------------------------------- cache
     @property
     def cache_dpath(self) -> Path | None:
-        """Folder of the cached ``.npy`` files, ``None`` without a backend."""
+        """Folder of the cache files (``.npy`` or ``.tif``), ``None`` without a backend."""
         if self._backend is None:
             return None
-        return self.workdir / '_cache' / 'frames' / 'npy'
+        return self.workdir / '_cache' / 'frames' / self._backend['type']
 
     @staticmethod
     def _label(image_id) -> str:
@@ -522,8 +586,11 @@ class Frames(HashIdentifiable):
                                          self._label(image_id))
 
     def _read_source(self, image_id) -> np.ndarray:
-        return self._read_asset(self._lookup_gpath(image_id), self._lookup_hw(image_id),
-                                self._label(image_id))
+        """The source pixels, decoded (a tiled TIFF or URL: a lazy ``TiledArray``)."""
+        fpath, hw, label = self._lookup_gpath(image_id), self._lookup_hw(image_id), \
+            self._label(image_id)
+        tiled = self._tiled(fpath, hw, label)
+        return self._read_asset(fpath, hw, label) if tiled is None else tiled
 
     def prepare(self, gids: Iterable | None = None, workers: int = 0,
                 use_stamp: bool = True, verbose: int = 1) -> None:
@@ -556,21 +623,49 @@ class Frames(HashIdentifiable):
         return self._open_cached(image_id, self._lookup_gpath(image_id),
                                  self._lookup_hw(image_id), self._label(image_id))
 
-    def _decoded_frame(self, key, fpath: str, expect_hw, label: str) -> np.ndarray:
-        """The decoded (read-only) pixels of ``fpath``, kept within :data:`DECODED_CACHE_BYTES`.
-
-        The source is stat'ed on every call, so an edited file is decoded again.
-        """
+    @staticmethod
+    def _stamp(fpath: str, label: str) -> tuple:
+        """``(path, size, mtime)`` of a source (a URL: ``(url, None, None)``)."""
+        if _is_url(fpath):
+            return (fpath, None, None)
         try:
             st = os.stat(fpath)
         except FileNotFoundError:
             raise FileNotFoundError(f'{label} does not exist: {fpath}') from None
-        stamp = (fpath, st.st_size, st.st_mtime_ns)
+        return (fpath, st.st_size, st.st_mtime_ns)
+
+    def _tiled(self, fpath: str, expect_hw, label: str, stamp=None):
+        """The open :class:`~sampler_core.cog.TiledArray` of a tiled source, else ``None``."""
+        stamp = self._stamp(fpath, label) if stamp is None else stamp
+        key = ('tiled', fpath)
+        with self._lock:
+            entry = self._open.get(key)
+            if entry is not None and entry[0] == stamp:
+                return entry[1]
+        tiled = _open_tiled(fpath, expect_hw, label)
+        if tiled is not None:
+            with self._lock:
+                self._open[key] = (stamp, tiled)
+                while len(self._open) > self.max_open:
+                    self._open.popitem(last=False)
+        return tiled
+
+    def _decoded_frame(self, key, fpath: str, expect_hw, label: str) -> np.ndarray:
+        """The decoded (read-only) pixels of ``fpath``, kept within :data:`DECODED_CACHE_BYTES`.
+
+        The source is stat'ed on every call, so an edited file is decoded again.
+        A tiled TIFF (COG) or an ``http(s)://`` source is not decoded: a
+        :class:`~sampler_core.cog.TiledArray` reads each window's tiles.
+        """
+        stamp = self._stamp(fpath, label)
         with self._lock:
             entry = self._decoded.get(key)
             if entry is not None and entry[0] == stamp:
                 self._decoded.move_to_end(key)
                 return entry[1]
+        tiled = self._tiled(fpath, expect_hw, label, stamp)
+        if tiled is not None:
+            return tiled
         data = self._read_asset(fpath, expect_hw, label)
         data.flags.writeable = False  # shared by later reads
         if data.nbytes > LARGE_FRAME_BYTES and key not in self._warned_large:
@@ -594,8 +689,10 @@ class Frames(HashIdentifiable):
         """The memmap of ``fpath``'s cache file, kept open under ``key``.
 
         The source is stat'ed on every call, so a file edited while we run is
-        re-cached, not served stale.
+        re-cached, not served stale. A URL is not cached: its tiles are read by window.
         """
+        if _is_url(fpath):
+            return self._decoded_frame(key, fpath, expect_hw, label)
         try:
             st = os.stat(fpath)
         except FileNotFoundError:
@@ -647,6 +744,8 @@ class Frames(HashIdentifiable):
         data = self._data(image_id) if cache else self._read_source(image_id)
         if isinstance(data, CheckedMemmap):  # the caller may read any of it, unchecked
             data = data.verify()
+        elif not isinstance(data, np.ndarray):  # a tiled file: read it whole
+            data = np.asarray(data)
         idxs = self.channel_indices(image_id, channels, data.shape[2])
         return data if idxs is None else data[:, :, idxs]
 
@@ -682,14 +781,20 @@ class Frames(HashIdentifiable):
             key = _file_key(fpath)
         except FileNotFoundError:
             raise FileNotFoundError(f'{label} does not exist: {fpath}') from None
+        if self._backend['type'] == 'cog':
+            from sampler_core.cog import config_key
+            return self.cache_dpath / \
+                f'{Path(fpath).stem[:40]}_{key}_{config_key(self._backend["config"])}.tif'
         return self.cache_dpath / f'{Path(fpath).stem[:40]}_{key}.npy'
 
     def load_asset(self, fpath, expect_hw: tuple[int, int] | None = None) -> np.ndarray:
         """All pixels ``(H, W, C)`` of one image file, e.g. an asset of a multi-asset image.
 
-        With a backend the file is cached as ``.npy`` on first use (one cache file per
-        asset, shared with :meth:`load_image` when the file is a whole image) and a
-        read-only memmap is returned; without one the file is decoded.
+        With a backend the file is cached on first use (one cache file per asset,
+        shared with :meth:`load_image` when the file is a whole image) and a
+        read-only memmap (``npy``) or :class:`~sampler_core.cog.TiledArray` (``cog``)
+        is returned; without one the file is decoded (tiled TIFFs and URLs: a
+        ``TiledArray``).
 
         Args:
             fpath: path of the file.
@@ -704,14 +809,15 @@ class Frames(HashIdentifiable):
             >>> self.load_asset(self._lookup_gpath(1)).shape
             (512, 512, 3)
         """
-        fpath = os.fspath(fpath)
+        fpath = _unbundle_url(os.fspath(fpath))
         if self._backend is None:
             return self._decoded_frame(('asset', fpath), fpath, expect_hw, 'image file')
         return self._open_cached(('asset', fpath), fpath, expect_hw, 'image file')
 
     @staticmethod
     def _read_asset(fpath: str, expect_hw=None, label: str = 'image file') -> np.ndarray:
-        data = read_image(fpath)
+        tiled = _open_tiled(fpath, expect_hw, label)
+        data = read_image(fpath) if tiled is None else np.asarray(tiled)
         if expect_hw is not None and tuple(data.shape[:2]) != tuple(expect_hw):
             raise ValueError(f'{label} {fpath} has shape {data.shape[:2]} but the dataset '
                              f'says (height, width)={tuple(expect_hw)}')
@@ -721,37 +827,37 @@ class Frames(HashIdentifiable):
                              label: str = 'image file') -> CheckedMemmap:
         """Open the cache file of an image file, (re)building it when needed."""
         cpath = self._asset_cache_fpath(fpath, label)
-        data = open_npy(cpath, expect_hw)
+        data, _ = open_backend_file(self._backend, cpath, expect_hw)
         if data is None:
             with self._path_lock(str(cpath)):
                 # another thread may have built it
-                data, problem = open_cache_file(cpath, expect_hw)
+                data, problem = open_backend_file(self._backend, cpath, expect_hw)
                 if data is None:
                     data = self._write_cache(cpath, fpath, expect_hw, label)
                     if problem != 'missing':
                         warnings.warn(f'cache file {cpath} cannot be used ({problem}); rebuilt '
                                       f'from {label} {fpath}', stacklevel=3)
-        data._check.on_corrupt = lambda block: self._rebuild_damaged(
-            cpath, fpath, expect_hw, label, block)
+        _set_on_corrupt(data, lambda block: self._rebuild_damaged(
+            cpath, fpath, expect_hw, label, block))
         return data
 
-    def _write_cache(self, cpath, fpath: str, expect_hw, label: str) -> CheckedMemmap:
+    def _write_cache(self, cpath, fpath: str, expect_hw, label: str):
         self._ensure_cache_dir()
-        write_npy_atomic(cpath, self._read_asset(fpath, expect_hw, label))
-        data = open_npy(cpath, expect_hw)
+        write_backend_file(self._backend, cpath, self._read_asset(fpath, expect_hw, label))
+        data, _ = open_backend_file(self._backend, cpath, expect_hw)
         if data is None:  # pragma: no cover - would mean a broken file system
             raise OSError(f'cache file {cpath} is unreadable right after writing it')
         return data
 
-    def _rebuild_damaged(self, cpath, fpath: str, expect_hw, label: str,
-                         block: int) -> CheckedMemmap:
-        """A block of ``cpath`` failed its checksum: warn, rebuild it from ``fpath``."""
-        warnings.warn(f'cache file {cpath} is damaged (block {block} does not match its '
+    def _rebuild_damaged(self, cpath, fpath: str, expect_hw, label: str, block: int):
+        """A block (tile) of ``cpath`` failed its checksum: warn, rebuild it from ``fpath``."""
+        part = 'tile' if self._backend['type'] == 'cog' else 'block'
+        warnings.warn(f'cache file {cpath} is damaged ({part} {block} does not match its '
                       f'checksum); rebuilt from {label} {fpath}', stacklevel=2)
         with self._path_lock(str(cpath)):
             data = self._write_cache(cpath, fpath, expect_hw, label)
-        data._check.on_corrupt = lambda bad: self._rebuild_damaged(
-            cpath, fpath, expect_hw, label, bad)
+        _set_on_corrupt(data, lambda bad: self._rebuild_damaged(
+            cpath, fpath, expect_hw, label, bad))
         return data
 
 
@@ -842,7 +948,8 @@ class CocoFrames(Frames):
         cache = self.__dict__.setdefault('_gpath_cache', {})
         hit = cache.get(image_id)
         if hit is None or hit[0] != file_name:
-            hit = cache[image_id] = (file_name, os.fspath(self.dset.get_image_fpath(image_id)))
+            hit = cache[image_id] = (file_name, file_name if _is_url(file_name) else
+                                     os.fspath(self.dset.get_image_fpath(image_id)))
         return hit[1]
 
     def _lookup_hw(self, image_id):
@@ -886,7 +993,8 @@ class CocoFrames(Frames):
             hw = None
             if obj.get('height') is not None and obj.get('width') is not None:
                 hw = (int(obj['height']), int(obj['width']))
-            out.append((os.path.join(root, obj['file_name']), hw))
+            name = obj['file_name']
+            out.append((name if _is_url(name) else os.path.join(root, name), hw))
         return out
 
     def _ensure_cached(self, image_id):

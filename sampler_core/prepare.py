@@ -1,7 +1,8 @@
 """Ahead-of-time work for training: build the frame cache, export chips.
 
 * :func:`prepare_cache` decodes every image of a config's dataset once into the
-  ``.npy`` frame cache (see :mod:`sampler_core.frames`), with a thread pool or
+  frame cache (``.npy``, see :mod:`sampler_core.frames`, or tiled, compressed
+  TIFFs with ``backend: cog``, see :mod:`sampler_core.cog`), with a thread pool or
   on an existing ``dask.distributed`` cluster. Each file is written under a
   temporary name and renamed into place, so several processes (or cluster
   workers) may prepare the same cache at once, and a process killed mid-write
@@ -40,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from sampler_core.frames import (CacheCorruptError, open_cache_file, open_npy, read_image,
-                                 write_error, write_npy_atomic)
+from sampler_core.frames import (CacheCorruptError, open_backend_file, read_image,
+                                 write_backend_file, write_error)
 
 #: temporary cache files older than this (seconds) are left-overs of killed writers
 STALE_TMP_SECONDS = 3600
@@ -67,7 +68,7 @@ def _coerce_config(config, allow_hash_mismatch: bool = False):
 
 
 def build_cache_file(cache_fpath: str, image_fpath: str, expect_hw=None,
-                     verify: bool = False) -> str:
+                     verify: bool = False, backend: dict | None = None) -> str:
     """Make sure ``cache_fpath`` holds the decoded pixels of ``image_fpath``.
 
     Safe to run in several processes at once: each writes a complete temporary
@@ -79,6 +80,8 @@ def build_cache_file(cache_fpath: str, image_fpath: str, expect_hw=None,
         expect_hw: ``(height, width)`` the image must have, when known.
         verify: check every block of an existing file against its checksums
             (reads the whole file); a damaged one is rebuilt with a warning.
+        backend: the frames' backend config (default ``{'type': 'npy'}``); ``cog``
+            writes a tiled, compressed TIFF (:mod:`sampler_core.cog`).
 
     Returns:
         ``'cached'`` (a valid file existed) or ``'built'``.
@@ -88,7 +91,8 @@ def build_cache_file(cache_fpath: str, image_fpath: str, expect_hw=None,
         ValueError: its size differs from ``expect_hw`` or it cannot be decoded.
     """
     expect_hw = None if expect_hw is None else tuple(expect_hw)
-    data, problem = open_cache_file(cache_fpath, expect_hw)
+    backend = backend or {'type': 'npy'}
+    data, problem = open_backend_file(backend, cache_fpath, expect_hw)
     if data is not None:
         if not verify:
             return 'cached'
@@ -107,14 +111,14 @@ def build_cache_file(cache_fpath: str, image_fpath: str, expect_hw=None,
         raise ValueError(f'image {image_fpath} has shape {pixels.shape[:2]} but the dataset says '
                          f'(height, width)={expect_hw}')
     os.makedirs(os.path.dirname(cache_fpath), exist_ok=True)
-    write_npy_atomic(cache_fpath, pixels)
-    if open_npy(cache_fpath, expect_hw) is None:  # pragma: no cover - broken file system
+    write_backend_file(backend, cache_fpath, pixels)
+    if open_backend_file(backend, cache_fpath, expect_hw)[0] is None:  # pragma: no cover
         raise OSError(f'cache file {cache_fpath} is unreadable right after writing it')
     return 'built'
 
 
 def remove_stale_tmp(cache_dpath, max_age: float = STALE_TMP_SECONDS) -> int:
-    """Delete temporary cache files (``*.npy.tmp-*``) older than ``max_age`` seconds.
+    """Delete temporary cache files (``*.npy.tmp-*``, ``*.tif.tmp-*``) older than ``max_age`` s.
 
     Returns:
         the number removed.
@@ -124,7 +128,7 @@ def remove_stale_tmp(cache_dpath, max_age: float = STALE_TMP_SECONDS) -> int:
         return 0
     now = time.time()
     removed = 0
-    for path in cache_dpath.glob('*.npy.tmp-*'):
+    for path in [*cache_dpath.glob('*.npy.tmp-*'), *cache_dpath.glob('*.tif.tmp-*')]:
         try:
             if now - path.stat().st_mtime > max_age:
                 path.unlink()
@@ -134,23 +138,24 @@ def remove_stale_tmp(cache_dpath, max_age: float = STALE_TMP_SECONDS) -> int:
     return removed
 
 
-def _frames_of(config, allow_hash_mismatch: bool = False):
+def _frames_of(config, allow_hash_mismatch: bool = False, backend=None):
     from sampler_core.frames import CocoFrames
     from sampler_core.sampler import _coerce_dset, _ensure_imgsize
-    if config.backend is None:
+    if config.backend is None and backend is None:
         raise ValueError('config key "backend" is null: there is no frame cache to prepare; '
-                         'set backend: npy')
+                         'set backend: npy (or cog)')
     dset = _coerce_dset(config.dataset)
     _ensure_imgsize(dset)
     config.check_dataset(dset, allow_hash_mismatch=allow_hash_mismatch)
-    frames = CocoFrames(dset, workdir=config.workdir, backend=config.backend)
+    frames = CocoFrames(dset, workdir=config.workdir, backend=backend or config.backend)
     frames.workdir = frames.workdir.absolute()
     return frames
 
 
 def prepare_cache(config, workers: int = 0, scheduler: Any = None, verbose: int = 1,
-                  allow_hash_mismatch: bool = False, verify: bool = False) -> dict:
-    """Build the ``.npy`` frame cache of every image of a config's dataset.
+                  allow_hash_mismatch: bool = False, verify: bool = False,
+                  backend: Any = None) -> dict:
+    """Build the frame cache (``.npy`` or ``cog``) of every image of a config's dataset.
 
     Args:
         config: a :class:`~sampler_core.config.SamplingConfig`, its dict, or the
@@ -164,6 +169,7 @@ def prepare_cache(config, workers: int = 0, scheduler: Any = None, verbose: int 
         verify: read every existing cache file whole and check it against its
             checksums, rebuilding damaged ones (otherwise a file is checked block
             by block when a sampler first reads it).
+        backend: ``'npy'``, ``'cog'`` or a backend dict, instead of the config's.
 
     Returns:
         dict: ``n_images``, ``cached`` (already valid), ``built``,
@@ -177,14 +183,14 @@ def prepare_cache(config, workers: int = 0, scheduler: Any = None, verbose: int 
     import ubelt as ub
     t0 = time.perf_counter()
     config = _coerce_config(config)
-    frames = _frames_of(config, allow_hash_mismatch)
+    frames = _frames_of(config, allow_hash_mismatch, backend)
     cache_dpath = frames.cache_dpath
     frames._ensure_cache_dir()
     stale = remove_stale_tmp(cache_dpath)
     jobs = []
     for gid in frames.image_ids:
         jobs.append((os.fspath(frames._cache_fpath(gid)), frames._lookup_gpath(gid),
-                     frames._lookup_hw(gid), bool(verify)))
+                     frames._lookup_hw(gid), bool(verify), frames.backend))
     counts = {'cached': 0, 'built': 0}
     desc = 'prepare frames'
     if scheduler is not None:
@@ -225,8 +231,8 @@ def _run_dask(jobs, scheduler, desc: str, verbose: int):
     try:
         if not jobs:
             return []
-        cache, image, hw, verify = zip(*jobs)
-        futures = client.map(build_cache_file, cache, image, hw, verify, pure=False)
+        cache, image, hw, verify, backend = zip(*jobs)
+        futures = client.map(build_cache_file, cache, image, hw, verify, backend, pure=False)
         out = []
         for fut in ub.ProgIter(as_completed(futures), total=len(futures), desc=desc,
                                enabled=verbose > 0, verbose=verbose):
@@ -428,9 +434,9 @@ def add_subcommands(sub) -> None:
     """Add ``prepare`` and ``export-chips`` to the ``sampler-explorer`` subparsers."""
     p = sub.add_parser(
         'prepare', help='build the frame cache of a config\'s dataset (before training)',
-        description='Decode every image of the config\'s dataset once into the .npy frame '
-                    'cache (config keys backend: npy and workdir), with a progress bar. Safe to '
-                    'run in several processes at once.')
+        description='Decode every image of the config\'s dataset once into the frame cache '
+                    '(config keys backend: npy or cog, and workdir), with a progress bar. Safe '
+                    'to run in several processes at once.')
     p.add_argument('config', help='sampling config (.yaml or .json) exported by the explorer')
     p.add_argument('--workers', type=int, default=0, metavar='N',
                    help='threads decoding images (default: 0, decode in the main thread)')
@@ -441,6 +447,9 @@ def add_subcommands(sub) -> None:
     p.add_argument('--allow-hash-mismatch', action='store_true',
                    help='warn instead of failing when the dataset changed since the config '
                         'was exported')
+    p.add_argument('--backend', choices=['npy', 'cog'], default=None,
+                   help='cache to build instead of the config\'s backend: npy (memory-mapped, '
+                        'uncompressed) or cog (tiled, compressed TIFFs; the cog extra)')
     p.add_argument('--verify', action='store_true',
                    help='read every existing cache file and check it against its checksums, '
                         'rebuilding damaged ones (samplers otherwise check each part of a file '
@@ -474,7 +483,7 @@ def _cmd_prepare(args) -> int:
         stats = prepare_cache(args.config, workers=args.workers, scheduler=args.scheduler,
                               verbose=0 if args.quiet else 1,
                               allow_hash_mismatch=args.allow_hash_mismatch,
-                              verify=args.verify)
+                              verify=args.verify, backend=args.backend)
     except NotImplementedError as ex:
         raise ValueError(str(ex)) from None
     print(f"prepared {stats['n_images']} images in {stats['seconds']:.1f} s "
