@@ -5,7 +5,7 @@ training code loads to get the identical windows. It is a
 ``param.Parameterized`` (so the app builds its widgets from it) and is stored as
 YAML or JSON (never pickle), with a ``version`` field::
 
-    version: 1
+    version: 2
     dataset: data/train.kwcoco.json
     dataset_hash: 3f2a...        # content hash of the dataset file's annotations
     backend: npy
@@ -16,11 +16,12 @@ YAML or JSON (never pickle), with a ``version`` field::
     balance: inverse             # none | inverse | weights (then class_weights)
     split_by: image              # none | image | video | block
     val_fraction: 0.2
+    epoch_length: 1000           # items per training epoch (null: one per pool window)
 
 Fields added after the first release have defaults, so a version-1 file
 without them loads unchanged (``balance: none``, ``split_by: none``,
-``mode: random``): the version is bumped only when the meaning of an existing
-field changes.
+``mode: random``). Version 2 added the training options (``epoch_length``, ...),
+all off by default: a version-1 file loads as version 2 and means the same.
 
 Each field has one role (:attr:`SamplingConfig.FIELD_ROLES`): changing it rebuilds
 the sampler, redraws the pools, only changes how a window is read, or changes
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 import warnings
 from pathlib import Path
@@ -61,7 +63,7 @@ import param
 from sampler_core.target import PAD_MODES
 
 #: the version written by this code
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
 
 WITH_ANNOTS_CHOICES = ['boxes', 'segmentation', 'keypoints']
 #: ``mode``: random positive / negative pools, or a sliding-window grid
@@ -80,7 +82,7 @@ ROLES = ('inert', 'read', 'pools', 'sampler')
 #: fields holding (height, width) pairs of whole pixels
 _PIXEL_PAIRS = ('window_dims', 'pad', 'split_block')
 #: integer fields (bools are rejected although Python counts them as ints)
-_INT_FIELDS = ('n_pos', 'n_neg', 'seed', 'split_seed', 'version')
+_INT_FIELDS = ('n_pos', 'n_neg', 'seed', 'split_seed', 'version', 'epoch_length')
 #: number fields
 _NUM_FIELDS = ('pad_value', 'visible_thresh', 'neg_to_pos_ratio', 'neg_overlap',
                'grid_overlap', 'val_fraction')
@@ -96,7 +98,8 @@ def _migrate(data: dict) -> dict:
                          f'understands ({CONFIG_VERSION}); upgrade sampler-explorer')
     if version < 1:
         raise ValueError(f'config key "version" must be >= 1, got {version}')
-    # version 1 is the first one: nothing to migrate yet
+    # version 1 -> 2: version 2 only added fields (the training options), each off by
+    # default, so a version-1 file means the same without them
     data = dict(data)
     data['version'] = CONFIG_VERSION
     return data
@@ -202,6 +205,12 @@ class SamplingConfig(param.Parameterized):
     split_block = param.NumericTuple(default=(1024, 1024), length=2, doc=(
         '(height, width) of a split block, pixels (split_by="block").'))
 
+    # --- training options (added in version 2; the defaults keep version 1's meaning)
+    epoch_length = param.Integer(default=None, allow_None=True, bounds=(1, None), doc=(
+        'Items per training epoch drawn from the pools (SampleDataset): fewer than the pools '
+        'takes a different part of them each epoch, more repeats windows (every window '
+        'floor or ceil(epoch_length / pool size) times); None: each pool window once.'))
+
     #: What changing each field does, one entry per field, in file order (the keys written
     #: to files). A role names the strongest thing a change needs, checked against what
     #: reads the field: ``'sampler'`` opens the dataset again (``CocoSampler(dataset,
@@ -209,7 +218,8 @@ class SamplingConfig(param.Parameterized):
     #: :meth:`split_selector`, :meth:`balance_arg` and the grid fields
     #: ``CocoSampler.apply_config`` passes; ``pad`` too, as a block split keeps the windows
     #: whose *padded* extent lies in one subset); ``'read'`` changes only how a pool window
-    #: is read (:meth:`target_extra`, ``visible_thresh``, ``with_annots``); ``'inert'``
+    #: is read (:meth:`target_extra`, ``visible_thresh``, ``with_annots``) or served in
+    #: training epochs (``epoch_length``); ``'inert'``
     #: changes nothing sampled (the format version, the dataset hash filled on export).
     FIELD_ROLES = MappingProxyType({
         'version': 'inert', 'dataset': 'sampler', 'dataset_hash': 'inert',
@@ -222,6 +232,7 @@ class SamplingConfig(param.Parameterized):
         'balance': 'pools', 'class_weights': 'pools',
         'split_by': 'pools', 'val_fraction': 'pools', 'split_seed': 'pools',
         'split_block': 'pools',
+        'epoch_length': 'read',
     })
     #: keys written to files, in order
     FIELDS = tuple(FIELD_ROLES)
@@ -631,8 +642,9 @@ def _typed_error(ex: ValueError) -> Exception:
     msg = str(ex)
     if isinstance(ex, TypeError):
         return TypeError(msg)
-    if 'must be' in msg and ('type' in msg or 'not of' in msg or 'instance' in msg) \
-            and 'bound' not in msg and 'length' not in msg:
+    if 'must be' in msg and ('type' in msg or 'not of' in msg or 'instance' in msg
+                             or ', not <class' in msg) \
+            and 'bound' not in msg and not re.search(r'\blength\b', msg.lower()):
         return TypeError(msg)
     return ValueError(msg)
 

@@ -19,6 +19,20 @@ a dataset item is built, so ``import sampler_core`` never imports torch.
   epoch. Plain indices in a persistent worker keep the epoch the worker started
   with; the worker warns when it sees an index a second time.
 
+The config's ``epoch_length`` sets how many items an epoch has (default: one
+per pool window). The epoch is the start of an endless stream of permutations of
+the pool drawn from ``seed + epoch`` (:func:`epoch_order`): fewer items than the
+pools take a different part of them each epoch; more repeat windows, every
+window ``floor`` or ``ceil(epoch_length / pool size)`` times.
+
+Many GPUs: ``SampleDataset(..., rank=r, world_size=w)`` (default: from
+``torch.distributed`` when it is initialised) serves rank ``r`` the epoch's
+positions ``r, r + w, r + 2w, ...`` (like ``DistributedSampler``): shards are
+disjoint, all ranks together cover the epoch, every rank has
+``ceil(length / w)`` items (the same number, so no rank waits on another; when
+``w`` does not divide the length, the last positions continue the stream and
+repeat windows), the same on every run.
+
 An item is a dict of tensors (shapes for a window of ``H x W`` pixels including
 the pad, ``C`` channels and ``N`` annotations)::
 
@@ -93,17 +107,27 @@ class SampleDataset:
         visible_thresh: leave out annotations less visible than this (default:
             the config's, else 0).
         allow_hash_mismatch: see :meth:`sampler_core.CocoSampler.from_config`.
+        epoch_length: items per epoch (default: the config's ``epoch_length``,
+            else one per pool window); see :func:`epoch_order`.
+        rank: this process' rank among ``world_size`` (default: ``torch.distributed``'s
+            when it is initialised, else 0).
+        world_size: number of ranks sharing the epoch (default: ``torch.distributed``'s
+            when it is initialised, else 1).
         **kwargs: passed to ``CocoSampler.from_config`` (e.g. ``workdir``).
 
     Raises:
-        ValueError: an unknown mode or image dtype, or a sampler built for the
-            other subset.
+        ValueError: an unknown mode or image dtype, a sampler built for the
+            other subset, a rank outside ``[0, world_size)``.
+
+    .. versionadded:: config version 2
+        ``epoch_length``, ``rank``, ``world_size``.
     """
 
     def __init__(self, config_or_sampler: Any, mode: str = 'train', *, shuffle: bool | None = None,
                  seed: int | None = None, image_dtype: str = 'float32', masks: bool = False,
                  target: dict | None = None, visible_thresh: float | None = None,
-                 allow_hash_mismatch: bool = False, **kwargs):
+                 allow_hash_mismatch: bool = False, epoch_length: int | None = None,
+                 rank: int | None = None, world_size: int | None = None, **kwargs):
         if mode not in ('train', 'val'):
             raise ValueError(f"mode must be 'train' or 'val', got {mode!r}")
         if image_dtype not in IMAGE_DTYPES:
@@ -129,17 +153,36 @@ class SampleDataset:
         self.masks = bool(masks)
         self.target = dict(target or {})
         self.visible_thresh = visible_thresh
+        if epoch_length is None and config is not None:
+            epoch_length = getattr(config, 'epoch_length', None)
+        self.epoch_length = _check_count(epoch_length, 'epoch_length', low=1)
+        self.rank, self.world_size = _coerce_rank(rank, world_size)
         self.epoch = 0
         self._order = None  # (epoch, permutation) of the last epoch used
         self._pid = os.getpid()
         self._served = None  # plain indices served in this DataLoader worker
 
     def __repr__(self) -> str:
+        ranks = f', rank={self.rank}/{self.world_size}' if self.world_size > 1 else ''
         return (f'<SampleDataset(mode={self.mode!r}, n={len(self)}, epoch={self.epoch}, '
-                f'shuffle={self.shuffle})>')
+                f'shuffle={self.shuffle}{ranks})>')
 
     def __len__(self) -> int:
+        """Items of this rank in an epoch: ``ceil(epoch length / world_size)``."""
+        return -(-self.total_length // self.world_size)
+
+    @property
+    def n_pool(self) -> int:
+        """Number of pool windows (positives + negatives) items are drawn from."""
         return int(self.sampler.n_samples)
+
+    @property
+    def total_length(self) -> int:
+        """Items of one epoch over all ranks (``epoch_length``, else the pool size)."""
+        n = self.n_pool
+        if n == 0:
+            return 0
+        return n if self.epoch_length is None else self.epoch_length
 
     @property
     def classes(self):
@@ -175,16 +218,14 @@ class SampleDataset:
         return EpochSampler(self)
 
     def order(self, epoch: int | None = None) -> np.ndarray:
-        """``(len(self),)`` pool index of every item in ``epoch`` (default: the current one)."""
+        """``(len(self),)`` pool index of every item of this rank in ``epoch``
+        (default: the current one); see :func:`epoch_order`."""
         epoch = self.epoch if epoch is None else _check_epoch(epoch)
-        n = len(self)
-        if self._order is None or self._order[0] != epoch or len(self._order[1]) != n:
-            if self.shuffle:
-                rng = np.random.RandomState((self.seed + epoch) % (2 ** 32))
-                order = rng.permutation(n)
-            else:
-                order = np.arange(n)
-            self._order = (epoch, order)
+        key = (epoch, self.n_pool)
+        if self._order is None or self._order[0] != key:
+            total = len(self) * self.world_size
+            order = epoch_order(self.n_pool, total, epoch, self.seed, self.shuffle)
+            self._order = (key, order[self.rank::self.world_size])
         return self._order[1]
 
     # ------------------------------------------------------------ pickling / fork
@@ -306,6 +347,79 @@ class SampleDataset:
             'window': torch.tensor([x0, y0, x1, y1], dtype=torch.int64),
         }
         return item
+
+
+def epoch_order(n: int, length: int, epoch: int, seed: int, shuffle: bool = True) -> np.ndarray:
+    """Pool index of each of the ``length`` items of ``epoch``, over all ranks.
+
+    The epoch is the start of an endless stream: with ``shuffle`` the
+    permutations of ``range(n)`` drawn one after the other from
+    ``numpy.random.RandomState(seed + epoch)``, else ``0, 1, ..., n - 1, 0, 1, ...``.
+    So ``length <= n`` takes ``length`` different windows, and a longer epoch
+    holds every window ``floor`` or ``ceil(length / n)`` times (drawn with
+    replacement, but no window twice before all were drawn once).
+
+    Args:
+        n: number of pool windows.
+        length: items of the epoch.
+        epoch: the epoch (>= 0).
+        seed: seed of the permutations.
+        shuffle: permute (else pool order).
+
+    Returns:
+        ``(length,)`` int64 pool indices.
+
+    Example:
+        >>> import numpy as np
+        >>> epoch_order(3, 7, epoch=0, seed=0, shuffle=False).tolist()
+        [0, 1, 2, 0, 1, 2, 0]
+        >>> rng = np.random.RandomState(5 + 2)
+        >>> first = rng.permutation(4).tolist(); second = rng.permutation(4).tolist()
+        >>> epoch_order(4, 6, epoch=2, seed=5).tolist() == first + second[:2]
+        True
+    """
+    n, length = int(n), int(length)
+    if length <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if n <= 0:
+        raise ValueError(f'cannot draw {length} items from an empty pool')
+    reps = -(-length // n)
+    if shuffle:
+        rng = np.random.RandomState((int(seed) + int(epoch)) % (2 ** 32))
+        order = np.concatenate([rng.permutation(n) for _ in range(reps)])
+    else:
+        order = np.tile(np.arange(n), reps)
+    return order[:length].astype(np.int64)
+
+
+def _check_count(value, name: str, low: int = 0) -> int | None:
+    """``None`` or an int >= ``low`` (bools refused), naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f'{name} must be an integer or None, got {value!r}')
+    if value < low:
+        raise ValueError(f'{name} must be >= {low}, got {value}')
+    return int(value)
+
+
+def _coerce_rank(rank, world_size) -> tuple[int, int]:
+    """``(rank, world_size)``: given, else ``torch.distributed``'s when initialised,
+    else ``(0, 1)``. torch is not imported for it: if it was never imported, no
+    process group can be initialised."""
+    import sys
+    if rank is None or world_size is None:
+        dist = getattr(sys.modules.get('torch'), 'distributed', None)
+        initialised = dist is not None and dist.is_available() and dist.is_initialized()
+        if rank is None:
+            rank = dist.get_rank() if initialised else 0
+        if world_size is None:
+            world_size = dist.get_world_size() if initialised else 1
+    world_size = _check_count(world_size, 'world_size', low=1)
+    rank = _check_count(rank, 'rank', low=0)
+    if rank >= world_size:
+        raise ValueError(f'rank must be in [0, world_size={world_size}), got {rank}')
+    return rank, world_size
 
 
 def _check_epoch(epoch) -> int:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from sampler_core import CocoSampler, SamplingConfig
+from sampler_core.config import CONFIG_VERSION
 
 
 def _stream(sampler, n):
@@ -30,9 +31,9 @@ def test_config_roundtrip_is_lossless(tmp_path, suffix):
     assert again.to_dict() == cfg.to_dict()
     assert again.window_dims == (48, 80)
     if suffix == '.json':
-        assert json.loads(path.read_text())['version'] == 1
+        assert json.loads(path.read_text())['version'] == CONFIG_VERSION
     else:
-        assert 'version: 1' in path.read_text()
+        assert f'version: {CONFIG_VERSION}' in path.read_text()
 
 
 @pytest.mark.parametrize('data, exc, key', [

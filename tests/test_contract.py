@@ -22,6 +22,7 @@ READ_CHANGES = {
     'channels': 'r|g',
     'visible_thresh': 0.6,
     'with_annots': ['boxes'],
+    'epoch_length': 10,
 }
 
 
@@ -133,6 +134,7 @@ FIELD_VALUES = {
     'val_fraction': st.sampled_from([0.0, 0.25, 0.5]),
     'split_seed': st.integers(0, 100),
     'split_block': st.tuples(st.integers(64, 400), st.integers(64, 400)),
+    'epoch_length': st.one_of(st.none(), st.integers(1, 50)),
 }
 
 FIELD_VALUES['split_by'] = st.sampled_from(['none', 'image', 'video', 'block', 'block'])

@@ -1,0 +1,191 @@
+"""Training options of config version 2: epoch length, many GPUs, ...
+
+Each option is checked against a computation of its own (numpy's RandomState
+drawn here, counts, geometry), not against the function that implements it.
+"""
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pytest
+
+from sampler_core import CocoSampler, SamplingConfig
+from sampler_core.config import CONFIG_VERSION
+
+torch = pytest.importorskip('torch')
+
+from sampler_core.torch import SampleDataset, collate  # noqa: E402
+
+V1_FILE = """\
+version: 1
+dataset: shapes8
+backend: null
+window_dims: [64, 64]
+pad: [4, 4]
+n_pos: 5
+n_neg: 3
+seed: 2
+mode: random
+balance: inverse
+split_by: image
+val_fraction: 0.25
+"""
+
+
+def test_version1_file_loads_as_version2_and_means_the_same(tmp_path):
+    path = tmp_path / 'v1.yaml'
+    path.write_text(V1_FILE)
+    cfg = SamplingConfig.load(path)
+    assert CONFIG_VERSION == 2 and cfg.version == 2
+    assert cfg.epoch_length is None
+    # the same pools and pixels as the version-1 fields given directly
+    plain = SamplingConfig(dataset='shapes8', backend=None, window_dims=(64, 64), pad=(4, 4),
+                           n_pos=5, n_neg=3, seed=2, balance='inverse', split_by='image',
+                           val_fraction=0.25)
+    a, b = CocoSampler.from_config(cfg), CocoSampler.from_config(plain)
+    assert a.n_samples == b.n_samples == 8
+    for i in range(a.n_samples):
+        assert a.regions.get_item(i) == b.regions.get_item(i)
+        np.testing.assert_array_equal(a.load_item(i)['im'], b.load_item(i)['im'])
+    # written back as version 2, loads again unchanged
+    text = cfg.dumps()
+    assert 'version: 2' in text and 'epoch_length: null' in text
+    assert SamplingConfig.loads(text).to_dict() == cfg.to_dict()
+    with pytest.raises(ValueError, match='version'):
+        SamplingConfig.loads('version: 3\n')
+
+
+@pytest.mark.parametrize('value, exc', [(0, ValueError), (-5, ValueError), (True, TypeError),
+                                        ('10', TypeError), (2.5, TypeError)])
+def test_epoch_length_bad_values_name_the_key(value, exc):
+    with pytest.raises(exc, match='epoch_length'):
+        SamplingConfig.from_dict({'epoch_length': value})
+
+
+def _config(**kw) -> SamplingConfig:
+    base = dict(dataset='shapes8', backend=None, window_dims=(32, 32), n_pos=5, n_neg=2, seed=3)
+    base.update(kw)
+    return SamplingConfig(**base)
+
+
+def _independent_order(n, length, seed, epoch):
+    """Permutations of range(n) drawn one after the other from RandomState(seed + epoch)."""
+    rng = np.random.RandomState(seed + epoch)
+    out = []
+    while len(out) < length:
+        out.extend(rng.permutation(n).tolist())
+    return out[:length]
+
+
+@pytest.mark.parametrize('length', [3, 7, 17], ids=['shorter', 'equal', 'longer'])
+def test_epoch_length_draws_from_the_pools(length):
+    ds = SampleDataset(_config(epoch_length=length))
+    n = 7
+    assert ds.n_pool == n and len(ds) == length
+    for epoch in (0, 1, 4):
+        ds.set_epoch(epoch)
+        order = ds.order().tolist()
+        assert order == _independent_order(n, length, 3, epoch)
+        counts = np.bincount(order, minlength=n)
+        assert set(counts.tolist()) <= {length // n, -(-length // n)}
+        if length <= n:
+            assert len(set(order)) == length           # no window twice
+    ds.set_epoch(0)
+    a = ds.order().tolist()
+    ds.set_epoch(1)
+    assert ds.order().tolist() != a                    # set_epoch reshuffles
+    # items read are the windows of the order
+    ds.set_epoch(4)
+    sampler = CocoSampler.from_config(_config())
+    for i in (0, length - 1):
+        item = ds[i]
+        pool = _independent_order(n, length, 3, 4)[i]
+        assert int(item['target']['pool_index']) == pool
+        np.testing.assert_array_equal(
+            (item['image'].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8),
+            sampler.load_item(pool)['im'])
+
+
+def test_epoch_length_without_shuffle_cycles_the_pool():
+    ds = SampleDataset(_config(epoch_length=16), shuffle=False)
+    assert ds.order().tolist() == [i % 7 for i in range(16)]
+    assert SampleDataset(_config(), epoch_length=4, shuffle=False).order().tolist() == [0, 1, 2, 3]
+
+
+def test_epoch_length_the_same_in_every_worker_and_start_method():
+    ds = SampleDataset(_config(epoch_length=11))
+    ds.set_epoch(2)
+    expect = _independent_order(7, 11, 3, 2)
+    for kw in ({}, {'num_workers': 2, 'multiprocessing_context': 'fork'},
+               {'num_workers': 2, 'multiprocessing_context': 'spawn'}):
+        loader = torch.utils.data.DataLoader(ds, batch_size=3, collate_fn=collate,
+                                             sampler=ds.epoch_sampler(), **kw)
+        got = [int(v) for b in loader for v in b['target']['pool_index']]
+        assert got == expect, kw
+
+
+# ----------------------------------------------------------------------------- many GPUs
+def test_ranks_are_disjoint_and_cover_the_epoch():
+    for length, world in ((None, 2), (12, 3), (7, 2), (20, 4)):
+        shards = [SampleDataset(_config(epoch_length=length), rank=r, world_size=world)
+                  for r in range(world)]
+        total = 7 if length is None else length
+        per_rank = -(-total // world)
+        assert [len(s) for s in shards] == [per_rank] * world
+        stream = _independent_order(7, per_rank * world, 3, 0)
+        for r, s in enumerate(shards):
+            assert s.order().tolist() == stream[r::world]
+        positions = sorted(p for r in range(world) for p in range(r, per_rank * world, world))
+        assert positions == list(range(per_rank * world))   # disjoint, and cover the epoch
+        if total % world == 0 and total <= 7:
+            windows = [w for s in shards for w in s.order().tolist()]
+            assert len(set(windows)) == len(windows) == total
+
+
+@pytest.mark.parametrize('rank, world, exc', [(2, 2, ValueError), (-1, 2, ValueError),
+                                              (0, 0, ValueError), (True, 2, TypeError)])
+def test_bad_ranks_are_refused(rank, world, exc):
+    with pytest.raises(exc, match='rank|world_size'):
+        SampleDataset(_config(), rank=rank, world_size=world)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, cfg_dict, out_dir):
+    import torch.distributed as dist
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+                            world_size=world)
+    try:
+        ds = SampleDataset(cfg_dict)                    # rank and world size from dist
+        result = {}
+        for epoch in (0, 1):
+            ds.set_epoch(epoch)
+            read = [int(ds[i]['target']['pool_index']) for i in range(len(ds))]
+            gathered = [None] * world
+            dist.all_gather_object(gathered, read)
+            result[epoch] = gathered
+        result['rank'] = (ds.rank, ds.world_size)
+        np.save(os.path.join(out_dir, f'rank{rank}.npy'), np.array([result], dtype=object))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_processes_share_the_epoch(tmp_path, shapes_path):
+    """Two CPU processes on the gloo backend: each reads its own shard, together the epoch."""
+    import torch.multiprocessing as mp
+    cfg = _config(dataset=shapes_path, epoch_length=10).to_dict()
+    mp.spawn(_ddp_worker, args=(2, _free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
+    results = [np.load(tmp_path / f'rank{r}.npy', allow_pickle=True)[0] for r in range(2)]
+    assert [r['rank'] for r in results] == [(0, 2), (1, 2)]
+    for epoch in (0, 1):
+        stream = _independent_order(7, 10, 3, epoch)
+        gathered = results[0][epoch]
+        assert gathered == results[1][epoch]
+        assert gathered == [stream[0::2], stream[1::2]]
+        assert sorted(gathered[0] + gathered[1]) == sorted(stream)
