@@ -13,6 +13,15 @@ seen more often:
   makes up ``weight / sum(weights)`` of the pool (categories not listed get
   weight 1.0, weight 0 leaves a category out).
 
+Grid windows (config ``mode: grid``) hold several categories. A balanced grid
+pool weights each positive window by the *rarest* category it holds: the
+largest category weight among its categories, where a category's weight is
+``1 / (number of positive windows holding it)`` (``'inverse'``) or its
+``{category_id: weight}``; :func:`grid_window_weights`. A window holding only
+common categories is drawn at their rate, one holding a rare category at the
+rare one's: windows of each category are drawn about as often as the rarest
+category in them asks, never less.
+
 Balanced pools are drawn **with replacement** (a rare annotation repeats), so
 the class shares hold for any pool size. :func:`expected_category_frequencies`
 gives the shares a pool will have on average, for the explorer to show next to
@@ -151,6 +160,43 @@ def balanced_choice(rows: np.ndarray, cids: np.ndarray, num: int, balance: Any,
         return np.empty(0, dtype=np.int64)
     prob = row_probabilities(cids, balance)
     return np.sort(rng.choice(np.asarray(rows, dtype=np.int64), size=num, replace=True, p=prob))
+
+
+def grid_window_weights(window_cids: Sequence[Sequence[int]], balance: Any) -> np.ndarray:
+    """Draw weight of each grid window: the weight of the rarest category it holds.
+
+    Args:
+        window_cids: for each of ``M`` windows, the category ids it holds (those
+            that make it positive).
+        balance: ``'inverse'`` (a category's weight is one over the number of
+            windows holding it) or ``{category_id: weight}`` (missing: 1.0); see
+            :func:`coerce_balance`.
+
+    Returns:
+        ``(M,)`` float64 weights (not normalised; 0 for a window without categories
+        or whose categories all weigh 0).
+
+    Example:
+        >>> # 'a' is in 3 windows, 'b' in 1: a window holding b weighs 1, the others 1/3
+        >>> grid_window_weights([[1], [1], [1, 2], []], 'inverse').round(4).tolist()
+        [0.3333, 0.3333, 1.0, 0.0]
+        >>> grid_window_weights([[1], [1, 2]], {1: 0.5, 2: 0.0}).tolist()
+        [0.5, 0.5]
+    """
+    balance = coerce_balance(balance)
+    sets = [set(int(c) for c in cids) for cids in window_cids]
+    if balance is None:
+        return np.array([1.0 if s else 0.0 for s in sets])
+    if balance == 'inverse':
+        counts: dict[int, int] = {}
+        for cats in sets:
+            for c in cats:
+                counts[c] = counts.get(c, 0) + 1
+        weight = {c: 1.0 / k for c, k in counts.items()}
+    else:
+        weight = balance
+    return np.array([max((float(weight.get(c, 1.0)) for c in cats), default=0.0)
+                     for cats in sets], dtype=np.float64)
 
 
 def expected_category_frequencies(regions, balance: Any = None,

@@ -188,7 +188,9 @@ class SamplingConfig(param.Parameterized):
     # --- class balance of the positives --------------------------------------
     balance = param.Selector(default='none', objects=BALANCE_CHOICES, doc=(
         '"none": positives in dataset proportions; "inverse": every category equally '
-        'often (inverse category frequency); "weights": in proportion to class_weights.'))
+        'often (inverse category frequency); "weights": in proportion to class_weights. '
+        'Grid mode: n_pos windows (default: every positive one) drawn with replacement, '
+        'each weighted by the rarest category it holds.'))
     class_weights = param.Dict(default={}, doc=(
         '{category name: relative frequency >= 0} used by balance="weights"; '
         'categories not listed get 1.0.'))
@@ -328,9 +330,6 @@ class SamplingConfig(param.Parameterized):
         if self.mode == 'grid' and not isinstance(self.window_dims, tuple):
             raise ValueError(f'config key "window_dims" must be [height, width] when mode is '
                              f'"grid", got {self.window_dims!r}')
-        if self.mode == 'grid' and self.balance != 'none':
-            raise ValueError(f'config key "balance" must be "none" when mode is "grid" (a grid '
-                             f'window holds several categories), got {self.balance!r}')
 
     def _check_class_weights(self) -> None:
         for name, weight in self.class_weights.items():

@@ -549,7 +549,7 @@ class CocoRegions(Targets, HashIdentifiable):
                        n_pos: int | None = None, n_neg: int | None = None,
                        neg_to_pos_ratio: float | None = None, rng=None,
                        category_ids: Sequence[int] | None = None, split=None,
-                       verbose: int = 0) -> tuple[int, int]:
+                       balance=None, verbose: int = 0) -> tuple[int, int]:
         """Pools of sliding-window grid windows (config ``mode: grid``).
 
         The windows of :meth:`new_sample_grid` (``'image_detection'``) that
@@ -569,6 +569,11 @@ class CocoRegions(Targets, HashIdentifiable):
             rng: seed or RandomState.
             category_ids: categories that make a window positive (default: all).
             split (sampler_core.split.SubsetSelector): keep one subset's windows.
+            balance: ``None`` (every positive window, or a seeded subset of
+                ``n_pos``), ``'inverse'`` or ``{category_id: weight}``: ``n_pos``
+                (default: the number of positive windows) drawn with replacement,
+                each window in proportion to the weight of the rarest category it
+                holds (:func:`sampler_core.balance.grid_window_weights`), in grid order.
             verbose: print what was chosen.
 
         Returns:
@@ -585,7 +590,9 @@ class CocoRegions(Targets, HashIdentifiable):
         import kwarray
         request = dict(mode='grid', window_dims=window_dims, window_overlap=window_overlap,
                        edge=edge, n_pos=n_pos, n_neg=n_neg, neg_to_pos_ratio=neg_to_pos_ratio,
-                       rng=rng, category_ids=category_ids, split=split)
+                       rng=rng, category_ids=category_ids, split=split, balance=balance)
+        from sampler_core.balance import coerce_balance, grid_window_weights
+        balance = coerce_balance(balance)
         ratio = self._check_counts(n_pos, n_neg, neg_to_pos_ratio)
         if split is not None:
             split.check_window_dims(window_dims)
@@ -602,10 +609,18 @@ class CocoRegions(Targets, HashIdentifiable):
             ltrb = np.array([[tr['slices'][1].start, tr['slices'][0].start,
                               tr['slices'][1].stop, tr['slices'][0].stop] for tr in grid[key]],
                             dtype=np.int64).reshape(-1, 4)
+            keep = np.arange(len(gids))
             if split is not None:
-                keep = split.keep(gids, ltrb)
+                keep = np.flatnonzero(split.keep(gids, ltrb))
                 gids, ltrb = gids[keep], ltrb[keep]
-            tables.append((gids, ltrb))
+            tables.append((gids, ltrb, keep))
+        weights = None
+        if balance is not None:   # the categories that make each kept positive positive
+            counted = self._grid_counted_categories(category_ids)
+            anns = self.dset.anns
+            weights = grid_window_weights(
+                [[anns[a]['category_id'] for a in grid['positives'][i]['aids']
+                  if anns[a].get('category_id') in counted] for i in tables[0][2]], balance)
 
         def choose(n_have, n_want, repeat):
             if n_want is None or int(n_want) == n_have:
@@ -622,8 +637,17 @@ class CocoRegions(Targets, HashIdentifiable):
             return np.sort(np.concatenate([np.arange(n_have),
                                            rng.choice(n_have, n_want - n_have, replace=True)]))
 
-        (pg, pl), (ng, nl) = tables
-        pos = choose(len(pg), n_pos, repeat=True)
+        (pg, pl, _), (ng, nl, _) = tables
+        if weights is None:
+            pos = choose(len(pg), n_pos, repeat=True)
+        else:
+            num = len(pg) if n_pos is None else int(n_pos)
+            total = weights.sum()
+            if num and total <= 0:
+                raise ValueError(f'every positive grid window holds only categories of balance '
+                                 f'weight 0 ({balance!r}); nothing can be drawn')
+            pos = np.sort(rng.choice(len(pg), size=num, replace=True, p=weights / total)) \
+                if num else np.zeros(0, dtype=np.int64)
         if n_neg is None:
             n_neg = min(int(ratio * len(pos)), len(ng))
         neg = choose(len(ng), n_neg, repeat=False)
@@ -889,6 +913,14 @@ class CocoRegions(Targets, HashIdentifiable):
             neg = {k: np.asarray(v) for k, v in self._negative_pool.items()}
         return pos, neg
 
+    def _grid_counted_categories(self, category_ids) -> set:
+        """Category ids that make a grid window positive (those of ``category_ids``, else
+        every category but :data:`sampler_core.grid.NEGATIVE_CLASSES`)."""
+        from sampler_core.grid import NEGATIVE_CLASSES
+        ids = set(self.dset.cats) if category_ids is None else set(category_ids)
+        return {c for c in ids if c in self.dset.cats and
+                str(self.dset.cats[c].get('name', '')).lower() not in NEGATIVE_CLASSES}
+
     def pool_config(self, default_window_dims: Any = (256, 256)) -> dict:
         """The :class:`~sampler_core.config.SamplingConfig` fields that redraw the current pools.
 
@@ -969,13 +1001,13 @@ class CocoRegions(Targets, HashIdentifiable):
             out.update(grid_overlap=float(overlap), grid_edge=req['edge'])
         else:
             out['neg_overlap'] = float(req['thresh'])
-            balance = coerce_balance(req['balance'])
-            if isinstance(balance, dict):
-                cats = self.dset.cats
-                out.update(balance='weights', class_weights={
-                    cats[c]['name']: w for c, w in balance.items() if c in cats})
-            else:
-                out['balance'] = 'none' if balance is None else balance
+        balance = coerce_balance(req.get('balance'))
+        if isinstance(balance, dict):
+            cats = self.dset.cats
+            out.update(balance='weights', class_weights={
+                cats[c]['name']: w for c, w in balance.items() if c in cats})
+        else:
+            out['balance'] = 'none' if balance is None else balance
         out['categories'] = self._config_categories(req['category_ids'])
         out.update(self._config_split(req['split']))
         return out

@@ -305,7 +305,6 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         kwargs = config.preselect_kwargs(self.dset, subset=subset)
         if config.mode == 'grid':
             kwargs.pop('thresh')
-            kwargs.pop('balance')
             counts = self.regions.preselect_grid(window_overlap=config.grid_overlap,
                                                  edge=config.grid_edge, **kwargs)
         else:

@@ -326,8 +326,10 @@ def test_split_grid_mode(pixel_dataset, tmp_path, edge):
             assert sample['target']['aid'] == -1
         windows[subset] = _clipped_padded_windows(sampler)
     assert _overlapping_pairs(windows['train'], windows['val']) == []
-    with pytest.raises(ValueError, match='balance'):
-        SamplingConfig(**{**cfg, 'balance': 'inverse'})
+    # a balanced grid (config version 2) draws only windows of its side of the split
+    balanced = CocoSampler.from_config(SamplingConfig(**{**cfg, 'balance': 'inverse'}),
+                                       subset='train')
+    assert set(_clipped_padded_windows(balanced)) <= set(windows['train'])
 
 
 def test_balance_config_frequencies_match_the_drawn_pool(pixel_dataset):

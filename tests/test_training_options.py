@@ -189,3 +189,87 @@ def test_two_gloo_processes_share_the_epoch(tmp_path, shapes_path):
         assert gathered == results[1][epoch]
         assert gathered == [stream[0::2], stream[1::2]]
         assert sorted(gathered[0] + gathered[1]) == sorted(stream)
+
+
+# ----------------------------------------------------------------------------- grid balance
+def _grid_windows_and_categories(dset, dims):
+    """Every 'shift' grid window of every image (no overlap) and the categories of the
+    annotation boxes with area inside it, computed here from the boxes."""
+    out = []
+    for gid, img in sorted(dset.imgs.items()):
+        H, W = img['height'], img['width']
+
+        def starts(length, d):
+            s = list(range(0, max(length - d, 0) + 1, d))
+            if s[-1] + d < length:
+                s.append(length - d)
+            return s
+        for y in starts(H, dims[0]):
+            for x in starts(W, dims[1]):
+                cats = set()
+                for ann in dset.annots(gid=gid).objs:
+                    bx, by, bw, bh = ann['bbox']
+                    iw = min(bx + bw, x + dims[1]) - max(bx, x)
+                    ih = min(by + bh, y + dims[0]) - max(by, y)
+                    if iw > 0 and ih > 0:
+                        cats.add(ann['category_id'])
+                out.append((gid, (x, y, x + dims[1], y + dims[0]), cats))
+    return out
+
+
+@pytest.mark.parametrize('balance', ['inverse', 'weights'])
+def test_grid_balance_weights_windows_by_their_rarest_category(balance):
+    dims = (200, 200)
+    dset = CocoSampler.demo('shapes8').dset          # the dataset the config names
+    windows = [w for w in _grid_windows_and_categories(dset, dims) if w[2]]
+    names = {c['id']: c['name'] for c in dset.cats.values()}
+    class_weights = {}
+    if balance == 'inverse':
+        count = {}
+        for _, _, cats in windows:
+            for c in cats:
+                count[c] = count.get(c, 0) + 1
+        weight = {c: 1 / k for c, k in count.items()}
+    else:
+        rare = sorted(names)[:2]
+        class_weights = {names[rare[0]]: 5.0, names[rare[1]]: 0.0}
+        weight = {c: class_weights.get(names[c], 1.0) for c in names}
+    w = np.array([max(weight[c] for c in cats) for _, _, cats in windows])
+    expect = w / w.sum()
+    n = 20000
+    cfg = SamplingConfig(dataset='shapes8', backend=None, mode='grid', window_dims=dims,
+                         n_pos=n, n_neg=0, seed=1, balance=balance, class_weights=class_weights)
+    sampler = CocoSampler.from_config(cfg)
+    pos, _ = sampler.regions.pool_tables()
+    keys = {(g, box): i for i, (g, box, _) in enumerate(windows)}
+    got = np.zeros(len(windows))
+    for g, cx, cy, width, height in zip(pos['gid'], pos['cx'], pos['cy'], pos['width'],
+                                        pos['height']):
+        box = (int(cx - width / 2), int(cy - height / 2), int(cx + width / 2),
+               int(cy + height / 2))
+        got[keys[(int(g), box)]] += 1          # a KeyError: a window that holds nothing
+    assert got.sum() == n
+    # each window drawn in proportion to its rarest category's weight (5 sigma)
+    sigma = np.sqrt(n * expect * (1 - expect))
+    assert (np.abs(got - n * expect) <= 5 * sigma + 1).all()
+    assert (got[expect == 0] == 0).all()
+    # the same every run; the config round-trips through the sampler
+    again = CocoSampler.from_config(cfg).regions.pool_tables()[0]
+    assert np.array_equal(np.asarray(again['cx']), np.asarray(pos['cx']))
+    exported = sampler.to_config()
+    assert (exported.mode, exported.balance) == ('grid', balance)
+    if balance == 'weights':   # categories not listed weigh 1.0
+        assert {k: exported.class_weights.get(k, 1.0) for k in names.values()} == \
+            {k: class_weights.get(k, 1.0) for k in names.values()}
+
+
+def test_grid_balance_default_count_is_the_positive_windows():
+    dims = (200, 200)
+    dset = CocoSampler.demo('shapes8').dset
+    n_windows = sum(1 for w in _grid_windows_and_categories(dset, dims) if w[2])
+    plain = CocoSampler.from_config(SamplingConfig(dataset='shapes8', backend=None, mode='grid',
+                                                   window_dims=dims, n_neg=0))
+    balanced = CocoSampler.from_config(SamplingConfig(dataset='shapes8', backend=None,
+                                                      mode='grid', window_dims=dims, n_neg=0,
+                                                      balance='inverse'))
+    assert plain.regions.n_positives == balanced.regions.n_positives == n_windows
