@@ -212,6 +212,10 @@ class SamplingConfig(param.Parameterized):
         'Items per training epoch drawn from the pools (SampleDataset): fewer than the pools '
         'takes a different part of them each epoch, more repeats windows (every window '
         'floor or ceil(epoch_length / pool size) times); None: each pool window once.'))
+    scale_range = param.Parameter(default=None, doc=(
+        'Scale jitter: [min, max]; each item is read at a scale drawn uniformly from it '
+        '(the same for both axes), reproducible from seed, epoch and pool index; None: off. '
+        'Exclusive with scale.'))
 
     #: What changing each field does, one entry per field, in file order (the keys written
     #: to files). A role names the strongest thing a change needs, checked against what
@@ -234,7 +238,7 @@ class SamplingConfig(param.Parameterized):
         'balance': 'pools', 'class_weights': 'pools',
         'split_by': 'pools', 'val_fraction': 'pools', 'split_seed': 'pools',
         'split_block': 'pools',
-        'epoch_length': 'read',
+        'epoch_length': 'read', 'scale_range': 'read',
     })
     #: keys written to files, in order
     FIELDS = tuple(FIELD_ROLES)
@@ -293,6 +297,8 @@ class SamplingConfig(param.Parameterized):
             raise TypeError(f'config key {key!r} must be a number, got {value!r}')
         if key == 'scale':
             return _coerce_scale(value)
+        if key == 'scale_range':
+            return _coerce_range(value, key, whole=False)
         if key == 'window_dims' and isinstance(value, str) and value != 'square':
             raise ValueError(f'config key "window_dims" must be [height, width], "square" or '
                              f'null, got {value!r}')
@@ -327,6 +333,10 @@ class SamplingConfig(param.Parameterized):
         if min(self.split_block) <= 0:
             raise ValueError(f'config key "split_block" must be positive, got {self.split_block}')
         self._check_class_weights()
+        if self.scale_range is not None and self.scale is not None:
+            raise ValueError(f'config keys "scale" and "scale_range" are exclusive (scale_range '
+                             f'draws the scale of each item), got scale={self.scale!r} and '
+                             f'scale_range={list(self.scale_range)}')
         if self.mode == 'grid' and not isinstance(self.window_dims, tuple):
             raise ValueError(f'config key "window_dims" must be [height, width] when mode is '
                              f'"grid", got {self.window_dims!r}')
@@ -506,6 +516,44 @@ class SamplingConfig(param.Parameterized):
             extra['channels'] = self.channels
         return extra
 
+    def item_target(self, index: int, epoch: int = 0) -> dict:
+        """The target keys drawn for pool item ``index`` in ``epoch`` (training options).
+
+        Each option draws from its own stream, ``numpy.random.default_rng([seed, epoch,
+        index, k])`` (``k`` numbers the option), so an item is read the same way in
+        every process and run, and turning one option on leaves the others' draws alone.
+        ``load_item(index, epoch=e)``, ``SampleDataset`` (the item's pool index and its
+        epoch) and ``export-chips`` (epoch 0) read the same windows.
+
+        * ``scale_range: [a, b]``: ``scale`` drawn uniformly in ``[a, b]`` (both axes).
+
+        Args:
+            index: pool index (positives, then negatives), >= 0.
+            epoch: the epoch, >= 0.
+
+        Returns:
+            target keys to update the pool target with (empty when no option is on).
+
+        Example:
+            >>> cfg = SamplingConfig(scale_range=[0.5, 2.0], seed=3)
+            >>> s = cfg.item_target(7, epoch=1)['scale']
+            >>> 0.5 <= s <= 2.0, s == cfg.item_target(7, epoch=1)['scale']
+            (True, True)
+            >>> SamplingConfig().item_target(7)
+            {}
+        """
+        import numpy as np
+        index, epoch = int(index), int(epoch)
+        if index < 0 or epoch < 0:
+            raise ValueError(f'item_target needs index >= 0 and epoch >= 0, got index={index}, '
+                             f'epoch={epoch}')
+        out = {}
+        if self.scale_range is not None:
+            lo, hi = self.scale_range
+            rng = np.random.default_rng([self.seed, epoch, index, _STREAM_SCALE])
+            out['scale'] = float(lo + (hi - lo) * rng.random()) if hi > lo else float(lo)
+        return out
+
     def category_ids(self, dset) -> list[int] | None:
         """Ids of :attr:`categories` in ``dset`` (``None``: all categories).
 
@@ -613,6 +661,29 @@ class SamplingConfig(param.Parameterized):
                                  'set its dataset_hash to null), or pass '
                                  'allow_hash_mismatch=True to use the changed dataset anyway')
         return current
+
+
+#: the random stream of each per-item option (:meth:`SamplingConfig.item_target`)
+_STREAM_SCALE, _STREAM_SIZE = 0, 1
+
+
+def _coerce_range(value: Any, key: str, whole: bool) -> tuple | None:
+    """``[min, max]`` fields: None, or a pair of positive finite numbers with min <= max
+    (whole numbers for pixel sizes)."""
+    if value is None:
+        return None
+    kind = 'whole numbers of pixels' if whole else 'numbers'
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise TypeError(f'config key "{key}" must be null or [min, max] ({kind}), got {value!r}')
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or \
+                (whole and not float(v).is_integer()):
+            raise TypeError(f'config key "{key}" must hold {kind}, got {value!r}')
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f'config key "{key}" must hold positive finite values, got {value!r}')
+    if value[0] > value[1]:
+        raise ValueError(f'config key "{key}" must be [min, max] with min <= max, got {value!r}')
+    return tuple(int(v) for v in value) if whole else tuple(float(v) for v in value)
 
 
 def _coerce_scale(value: Any) -> float | tuple[float, float] | None:

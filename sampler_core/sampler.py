@@ -480,11 +480,14 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         return img, self.load_annotations(image_id)
 
     # ------------------------------------------------------------ pools
-    def _load_from_pool(self, getter, index, with_annots, target, rng, kw) -> dict:
+    def _load_from_pool(self, getter, index, with_annots, target, rng, kw, pool_index=None,
+                        epoch: int = 0) -> dict:
         tr = dict(getter(index, rng=rng))
         cfg = self.config
         if cfg is not None:
             tr.update(cfg.target_extra())
+            if pool_index is not None:   # the config's per-item draws (training options)
+                tr.update(cfg.item_target(pool_index, epoch))
         extra = dict(kw.pop('tr', None) or {})
         if target:
             extra.update(target)
@@ -496,7 +499,8 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
             with_annots = list(cfg.with_annots)
         return self.load_sample(tr, with_annots=with_annots, visible_thresh=visible_thresh)
 
-    def load_item(self, index, with_annots=True, target=None, rng=None, **kw) -> dict:
+    def load_item(self, index, with_annots=True, target=None, rng=None, epoch: int = 0,
+                  **kw) -> dict:
         """Sample the ``index``-th item of the pools (positives first, then negatives).
 
         Args:
@@ -505,9 +509,16 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
             target: extra target keys (``window_dims``, ``pad`` ...) that update
                 the pool's target.
             rng: seed or RandomState (for random choices).
+            epoch: the epoch of the config's per-item draws (``scale_range``, ...;
+                see :meth:`~sampler_core.config.SamplingConfig.item_target`).
             **kw: more target keys, and ``visible_thresh``.
         """
-        return self._load_from_pool(self.regions.get_item, index, with_annots, target, rng, kw)
+        import numbers
+        pool_index = None   # a random item (None), or one the pools refuse: no draws
+        if isinstance(index, numbers.Integral) and 0 <= index < self.regions.n_samples:
+            pool_index = int(index)
+        return self._load_from_pool(self.regions.get_item, index, with_annots, target, rng, kw,
+                                    pool_index=pool_index, epoch=epoch)
 
     def load_positive(self, index=None, with_annots=True, target=None, rng=None, **kw) -> dict:
         """Sample a positive (the ``index``-th, or a random one). See :meth:`load_item`."""

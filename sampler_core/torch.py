@@ -268,6 +268,8 @@ class SampleDataset:
         kw = {}
         if self.visible_thresh is not None:
             kw['visible_thresh'] = self.visible_thresh
+        if getattr(getattr(self.sampler, 'config', None), 'item_target', None) is not None:
+            kw['epoch'] = epoch   # the config's per-item draws (scale_range, ...)
         sample = self.sampler.load_item(pool_index, with_annots=kinds,
                                         target=dict(self.target) if self.target else None, **kw)
         return self._to_tensors(sample, index, pool_index, epoch, torch)

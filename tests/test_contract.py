@@ -23,6 +23,7 @@ READ_CHANGES = {
     'visible_thresh': 0.6,
     'with_annots': ['boxes'],
     'epoch_length': 10,
+    'scale_range': (0.5, 1.0),
 }
 
 
@@ -135,6 +136,8 @@ FIELD_VALUES = {
     'split_seed': st.integers(0, 100),
     'split_block': st.tuples(st.integers(64, 400), st.integers(64, 400)),
     'epoch_length': st.one_of(st.none(), st.integers(1, 50)),
+    'scale_range': st.one_of(st.none(), st.tuples(st.sampled_from([0.5, 0.75]),
+                                                  st.sampled_from([1.0, 1.25]))),
 }
 
 FIELD_VALUES['split_by'] = st.sampled_from(['none', 'image', 'video', 'block', 'block'])

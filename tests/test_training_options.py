@@ -273,3 +273,58 @@ def test_grid_balance_default_count_is_the_positive_windows():
                                                       mode='grid', window_dims=dims, n_neg=0,
                                                       balance='inverse'))
     assert plain.regions.n_positives == balanced.regions.n_positives == n_windows
+
+
+# ----------------------------------------------------------------------------- scale jitter
+def test_scale_range_draws_a_scale_per_item_epoch_and_seed():
+    cfg = _config(scale_range=[0.5, 1.5], seed=4)
+    sampler = CocoSampler.from_config(cfg)
+    plain = CocoSampler.from_config(_config(seed=4))
+    seen = set()
+    for epoch in (0, 1):
+        for i in range(sampler.n_samples):
+            # the draw, computed here: numpy's generator seeded by (seed, epoch, index, 0)
+            s = 0.5 + 1.0 * np.random.default_rng([4, epoch, i, 0]).random()
+            sample = sampler.load_item(i, epoch=epoch)
+            assert sample['params']['tf_rel_to_abs'][0, 0] == pytest.approx(1 / s)
+            ref = plain.load_item(i, scale=s)
+            np.testing.assert_array_equal(sample['im'], ref['im'])
+            np.testing.assert_allclose(sample['annots']['rel_boxes'].data,
+                                       ref['annots']['rel_boxes'].data)
+            side = int(round(32 * s))
+            assert abs(sample['im'].shape[0] - side) <= 1
+            seen.add(round(s, 9))
+    assert len(seen) == 2 * sampler.n_samples           # every item and epoch its own draw
+    # SampleDataset reads item (pool index p, epoch e) as load_item(p, epoch=e)
+    ds = SampleDataset(cfg)
+    ds.set_epoch(1)
+    item = ds[2]
+    p = int(item['target']['pool_index'])
+    want = sampler.load_item(p, epoch=1)['im']
+    got = (item['image'].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize('data, exc', [
+    ({'scale_range': [0, 1]}, ValueError), ({'scale_range': [2, 1]}, ValueError),
+    ({'scale_range': [1]}, TypeError), ({'scale_range': 'big'}, TypeError),
+    ({'scale_range': [1, float('inf')]}, ValueError),
+    ({'scale_range': [0.5, 1], 'scale': 2}, ValueError)])
+def test_scale_range_bad_values_name_the_key(data, exc):
+    with pytest.raises(exc, match='scale_range'):
+        SamplingConfig.from_dict(data)
+
+
+def test_scale_range_round_trips_and_exports(tmp_path):
+    from sampler_core.prepare import export_chips
+    cfg = _config(scale_range=[0.5, 2.0], n_pos=3, n_neg=1)
+    assert SamplingConfig.loads(cfg.dumps()).to_dict() == cfg.to_dict()
+    assert cfg.to_dict()['scale_range'] == [0.5, 2.0]
+    out = export_chips(cfg, tmp_path / 'chips', verbose=0)
+    import kwcoco
+    chips = kwcoco.CocoDataset(out['train'])
+    sampler = CocoSampler.from_config(cfg)
+    for img in chips.imgs.values():
+        i = img['source']['pool_index']
+        want = sampler.load_item(i, epoch=0)['im']       # export-chips reads epoch 0
+        assert (img['height'], img['width']) == want.shape[:2]
