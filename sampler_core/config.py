@@ -216,6 +216,15 @@ class SamplingConfig(param.Parameterized):
         'Scale jitter: [min, max]; each item is read at a scale drawn uniformly from it '
         '(the same for both axes), reproducible from seed, epoch and pool index; None: off. '
         'Exclusive with scale.'))
+    window_size_range = param.Parameter(default=None, doc=(
+        'Random window sizes: [min, max] pixels; each item reads a square window of a side '
+        'drawn uniformly in the range (whole pixels), centred where the pool window is and '
+        'inside it (needs window_dims [h, w] with max <= min(h, w): window_dims is the '
+        'largest window, the one pools and splits use); None: off.'))
+    output_dims = param.Parameter(default=None, doc=(
+        '[height, width]: every item resampled to this size (pad included; annotations and '
+        'tf_rel_to_abs follow); needs window_dims [h, w]; exclusive with scale and '
+        'scale_range; None: items keep their window size.'))
 
     #: What changing each field does, one entry per field, in file order (the keys written
     #: to files). A role names the strongest thing a change needs, checked against what
@@ -238,7 +247,8 @@ class SamplingConfig(param.Parameterized):
         'balance': 'pools', 'class_weights': 'pools',
         'split_by': 'pools', 'val_fraction': 'pools', 'split_seed': 'pools',
         'split_block': 'pools',
-        'epoch_length': 'read', 'scale_range': 'read',
+        'epoch_length': 'read', 'scale_range': 'read', 'window_size_range': 'read',
+        'output_dims': 'read',
     })
     #: keys written to files, in order
     FIELDS = tuple(FIELD_ROLES)
@@ -299,6 +309,15 @@ class SamplingConfig(param.Parameterized):
             return _coerce_scale(value)
         if key == 'scale_range':
             return _coerce_range(value, key, whole=False)
+        if key == 'window_size_range':
+            return _coerce_range(value, key, whole=True)
+        if key == 'output_dims':
+            if value is None:
+                return None
+            if not isinstance(value, (list, tuple)) or len(value) != 2:
+                raise TypeError(f'config key "output_dims" must be null or [height, width], '
+                                f'got {value!r}')
+            return _coerce_range(tuple(value), key, whole=True, ordered=False)
         if key == 'window_dims' and isinstance(value, str) and value != 'square':
             raise ValueError(f'config key "window_dims" must be [height, width], "square" or '
                              f'null, got {value!r}')
@@ -333,6 +352,23 @@ class SamplingConfig(param.Parameterized):
         if min(self.split_block) <= 0:
             raise ValueError(f'config key "split_block" must be positive, got {self.split_block}')
         self._check_class_weights()
+        fixed = isinstance(self.window_dims, tuple)
+        for key in ('window_size_range', 'output_dims'):
+            if getattr(self, key) is not None and not fixed:
+                raise ValueError(f'config key "{key}" needs window_dims [height, width] (the '
+                                 f'largest window), got window_dims={self.window_dims!r}')
+        if self.window_size_range is not None and \
+                self.window_size_range[1] > min(self.window_dims):
+            raise ValueError(f'config key "window_size_range" must fit in window_dims (the '
+                             f'largest window, used by the pools and splits): its max '
+                             f'{self.window_size_range[1]} > min(window_dims)='
+                             f'{min(self.window_dims)}; raise window_dims')
+        if self.output_dims is not None:
+            for key in ('scale', 'scale_range'):
+                if getattr(self, key) is not None:
+                    raise ValueError(f'config keys "output_dims" and "{key}" are exclusive '
+                                     f'(output_dims fixes the scale of each item), got '
+                                     f'{key}={getattr(self, key)!r}')
         if self.scale_range is not None and self.scale is not None:
             raise ValueError(f'config keys "scale" and "scale_range" are exclusive (scale_range '
                              f'draws the scale of each item), got scale={self.scale!r} and '
@@ -526,6 +562,11 @@ class SamplingConfig(param.Parameterized):
         epoch) and ``export-chips`` (epoch 0) read the same windows.
 
         * ``scale_range: [a, b]``: ``scale`` drawn uniformly in ``[a, b]`` (both axes).
+        * ``window_size_range: [a, b]``: ``window_dims = (s, s)``, ``s`` drawn uniformly
+          among the whole numbers ``a..b``; the window is centred on the pool target
+          (the window rule), so it lies inside the pool's ``window_dims`` window.
+        * ``output_dims: [h, w]``: ``scale = (h / H, w / W)``, ``H x W`` the padded
+          window, nudged down by at most a few ulps so the sample is exactly ``h x w``.
 
         Args:
             index: pool index (positives, then negatives), >= 0.
@@ -552,6 +593,15 @@ class SamplingConfig(param.Parameterized):
             lo, hi = self.scale_range
             rng = np.random.default_rng([self.seed, epoch, index, _STREAM_SCALE])
             out['scale'] = float(lo + (hi - lo) * rng.random()) if hi > lo else float(lo)
+        dims = self.window_dims
+        if self.window_size_range is not None:
+            lo, hi = self.window_size_range
+            rng = np.random.default_rng([self.seed, epoch, index, _STREAM_SIZE])
+            side = int(rng.integers(lo, hi + 1))
+            dims = out['window_dims'] = (side, side)
+        if self.output_dims is not None:
+            out['scale'] = tuple(_fit_scale(o, d + 2 * p)
+                                 for o, d, p in zip(self.output_dims, dims, self.pad))
         return out
 
     def category_ids(self, dset) -> list[int] | None:
@@ -667,9 +717,25 @@ class SamplingConfig(param.Parameterized):
 _STREAM_SCALE, _STREAM_SIZE = 0, 1
 
 
-def _coerce_range(value: Any, key: str, whole: bool) -> tuple | None:
+def _fit_scale(out: int, size: int) -> float:
+    """The scale that reads ``size`` pixels as exactly ``out``: ``out / size``, nudged down
+    while ``ceil(size * scale)`` (how delayed_image sizes a scaled window) exceeds ``out``.
+
+    Example:
+        >>> import math
+        >>> all(math.ceil(size * _fit_scale(out, size)) == out
+        ...     for size in range(1, 300) for out in (1, 57, 100, 256))
+        True
+    """
+    scale = out / size
+    while math.ceil(size * scale) > out:
+        scale = math.nextafter(scale, 0.0)
+    return scale
+
+
+def _coerce_range(value: Any, key: str, whole: bool, ordered: bool = True) -> tuple | None:
     """``[min, max]`` fields: None, or a pair of positive finite numbers with min <= max
-    (whole numbers for pixel sizes)."""
+    (whole numbers for pixel sizes; any order when not ``ordered``)."""
     if value is None:
         return None
     kind = 'whole numbers of pixels' if whole else 'numbers'
@@ -681,7 +747,7 @@ def _coerce_range(value: Any, key: str, whole: bool) -> tuple | None:
             raise TypeError(f'config key "{key}" must hold {kind}, got {value!r}')
         if not (math.isfinite(v) and v > 0):
             raise ValueError(f'config key "{key}" must hold positive finite values, got {value!r}')
-    if value[0] > value[1]:
+    if ordered and value[0] > value[1]:
         raise ValueError(f'config key "{key}" must be [min, max] with min <= max, got {value!r}')
     return tuple(int(v) for v in value) if whole else tuple(float(v) for v in value)
 

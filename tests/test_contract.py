@@ -24,6 +24,8 @@ READ_CHANGES = {
     'with_annots': ['boxes'],
     'epoch_length': 10,
     'scale_range': (0.5, 1.0),
+    'window_size_range': (16, 32),
+    'output_dims': (32, 40),
 }
 
 
@@ -138,6 +140,10 @@ FIELD_VALUES = {
     'epoch_length': st.one_of(st.none(), st.integers(1, 50)),
     'scale_range': st.one_of(st.none(), st.tuples(st.sampled_from([0.5, 0.75]),
                                                   st.sampled_from([1.0, 1.25]))),
+    # at most the smallest window side drawn above (48): larger is refused, and tested so
+    'window_size_range': st.one_of(st.none(), st.tuples(st.integers(16, 32),
+                                                        st.integers(32, 48))),
+    'output_dims': st.one_of(st.none(), st.tuples(st.integers(16, 64), st.integers(16, 64))),
 }
 
 FIELD_VALUES['split_by'] = st.sampled_from(['none', 'image', 'video', 'block', 'block'])

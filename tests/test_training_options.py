@@ -328,3 +328,96 @@ def test_scale_range_round_trips_and_exports(tmp_path):
         i = img['source']['pool_index']
         want = sampler.load_item(i, epoch=0)['im']       # export-chips reads epoch 0
         assert (img['height'], img['width']) == want.shape[:2]
+
+
+# ----------------------------------------------------------------------------- random sizes
+def _pool_centres(sampler):
+    pos, neg = sampler.regions.pool_tables()
+    return [(int(t['gid'][j]), float(t['cx'][j]), float(t['cy'][j]))
+            for t in (pos, neg) for j in range(len(t['gid']))]
+
+
+@pytest.mark.parametrize('mode', ['random', 'grid'])
+def test_window_size_range_and_output_dims(mode):
+    import math
+    lo, hi, pad, out_hw = 24, 96, (3, 5), (40, 56)
+    kw = dict(mode=mode, window_dims=(96, 100), pad=pad, seed=7, n_pos=8, n_neg=3)
+    cfg = _config(window_size_range=[lo, hi], output_dims=list(out_hw), **kw)
+    sampler = CocoSampler.from_config(cfg)
+    centres = _pool_centres(sampler)
+    assert centres == _pool_centres(CocoSampler.from_config(_config(**kw)))   # the same pools
+    sides = set()
+    for epoch in (0, 3):
+        for i, (gid, cx, cy) in enumerate(centres):
+            side = int(np.random.default_rng([7, epoch, i, 1]).integers(lo, hi + 1))
+            sides.add(side)
+            # the window rule, computed here: floor(c - d / 2), then the pad
+            x0, y0 = math.floor(cx - side / 2), math.floor(cy - side / 2)
+            px0, py0, px1, py1 = x0 - pad[1], y0 - pad[0], x0 + side + pad[1], y0 + side + pad[0]
+            # inside the pool window of window_dims (the one pools and splits use)
+            wx0, wy0 = math.floor(cx - 50), math.floor(cy - 48)
+            assert wx0 <= x0 and x0 + side <= wx0 + 100 and wy0 <= y0 and y0 + side <= wy0 + 96
+            sample = sampler.load_item(i, epoch=epoch)
+            assert sample['im'].shape[:2] == out_hw
+            assert sample['params']['sample_tlbr'].data.reshape(-1).tolist() == \
+                [px0, py0, px1, py1]
+            tf = sample['params']['tf_rel_to_abs']
+            corners = tf @ np.array([[0, out_hw[1]], [0, out_hw[0]], [1, 1]], dtype=float)
+            np.testing.assert_allclose(corners[:2].T, [[px0, py0], [px1, py1]], atol=1e-9)
+            # annotations: dataset boxes moved to the window, then scaled to output_dims
+            sx, sy = out_hw[1] / (px1 - px0), out_hw[0] / (py1 - py0)
+            annots = sample['annots']
+            for aid, rel in zip(annots['aids'], annots['rel_boxes'].to_ltrb().data):
+                bx, by, bw, bh = sampler.dset.anns[int(aid)]['bbox']
+                want = [(bx - px0) * sx, (by - py0) * sy, (bx + bw - px0) * sx,
+                        (by + bh - py0) * sy]
+                np.testing.assert_allclose(rel, want, atol=1e-6)
+    assert len(sides) > 5
+    # SampleDataset batches them with the default collate (one size)
+    ds = SampleDataset(cfg)
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate)))
+    assert tuple(batch['image'].shape) == (4, 3) + out_hw
+    p = int(ds[1]['target']['pool_index'])
+    np.testing.assert_array_equal(
+        (ds[1]['image'].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8),
+        sampler.load_item(p, epoch=0)['im'])
+
+
+def test_output_dims_alone_resamples_the_fixed_window():
+    sampler = CocoSampler.from_config(_config(window_dims=(30, 50), output_dims=[64, 64]))
+    plain = CocoSampler.from_config(_config(window_dims=(30, 50)))
+    for i in range(3):
+        a, b = sampler.load_item(i), plain.load_item(i)
+        assert a['im'].shape[:2] == (64, 64)
+        assert a['params']['sample_tlbr'].data.tolist() == b['params']['sample_tlbr'].data.tolist()
+        np.testing.assert_allclose(a['params']['tf_rel_to_abs'][:2, :2],
+                                   [[50 / 64, 0], [0, 30 / 64]], rtol=1e-12)
+
+
+@pytest.mark.parametrize('data, key', [
+    ({'window_size_range': [10, 300]}, 'window_size_range'),      # larger than window_dims
+    ({'window_size_range': [10, 20], 'window_dims': None}, 'window_size_range'),
+    ({'window_size_range': [10.5, 20]}, 'window_size_range'),
+    ({'window_size_range': [20, 10]}, 'window_size_range'),
+    ({'output_dims': [0, 10]}, 'output_dims'),
+    ({'output_dims': [10]}, 'output_dims'),
+    ({'output_dims': [64, 64], 'window_dims': 'square'}, 'output_dims'),
+    ({'output_dims': [64, 64], 'scale': 2}, 'output_dims'),
+    ({'output_dims': [64, 64], 'scale_range': [1, 2]}, 'output_dims')])
+def test_random_size_bad_values_name_the_key(data, key):
+    with pytest.raises((TypeError, ValueError), match=key):
+        SamplingConfig.from_dict(data)
+
+
+def test_export_chips_have_output_dims(tmp_path):
+    import kwcoco
+    from sampler_core.prepare import export_chips
+    cfg = _config(window_dims=(64, 64), window_size_range=[16, 64], output_dims=[32, 48],
+                  n_pos=4, n_neg=2)
+    out = export_chips(cfg, tmp_path / 'chips', verbose=0)
+    chips = kwcoco.CocoDataset(out['train'])
+    sampler = CocoSampler.from_config(cfg)
+    for img in chips.imgs.values():
+        assert (img['height'], img['width']) == (32, 48)
+        want = sampler.load_item(img['source']['pool_index'])['params']['sample_tlbr']
+        assert img['source']['window'] == want.data.reshape(-1).tolist()
