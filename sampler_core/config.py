@@ -213,9 +213,9 @@ class SamplingConfig(param.Parameterized):
         'takes a different part of them each epoch, more repeats windows (every window '
         'floor or ceil(epoch_length / pool size) times); None: each pool window once.'))
     scale_range = param.Parameter(default=None, doc=(
-        'Scale jitter: [min, max]; each item is read at a scale drawn uniformly from it '
-        '(the same for both axes), reproducible from seed, epoch and pool index; None: off. '
-        'Exclusive with scale.'))
+        'Scale jitter: [min, max]; each item is read at scale times a factor drawn uniformly '
+        'from it (the same for both axes), reproducible from seed, epoch and pool index; '
+        'None: off.'))
     window_size_range = param.Parameter(default=None, doc=(
         'Random window sizes: [min, max] pixels; each item reads a square window of a side '
         'drawn uniformly in the range (whole pixels), centred where the pool window is and '
@@ -369,10 +369,6 @@ class SamplingConfig(param.Parameterized):
                     raise ValueError(f'config keys "output_dims" and "{key}" are exclusive '
                                      f'(output_dims fixes the scale of each item), got '
                                      f'{key}={getattr(self, key)!r}')
-        if self.scale_range is not None and self.scale is not None:
-            raise ValueError(f'config keys "scale" and "scale_range" are exclusive (scale_range '
-                             f'draws the scale of each item), got scale={self.scale!r} and '
-                             f'scale_range={list(self.scale_range)}')
         if self.mode == 'grid' and not isinstance(self.window_dims, tuple):
             raise ValueError(f'config key "window_dims" must be [height, width] when mode is '
                              f'"grid", got {self.window_dims!r}')
@@ -561,7 +557,8 @@ class SamplingConfig(param.Parameterized):
         ``load_item(index, epoch=e)``, ``SampleDataset`` (the item's pool index and its
         epoch) and ``export-chips`` (epoch 0) read the same windows.
 
-        * ``scale_range: [a, b]``: ``scale`` drawn uniformly in ``[a, b]`` (both axes).
+        * ``scale_range: [a, b]``: ``scale`` times a factor drawn uniformly in ``[a, b]``
+          (both axes).
         * ``window_size_range: [a, b]``: ``window_dims = (s, s)``, ``s`` drawn uniformly
           among the whole numbers ``a..b``; the window is centred on the pool target
           (the window rule), so it lies inside the pool's ``window_dims`` window.
@@ -592,7 +589,10 @@ class SamplingConfig(param.Parameterized):
         if self.scale_range is not None:
             lo, hi = self.scale_range
             rng = np.random.default_rng([self.seed, epoch, index, _STREAM_SCALE])
-            out['scale'] = float(lo + (hi - lo) * rng.random()) if hi > lo else float(lo)
+            factor = float(lo + (hi - lo) * rng.random()) if hi > lo else float(lo)
+            base = self.scale if self.scale is not None else 1.0
+            out['scale'] = tuple(b * factor for b in base) if isinstance(base, tuple) \
+                else base * factor
         dims = self.window_dims
         if self.window_size_range is not None:
             lo, hi = self.window_size_range

@@ -386,7 +386,8 @@ def test_browser_link_carries_every_config_field(browser, shapes_copy, tmp_path)
             'neg_overlap': 0.1, 'seed': 11, 'mode': 'random', 'grid_overlap': 0.25,
             'grid_edge': 'drop', 'balance': 'inverse', 'class_weights': {cats[1]: 2.0},
             'split_by': 'image', 'val_fraction': 0.3, 'split_seed': 5,
-            'split_block': [300, 200]}
+            'split_block': [300, 200], 'epoch_length': 50, 'scale_range': [0.5, 1.5],
+            'window_size_range': [40, 80], 'output_dims': None}   # output_dims: not with scale
         assert set(wanted) == set(URL_CONFIG_KEYS)
         context = browser.new_context(viewport={'width': 1500, 'height': 1300},
                                       accept_downloads=True)

@@ -384,6 +384,7 @@ def _every_url_field(state) -> list:
             ('class_weights', {cats[0]: 2.0, cats[1]: 0.5}), ('balance', 'inverse'),
             ('split_by', 'image'), ('val_fraction', 0.3), ('split_seed', 5),
             ('split_block', (300, 200)),
+            ('epoch_length', 50), ('scale_range', (0.5, 1.5)), ('window_size_range', (40, 80)),
             ('gid', 3), ('search', '12'), ('image_categories', cats[:1]),
             ('gallery_size', 4), ('detail_frames', 2)]
 
@@ -402,7 +403,8 @@ def test_link_reopens_every_config_field(shapes_copy, tmp_path):
     link_location(location, state)
     state.dataset = str(path)
     changes = _every_url_field(state)
-    assert {k for k, _ in changes} | {'dataset', 'mode'} == set(URL_KEYS)
+    # output_dims is exclusive with scale: the 'output' case of the test below
+    assert {k for k, _ in changes} | {'dataset', 'mode', 'output_dims'} == set(URL_KEYS)
     for key, value in changes:          # one widget at a time
         setattr(state, key, value)
         assert state.message is None, (key, state.message)
@@ -423,7 +425,8 @@ def test_link_reopens_every_config_field(shapes_copy, tmp_path):
     {'window_dims': 'square', 'scale': (0.5, 0.75), 'n_pos': None, 'channels': 'null'},
     {'window_dims': None, 'balance': 'weights', 'class_weights': 'one category',
      'dataset': 'shapes8', 'search': 'true'},
-], ids=['grid', 'square', 'box-size'])
+    {'window_dims': (64, 80), 'output_dims': (32, 48), 'window_size_range': (16, 64)},
+], ids=['grid', 'square', 'box-size', 'output'])
 def test_link_reopens_values_that_are_not_plain_scalars(values):
     from panel.io.location import Location
 

@@ -308,11 +308,19 @@ def test_scale_range_draws_a_scale_per_item_epoch_and_seed():
 @pytest.mark.parametrize('data, exc', [
     ({'scale_range': [0, 1]}, ValueError), ({'scale_range': [2, 1]}, ValueError),
     ({'scale_range': [1]}, TypeError), ({'scale_range': 'big'}, TypeError),
-    ({'scale_range': [1, float('inf')]}, ValueError),
-    ({'scale_range': [0.5, 1], 'scale': 2}, ValueError)])
+    ({'scale_range': [1, float('inf')]}, ValueError)])
 def test_scale_range_bad_values_name_the_key(data, exc):
     with pytest.raises(exc, match='scale_range'):
         SamplingConfig.from_dict(data)
+
+
+def test_scale_range_multiplies_scale():
+    cfg = _config(scale_range=[0.5, 1.5], scale=[2.0, 0.5], seed=4)
+    f = 0.5 + np.random.default_rng([4, 2, 3, 0]).random()
+    assert cfg.item_target(3, epoch=2) == {'scale': (2.0 * f, 0.5 * f)}
+    sample = CocoSampler.from_config(cfg).load_item(3, epoch=2)
+    np.testing.assert_allclose(np.diag(sample['params']['tf_rel_to_abs'])[:2],
+                               [1 / (0.5 * f), 1 / (2.0 * f)])   # (x, y) order
 
 
 def test_scale_range_round_trips_and_exports(tmp_path):
