@@ -107,8 +107,9 @@ class SampleDataset:
         visible_thresh: leave out annotations less visible than this (default:
             the config's, else 0).
         allow_hash_mismatch: see :meth:`sampler_core.CocoSampler.from_config`.
-        epoch_length: items per epoch (default: the config's ``epoch_length``,
-            else one per pool window); see :func:`epoch_order`.
+        epoch_length: items per epoch (default: for ``mode='train'`` the config's
+            ``epoch_length``, else one per pool window: val sees every window once);
+            see :func:`epoch_order`.
         rank: this process' rank among ``world_size`` (default: ``torch.distributed``'s
             when it is initialised, else 0).
         world_size: number of ranks sharing the epoch (default: ``torch.distributed``'s
@@ -153,8 +154,8 @@ class SampleDataset:
         self.masks = bool(masks)
         self.target = dict(target or {})
         self.visible_thresh = visible_thresh
-        if epoch_length is None and config is not None:
-            epoch_length = getattr(config, 'epoch_length', None)
+        if epoch_length is None and config is not None and mode == 'train':
+            epoch_length = getattr(config, 'epoch_length', None)   # a training epoch
         self.epoch_length = _check_count(epoch_length, 'epoch_length', low=1)
         self.rank, self.world_size = _coerce_rank(rank, world_size)
         self.epoch = 0
