@@ -17,6 +17,9 @@ YAML or JSON (never pickle), with a ``version`` field::
     split_by: image              # none | image | video | block
     val_fraction: 0.2
     epoch_length: 1000           # items per training epoch (null: one per pool window)
+    scale_range: null            # [min, max]: each item read at scale x a factor drawn here
+    window_size_range: [128, 256]  # each item a square window of a side drawn here ...
+    output_dims: [192, 192]      # ... resampled to (height, width) pixels
 
 Fields added after the first release have defaults, so a version-1 file
 without them loads unchanged (``balance: none``, ``split_by: none``,
@@ -233,8 +236,10 @@ class SamplingConfig(param.Parameterized):
     #: :meth:`split_selector`, :meth:`balance_arg` and the grid fields
     #: ``CocoSampler.apply_config`` passes; ``pad`` too, as a block split keeps the windows
     #: whose *padded* extent lies in one subset); ``'read'`` changes only how a pool window
-    #: is read (:meth:`target_extra`, ``visible_thresh``, ``with_annots``) or served in
-    #: training epochs (``epoch_length``); ``'inert'``
+    #: is read (:meth:`target_extra`, :meth:`item_target`: the per-item draws of
+    #: ``scale_range`` / ``window_size_range`` / ``output_dims``, which stay inside the pool
+    #: window; ``visible_thresh``, ``with_annots``) or served in training epochs
+    #: (``epoch_length``); ``'inert'``
     #: changes nothing sampled (the format version, the dataset hash filled on export).
     FIELD_ROLES = MappingProxyType({
         'version': 'inert', 'dataset': 'sampler', 'dataset_hash': 'inert',
