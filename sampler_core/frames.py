@@ -48,6 +48,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
 import uuid
@@ -80,6 +81,9 @@ LARGE_FRAME_BYTES = 2 ** 28
 #: ``(rows, columns)`` of pixels per checksum (CRC-32 of the tile's bytes, all channels)
 #: in a cache file written from now on (a file records the tile size it was written with)
 CHECK_TILE = (64, 64)
+
+#: bytes of tiles :func:`tile_crcs` copies at once
+_TILE_GATHER_BYTES = 1 << 23
 
 #: the trailer after a cache file's data: ``n_tiles`` little-endian uint32 CRC-32s of the
 #: tiles in row-major order, then this footer (CRC-32 of the header bytes, tile height,
@@ -174,19 +178,25 @@ def tile_crcs(data: np.ndarray, tile: tuple[int, int], rows: tuple[int, int] | N
     out = np.zeros((max(i1 - i0, 0), max(j1 - j0, 0)), dtype='<u4')
     if out.size == 0:
         return out
+    y0, y1 = i0 * th, min(i1 * th, data.shape[0])
     x0, x1 = j0 * tw, min(j1 * tw, data.shape[1])
-    n_full = (x1 - x0) // tw  # the last column of tiles may be narrower
-    for i in range(i0, i1):
-        strip = data[i * th:(i + 1) * th, x0:x1]
-        if n_full:
-            # (h, n_full * tw, ...) -> (n_full, h, tw, ...): one copy gathers the tiles
-            full = strip[:, :n_full * tw]
-            tiles = np.ascontiguousarray(
-                full.reshape((full.shape[0], n_full, tw) + data.shape[2:]).swapaxes(0, 1))
-            for k in range(n_full):
-                out[i - i0, k] = zlib.crc32(tiles[k])
-        if n_full < j1 - j0:
-            out[i - i0, n_full] = zlib.crc32(np.ascontiguousarray(strip[:, n_full * tw:]))
+    # the last row / column of tiles may be smaller than a tile
+    full_i, full_j = (y1 - y0) // th, (x1 - x0) // tw
+    # whole tiles: (k * th, full_j * tw, ...) -> (k, full_j, th, tw, ...), one copy per
+    # band of k tile rows (a few MiB, so a whole-file check needs little memory)
+    band_bytes = th * (x1 - x0) * data.itemsize * math.prod(data.shape[2:])
+    step = max(1, _TILE_GATHER_BYTES // max(band_bytes, 1))
+    for a in range(0, full_i if full_j else 0, step):
+        k = min(step, full_i - a)
+        block = data[y0 + a * th:y0 + (a + k) * th, x0:x0 + full_j * tw]
+        tiles = np.ascontiguousarray(block.reshape(
+            (k, th, full_j, tw) + data.shape[2:]).swapaxes(1, 2)).reshape(k * full_j, -1)
+        out[a:a + k, :full_j] = np.array([zlib.crc32(t) for t in tiles],
+                                         dtype='<u4').reshape(k, full_j)
+    for di, dj in [(di, full_j) for di in range(out.shape[0]) if full_j < out.shape[1]] + \
+            [(full_i, dj) for dj in range(full_j) if full_i < out.shape[0]]:
+        ty, tx = y0 + di * th, x0 + dj * tw
+        out[di, dj] = zlib.crc32(np.ascontiguousarray(data[ty:ty + th, tx:tx + tw]))
     return out
 
 
@@ -226,20 +236,20 @@ class _TileCheck:
         th, tw = self.tile
         i0, i1 = r0 // th, -(-r1 // th)
         j0, j1 = c0 // tw, -(-c1 // tw)
-        todo = ~self.verified[i0:i1, j0:j1]
-        if not todo.any():
+        seen = self.verified[i0:i1, j0:j1]
+        if seen.all():
             return None
+        ia, ib, ja, jb = i0, min(i1, seen.shape[0] + i0), j0, min(j1, seen.shape[1] + j0)
+        if seen.any():  # the smallest rectangle of tiles holding every unchecked one
+            di, dj = np.flatnonzero(~seen.all(axis=1)), np.flatnonzero(~seen.all(axis=0))
+            ia, ib, ja, jb = i0 + di[0], i0 + di[-1] + 1, j0 + dj[0], j0 + dj[-1] + 1
         plain = np.ndarray.view(data, np.ndarray)  # indexing it does not check again
-        for di in np.flatnonzero(todo.any(axis=1)).tolist():
-            i = i0 + di
-            js = np.flatnonzero(todo[di])
-            ja, jb = j0 + int(js[0]), j0 + int(js[-1]) + 1
-            got = tile_crcs(plain, self.tile, (i, i + 1), (ja, jb))[0]
-            bad = np.flatnonzero(got != self.crcs[i, ja:jb])
-            if len(bad):
-                return (i, ja + int(bad[0]))
-            self.n_left -= int(np.count_nonzero(~self.verified[i, ja:jb]))
-            self.verified[i, ja:jb] = True
+        bad = tile_crcs(plain, self.tile, (ia, ib), (ja, jb)) != self.crcs[ia:ib, ja:jb]
+        if bad.any():
+            bi, bj = np.argwhere(bad)[0].tolist()
+            return (int(ia) + bi, int(ja) + bj)
+        self.n_left -= int(np.count_nonzero(~self.verified[ia:ib, ja:jb]))
+        self.verified[ia:ib, ja:jb] = True
         self.done = self.n_left <= 0
         return None
 

@@ -548,6 +548,28 @@ def _bounds(n: int):
     return st.one_of(st.none(), st.integers(-n - 3, n + 3))
 
 
+@settings(max_examples=60, deadline=None)
+@given(array=_arrays, tile=_tiles, gather=st.sampled_from([1, 100, 1 << 23]), data=st.data())
+def test_cache_tile_crcs_are_the_crc32_of_each_tile(array, tile, gather, data):
+    """Property: ``tile_crcs`` of any rectangle of tiles (gathered in bands of any size)
+    equals zlib.crc32 of each tile cut out on its own."""
+    import zlib
+    from unittest import mock
+    from sampler_core import frames as frames_module
+    th, tw = tile
+    n_i, n_j = -(-array.shape[0] // th), -(-array.shape[1] // tw)
+    i0 = data.draw(st.integers(0, n_i))
+    i1 = data.draw(st.integers(i0, n_i))
+    j0 = data.draw(st.integers(0, n_j))
+    j1 = data.draw(st.integers(j0, n_j))
+    with mock.patch.object(frames_module, '_TILE_GATHER_BYTES', gather):
+        got = frames_module.tile_crcs(array, tile, (i0, i1), (j0, j1))
+    expected = [[zlib.crc32(array[i * th:(i + 1) * th, j * tw:(j + 1) * tw].tobytes())
+                 for j in range(j0, j1)] for i in range(i0, i1)]
+    assert got.shape == (i1 - i0, j1 - j0)
+    assert got.tolist() == (expected if j1 > j0 else [[]] * (i1 - i0))
+
+
 @settings(max_examples=80, deadline=None)
 @given(array=_arrays, tile=_tiles, data=st.data())
 def test_cache_checked_memmap_checks_exactly_the_tiles_a_read_overlaps(array, tile, data):
@@ -572,6 +594,18 @@ def test_cache_checked_memmap_checks_exactly_the_tiles_a_read_overlaps(array, ti
         expected = _tiles_under(read_rows.tolist(), read_cols.tolist(), tile)
         assert _checked_tiles(mm) == expected
         assert counter.nbytes == _tile_bytes(expected, array.shape, tile, array.itemsize)
+
+        # a second, overlapping read checks the tiles it adds (within the rectangle of
+        # tiles under it), never one outside it
+        rows2 = slice(data.draw(_bounds(h)), data.draw(_bounds(h)))
+        cols2 = slice(data.draw(_bounds(w)), data.draw(_bounds(w)))
+        counter.nbytes = 0
+        with mock.patch.object(frames_module, 'zlib', counter):
+            assert np.array_equal(mm[rows2, cols2], array[rows2, cols2])
+        under2 = _tiles_under(np.arange(h)[rows2].tolist(), np.arange(w)[cols2].tolist(), tile)
+        assert _checked_tiles(mm) == expected | under2
+        assert (counter.nbytes == 0) == (under2 <= expected)
+        assert counter.nbytes <= _tile_bytes(under2, array.shape, tile, array.itemsize)
         del mm
 
 
