@@ -236,21 +236,22 @@ class _TileCheck:
         th, tw = self.tile
         i0, i1 = r0 // th, -(-r1 // th)
         j0, j1 = c0 // tw, -(-c1 // tw)
-        seen = self.verified[i0:i1, j0:j1]
-        if seen.all():
+        todo = ~self.verified[i0:i1, j0:j1]  # a copy: other threads may check tiles meanwhile
+        if not todo.any():
             return None
-        ia, ib, ja, jb = i0, min(i1, seen.shape[0] + i0), j0, min(j1, seen.shape[1] + j0)
-        if seen.any():  # the smallest rectangle of tiles holding every unchecked one
-            di, dj = np.flatnonzero(~seen.all(axis=1)), np.flatnonzero(~seen.all(axis=0))
+        ia, ib, ja, jb = i0, i0 + todo.shape[0], j0, j0 + todo.shape[1]
+        if not todo.all():  # the smallest rectangle of tiles holding every unchecked one
+            di, dj = np.flatnonzero(todo.any(axis=1)), np.flatnonzero(todo.any(axis=0))
             ia, ib, ja, jb = i0 + di[0], i0 + di[-1] + 1, j0 + dj[0], j0 + dj[-1] + 1
         plain = np.ndarray.view(data, np.ndarray)  # indexing it does not check again
         bad = tile_crcs(plain, self.tile, (ia, ib), (ja, jb)) != self.crcs[ia:ib, ja:jb]
         if bad.any():
             bi, bj = np.argwhere(bad)[0].tolist()
             return (int(ia) + bi, int(ja) + bj)
-        self.n_left -= int(np.count_nonzero(~self.verified[ia:ib, ja:jb]))
-        self.verified[ia:ib, ja:jb] = True
-        self.done = self.n_left <= 0
+        with self.lock:  # threads may check overlapping tiles at once: count each once
+            self.n_left -= int(np.count_nonzero(~self.verified[ia:ib, ja:jb]))
+            self.verified[ia:ib, ja:jb] = True
+            self.done = self.n_left == 0
         return None
 
 

@@ -609,6 +609,45 @@ def test_cache_checked_memmap_checks_exactly_the_tiles_a_read_overlaps(array, ti
         del mm
 
 
+def test_cache_threads_checking_overlapping_tiles_at_once(tmp_path):
+    """Threads reading overlapping windows of one fresh map at once all get the right
+    pixels, and each tile is counted once: the map stops checking exactly when every
+    tile was checked."""
+    import threading
+    from sampler_core import frames as frames_module
+    array = np.random.RandomState(0).randint(0, 255, (120, 120, 3)).astype(np.uint8)
+    path = _write_checked(os.fspath(tmp_path), array, (4, 4))
+    errors = []
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        for trial in range(20):
+            mm = frames_module.open_npy(path)
+            barrier = threading.Barrier(6)
+
+            def read(seed):
+                rng = np.random.RandomState(seed)
+                barrier.wait()
+                try:
+                    for _ in range(30):
+                        y, x = rng.randint(0, 100, 2)
+                        if not np.array_equal(mm[y:y + 20, x:x + 20], array[y:y + 20, x:x + 20]):
+                            errors.append(f'wrong pixels at {(y, x)}')
+                except Exception as ex:  # noqa: BLE001 - reported below
+                    errors.append(repr(ex))
+            threads = [threading.Thread(target=read, args=(trial * 10 + k,)) for k in range(6)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert errors == []
+            check = mm._check
+            assert check.n_left == np.count_nonzero(~check.verified)
+            assert check.done == bool(check.verified.all())
+    finally:
+        sys.setswitchinterval(old)
+
+
 @settings(max_examples=80, deadline=None)
 @given(array=_arrays, tile=_tiles, data=st.data())
 def test_cache_damaged_bytes_are_never_served(array, tile, data):
