@@ -271,13 +271,14 @@ def _axis_span(index, n: int) -> tuple[int, int] | None:
 
 def _window_span(index, shape: tuple[int, ...]) -> tuple[tuple[int, int], tuple[int, int]]:
     """Rows and columns ``([r0, r1), [c0, c1))`` that ``array[index]`` may read (all when
-    unsure: Ellipsis, None, arrays and masks read everything)."""
+    unsure: Ellipsis, None, arrays and masks on the rows or columns read everything; the
+    channel index, when the rows and columns are slices or integers, selects channels only)."""
     everything = ((0, shape[0]), (0, shape[1]))
     parts = index if isinstance(index, tuple) else (index,)
     if len(parts) > 3:
         return everything
     spans = []
-    for axis, part in enumerate(parts):
+    for axis, part in enumerate(parts[:2]):
         span = _axis_span(part, shape[axis])
         if span is None:
             return everything

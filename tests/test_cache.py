@@ -573,22 +573,27 @@ def test_cache_tile_crcs_are_the_crc32_of_each_tile(array, tile, gather, data):
 @settings(max_examples=80, deadline=None)
 @given(array=_arrays, tile=_tiles, data=st.data())
 def test_cache_checked_memmap_checks_exactly_the_tiles_a_read_overlaps(array, tile, data):
-    """Property: after ``map[r0:r1, c0:c1]`` the tiles checked are those holding a pixel of
-    the read (the slice's own pixels, computed by numpy on index arrays), their bytes are
-    the only pixel bytes checksummed, and the read equals the array."""
+    """Property: after ``map[r0:r1, c0:c1]`` (with or without a channel index) the tiles
+    checked are those holding a pixel of the read (the slice's own pixels, computed by numpy
+    on index arrays), their bytes are the only pixel bytes checksummed, and the read equals
+    the array."""
     from unittest import mock
     from sampler_core import frames as frames_module
     h, w, _ = array.shape
     rows = slice(data.draw(_bounds(h)), data.draw(_bounds(h)))
     cols = data.draw(st.one_of(st.builds(slice, _bounds(w), _bounds(w)),
                                st.integers(-w, w - 1)))
+    c = array.shape[2]
+    chans = data.draw(st.one_of(st.just(()), st.tuples(st.integers(-c, c - 1)),
+                                st.tuples(st.lists(st.integers(0, c - 1), min_size=1)),
+                                st.tuples(st.builds(slice, _bounds(c), _bounds(c)))))
     with tempfile.TemporaryDirectory() as tmpdir:
         path = _write_checked(tmpdir, array, tile)
         mm = frames_module.open_npy(path)
         counter = _CountCrc()
         with mock.patch.object(frames_module, 'zlib', counter):
-            got = np.array(mm[rows, cols])
-        assert np.array_equal(got, array[rows, cols])
+            got = np.array(mm[(rows, cols) + chans])
+        assert np.array_equal(got, array[(rows, cols) + chans])
         read_rows = np.arange(h)[rows]
         read_cols = np.atleast_1d(np.arange(w)[cols])
         expected = _tiles_under(read_rows.tolist(), read_cols.tolist(), tile)
