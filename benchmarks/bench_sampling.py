@@ -17,14 +17,26 @@ lookup). Windows lie fully inside the image (so the memmap floor needs no
 padding); targets are shuffled across images, as a training loader would see them.
 
 Protocol: build the dataset once (cached in --workdir), prepare the .npy caches
-of both libraries, then per case: a *fresh* sampler of each library (built
-from the dataset file, its caches on disk already prepared: no annotation
-geometry parsed, no delayed tree, no open memmap) runs one timed "first pass"
-(reported in a separate table, with its ratio to ndsampler; the OS page cache
-is not dropped), then --repeats passes with the same samplers (libraries
-interleaved) timed with time.perf_counter and time.process_time, best kept.
-Pixel equality with the memmap crop and annotation counts are checked after
-the timing.
+of both libraries, then per case:
+
+* warm-up (untimed): a few targets of every case through a throwaway sampler of
+  each library, so that one-time process set-up (lazy imports, first calls
+  into kwimage / shapely) falls on no case's first pass, whatever their order.
+* first pass: each library gets its own freshly read ``kwcoco.CocoDataset``
+  (read outside the timer: the same work for both). Timed together, for each
+  library: constructing its sampler on that dataset (``CocoSampler(dset,
+  backend='npy')``: whatever either library builds in its constructor is
+  counted) and loading the case's targets once (caches on disk prepared; no
+  annotation geometry parsed, no spatial index, no delayed tree, no open
+  memmap, no checksum verified). The memmap floor opens its memmaps inside the
+  same timer. The OS page cache is not dropped. Reported in its own table,
+  with the ratio to ndsampler.
+* later passes: --repeats passes with the same samplers (libraries
+  interleaved), best kept.
+
+Every pass is timed with time.perf_counter (wall) and time.process_time (CPU
+of the process). Pixel equality with the memmap crop and annotation counts are
+checked after the timing.
 
 Usage:
     python benchmarks/bench_sampling.py                # full run (~ a few minutes)
@@ -107,23 +119,28 @@ def quiet():
         yield
 
 
-def build_samplers(fpath, workdir, with_nd=True, prepare=True, verbose=True):
-    """``{'ours': CocoSampler, 'nd': ndsampler.CocoSampler}`` on a freshly read dataset.
+def new_sampler(lib, dset, workdir):
+    """A ``lib`` (``'ours'`` or ``'nd'``) sampler on ``dset`` with its ``.npy`` cache folder."""
+    if lib == 'ours':
+        import sampler_core
+        return sampler_core.CocoSampler(
+            dset, workdir=os.fspath(workdir / 'cache_sampler_core'), backend='npy')
+    import ndsampler
+    with quiet():
+        return ndsampler.CocoSampler(dset, workdir=os.fspath(workdir / 'cache_ndsampler'),
+                                     backend='npy')
 
-    With ``prepare`` the ``.npy`` caches are built (once; later calls find
-    them on disk); without it the samplers are as a training process gets
-    them: nothing parsed, nothing opened.
-    """
+
+def build_samplers(fpath, workdir, with_nd=True, verbose=True):
+    """``{'ours': CocoSampler, 'nd': ndsampler.CocoSampler}`` on a freshly read dataset,
+    their ``.npy`` caches built (once; later calls find them on disk)."""
     import kwcoco
-    import sampler_core
     out = {}
     t0 = time.perf_counter()
     dset = kwcoco.CocoDataset(os.fspath(fpath))
-    ours = sampler_core.CocoSampler(dset, workdir=os.fspath(workdir / 'cache_sampler_core'),
-                                    backend='npy')
+    ours = new_sampler('ours', dset, workdir)
     t1 = time.perf_counter()
-    if prepare:
-        ours.frames.prepare(verbose=0)
+    ours.frames.prepare(verbose=0)
     t2 = time.perf_counter()
     out['ours'] = ours
     if verbose:
@@ -133,13 +150,10 @@ def build_samplers(fpath, workdir, with_nd=True, prepare=True, verbose=True):
         import ndsampler
         t0 = time.perf_counter()
         dset2 = kwcoco.CocoDataset(os.fspath(fpath))
-        with quiet():
-            nd = ndsampler.CocoSampler(dset2, workdir=os.fspath(workdir / 'cache_ndsampler'),
-                                       backend='npy')
+        nd = new_sampler('nd', dset2, workdir)
         t1 = time.perf_counter()
-        if prepare:
-            with quiet():
-                nd.frames.prepare()
+        with quiet():
+            nd.frames.prepare()
         t2 = time.perf_counter()
         out['nd'] = nd
         if verbose:
@@ -148,13 +162,9 @@ def build_samplers(fpath, workdir, with_nd=True, prepare=True, verbose=True):
     return out
 
 
-def open_floor_memmaps(ours):
-    """``{gid: np.load(<sampler_core npy cache>, mmap_mode='r')}``."""
-    mms = {}
-    for gid in ours.image_ids:
-        fpath = ours.frames._cache_fpath(gid)
-        mms[gid] = np.load(os.fspath(fpath), mmap_mode='r')
-    return mms
+def open_floor_memmaps(paths):
+    """``{gid: np.load(path, mmap_mode='r')}`` of ``{gid: <sampler_core npy cache>}``."""
+    return {gid: np.load(os.fspath(path), mmap_mode='r') for gid, path in paths.items()}
 
 
 def make_targets(ours, num, seed):
@@ -230,24 +240,37 @@ def materialize(sample):
     return sample
 
 
-def make_loaders(samplers, mms, with_annots, lazy_nd=False, dset=None):
-    loaders = {}
-    if 'ours' in samplers:
-        ours = samplers['ours']
-        loaders['ours'] = lambda tr: materialize(ours.load_sample(tr, with_annots=with_annots))
-    if 'nd' in samplers:
-        nd = samplers['nd']
-        if lazy_nd:
-            loaders['nd'] = lambda tr: nd.load_sample(tr, with_annots=with_annots)
-        else:
-            loaders['nd'] = lambda tr: materialize(nd.load_sample(tr, with_annots=with_annots))
+def make_builders(fpath, workdir, floor_paths, with_annots, with_nd=True, lazy_nd=False,
+                  dset=None):
+    """``{lib: build}``: ``build()`` makes a fresh loader ``fn(target) -> sample``.
 
-    def floor(tr):
-        y0, y1, x0, x1 = window_of(tr, dset)
-        gid = dset.anns[tr['aid']]['image_id'] if 'aid' in tr else tr['gid']
-        return {'im': np.array(mms[gid][y0:y1, x0:x1])}
-    loaders['floor'] = floor
-    return loaders
+    The datasets are read here (not timed); ``build`` constructs the sampler on
+    its dataset (or opens the floor's memmaps), so timing ``build()`` plus the
+    first pass counts construction for every library.
+    """
+    import kwcoco
+    builders = {}
+    libs = ['ours', 'nd'] if with_nd else ['ours']
+    for lib in libs:
+        lib_dset = kwcoco.CocoDataset(os.fspath(fpath))
+
+        def build(lib=lib, lib_dset=lib_dset):
+            sampler = new_sampler(lib, lib_dset, workdir)
+            if lib == 'nd' and lazy_nd:
+                return lambda tr: sampler.load_sample(tr, with_annots=with_annots)
+            return lambda tr: materialize(sampler.load_sample(tr, with_annots=with_annots))
+        builders[lib] = build
+
+    def build_floor():
+        mms = open_floor_memmaps(floor_paths)
+
+        def floor(tr):
+            y0, y1, x0, x1 = window_of(tr, dset)
+            gid = dset.anns[tr['aid']]['image_id'] if 'aid' in tr else tr['gid']
+            return {'im': np.array(mms[gid][y0:y1, x0:x1])}
+        return floor
+    builders['floor'] = build_floor
+    return builders
 
 
 # --------------------------------------------------------------------------
@@ -278,23 +301,45 @@ def check_case(name, targets, loaders, with_annots, n_check=20):
     return notes, counts
 
 
-def time_pass(fn, targets):
+def warm_up(fpath, workdir, floor_paths, targets, with_nd=True, dset=None, n=5):
+    """Untimed: ``n`` targets of every case through a throwaway sampler of each library.
+
+    Loads the modules and one-time state both libraries set up on their first
+    sample (lazy imports, kwimage / shapely / delayed_image first calls), so that
+    the first pass of every case measures a fresh sampler in a warm process,
+    whatever the order of the cases. Nothing of these samplers is reused.
+    """
+    for name, (_, _, with_annots) in CASES.items():
+        builders = make_builders(fpath, workdir, floor_paths, with_annots, with_nd=with_nd,
+                                 dset=dset)
+        for build in builders.values():
+            fn = build()
+            for tr in targets[name][:n]:
+                fn(dict(tr))
+
+
+def time_pass(fn, targets, build=None):
+    """``(wall, cpu, fn)`` of one pass; with ``build`` the loader is ``build()``, timed too."""
     # copy the dicts outside the timed region: both libraries copy the target anyway,
     # but neither must see a dict mutated by the other.
     trs = [dict(tr) for tr in targets]
     c0 = time.process_time()
     t0 = time.perf_counter()
+    if build is not None:
+        fn = build()
     for tr in trs:
         fn(tr)
     t1 = time.perf_counter()
     c1 = time.process_time()
-    return t1 - t0, c1 - c0
+    return t1 - t0, c1 - c0, fn
 
 
-def bench_case(name, targets, loaders, repeats):
-    """``{lib: {'first', 'first_cpu', 'best', 'best_cpu': samples/s, 'error': str | None}}``.
+def bench_case(name, targets, builders, repeats):
+    """``({lib: {'first', 'first_cpu', 'best', 'best_cpu': samples/s, 'error': str | None}},
+    {lib: loader})``.
 
-    ``loaders`` are fresh: their first pass is the cold one.
+    The first pass of each library times ``builders[lib]()`` (a fresh sampler)
+    and the pass; the later passes reuse the loaders it built.
 
     ``best`` uses wall time (time.perf_counter), ``best_cpu`` the process CPU
     time (time.process_time) of the same passes: CPU time does not count the
@@ -302,12 +347,13 @@ def bench_case(name, targets, loaders, repeats):
     on a shared machine.
     """
     res = {lib: {'first': None, 'first_cpu': None, 'best': None, 'best_cpu': None,
-                 'error': None} for lib in loaders}
+                 'error': None} for lib in builders}
+    loaders = {}
     n = len(targets)
-    # first pass (cold): for the side table and as the warm-up
-    for lib, fn in loaders.items():
+    # first pass (cold, construction included): for the side table and as the warm-up
+    for lib, build in builders.items():
         try:
-            wall, cpu = time_pass(fn, targets)
+            wall, cpu, loaders[lib] = time_pass(None, targets, build)
             res[lib]['first'], res[lib]['first_cpu'] = n / wall, n / max(cpu, 1e-9)
         except Exception:
             res[lib]['error'] = traceback.format_exc()
@@ -316,14 +362,14 @@ def bench_case(name, targets, loaders, repeats):
         for lib, fn in loaders.items():  # interleaved so drift hits everyone alike
             if res[lib]['error']:
                 continue
-            wall, cpu = time_pass(fn, targets)
+            wall, cpu, _ = time_pass(fn, targets)
             rate = n / wall
             if res[lib]['best'] is None or rate > res[lib]['best']:
                 res[lib]['best'] = rate
             rate = n / max(cpu, 1e-9)
             if res[lib]['best_cpu'] is None or rate > res[lib]['best_cpu']:
                 res[lib]['best_cpu'] = rate
-    return res
+    return res, loaders
 
 
 def fmt_rate(v):
@@ -363,8 +409,9 @@ def print_tables(results, counts, n_by_case):
     print()
     print_main_table(results, counts, n_by_case, 'best_cpu')
     print()
-    print('First pass of fresh samplers (nothing parsed or opened; OS page cache warm), '
-          'samples/s by wall time (CPU time in brackets):')
+    print('First pass: sampler construction + one pass of fresh samplers (nothing parsed, '
+          'indexed, opened or verified; OS page cache warm), samples/s by wall time (CPU time '
+          'in brackets):')
     print()
     print('| case | sampler_core | ndsampler 0.8.1 | memmap floor | ours/ndsampler | ours/floor |')
     print('|---|---|---|---|---|---|')
@@ -410,11 +457,13 @@ def print_tables(results, counts, n_by_case):
 # --------------------------------------------------------------------------
 # profiling
 # --------------------------------------------------------------------------
-def profile_case(name, fn, targets, workdir, top):
+def profile_case(name, fn, targets, workdir, top, warm=True):
+    """cProfile (CPU time) of one pass of ``fn``; ``warm``: after 50 untimed loads."""
     trs = [dict(tr) for tr in targets]
-    for tr in trs[:50]:
-        fn(dict(tr))  # warm
-    prof = cProfile.Profile()
+    if warm:
+        for tr in trs[:50]:
+            fn(dict(tr))
+    prof = cProfile.Profile(time.process_time)
     t0 = time.perf_counter()
     prof.enable()
     for tr in trs:
@@ -424,8 +473,8 @@ def profile_case(name, fn, targets, workdir, top):
     out = Path(workdir) / f'profile_{name}.prof'
     prof.dump_stats(os.fspath(out))
     print()
-    print(f'===== cProfile sampler_core {name}: {len(trs)} samples, '
-          f'{1000 * dt / len(trs):.3f} ms/sample under the profiler -> {out}')
+    print(f'===== cProfile sampler_core {name} ({"warm" if warm else "first pass"}, CPU time): '
+          f'{len(trs)} samples, {1000 * dt / len(trs):.3f} ms/sample under the profiler -> {out}')
     for key in ('tottime', 'cumulative'):
         buf = io.StringIO()
         stats = pstats.Stats(prof, stream=buf)
@@ -446,10 +495,12 @@ def main(argv=None):
     print(f'sampler_core {sampler_core.__version__} from {Path(sampler_core.__file__).parent}')
     fpath = _data.ensure_image_dataset(workdir)
     samplers = build_samplers(fpath, workdir, with_nd=not args.no_ndsampler)
-    mms = open_floor_memmaps(samplers['ours'])
-    targets = make_targets(samplers['ours'], num, args.seed)
+    ours = samplers['ours']
+    floor_paths = {gid: ours.frames._cache_fpath(gid) for gid in ours.image_ids}
+    targets = make_targets(ours, num, args.seed)
     print(f'{num} samples per pass, {args.repeats} timed passes (best kept) after one '
-          f'first pass; targets shuffled across {len(mms)} images')
+          f'first pass (sampler construction included); targets shuffled across '
+          f'{len(floor_paths)} images')
     if args.lazy_nd:
         print("--lazy-nd: ndsampler's 'im' (a lazy np.memmap view) is NOT copied: its pixel "
               "reads are not timed")
@@ -457,18 +508,19 @@ def main(argv=None):
         print("every library's 'im' is materialised in the timed loop (ndsampler returns a "
               "lazy np.memmap view; it is copied with np.array, as a training loader would)")
 
+    warm_up(fpath, workdir, floor_paths, targets, with_nd=not args.no_ndsampler,
+            dset=ours.dset)
     results, counts, notes, n_by_case = {}, {}, [], {}
     for name in args.cases:
         dims, kind, with_annots = CASES[name]
-        # fresh samplers per case: the first pass is the cold one for both libraries
-        fresh = build_samplers(fpath, workdir, with_nd=not args.no_ndsampler, prepare=False,
-                               verbose=False)
-        loaders = make_loaders(fresh, mms, with_annots, lazy_nd=args.lazy_nd,
-                               dset=samplers['ours'].dset)
+        # fresh samplers per case, built inside the first pass's timer
+        builders = make_builders(fpath, workdir, floor_paths, with_annots,
+                                 with_nd=not args.no_ndsampler, lazy_nd=args.lazy_nd,
+                                 dset=ours.dset)
         trs = targets[name]
         n_by_case[name] = len(trs)
         t0 = time.perf_counter()
-        results[name] = bench_case(name, trs, loaders, args.repeats)
+        results[name], loaders = bench_case(name, trs, builders, args.repeats)
         # checked after timing, so the first pass really is the first touch
         try:
             case_notes, case_counts = check_case(name, trs, loaders, with_annots)
@@ -495,7 +547,10 @@ def main(argv=None):
         print(f'\nFAILED: {lib} on {name}:\n{err}')
 
     if args.profile:
-        ours = samplers['ours']
+        import kwcoco
+        fresh = new_sampler('ours', kwcoco.CocoDataset(os.fspath(fpath)), workdir)
+        profile_case('pos256_annots_first', lambda tr: fresh.load_sample(tr, with_annots=True),
+                     targets['pos256_annots'], workdir, args.profile_top, warm=False)
         for name in ('pos256_annots', 'pos1024_annots', 'pos1024_noannots'):
             wa = CASES[name][2]
             profile_case(name, lambda tr, wa=wa: ours.load_sample(tr, with_annots=wa),

@@ -24,13 +24,16 @@ shape disagrees with the image's known size is treated as missing and rebuilt.
 Every cache file carries checksums of its pixels, written into the same file
 (a trailer after the ``.npy`` data, so one rename publishes pixels and
 checksums together and they can never disagree after a crash; ``numpy.load``
-still reads the file): one CRC-32 per :data:`CHECK_BLOCK` bytes of data plus
-one of the header. A memory map checks a block the first time a read touches
-it (a window costs the checksum of the rows it spans, once per process), so a
-file damaged on disk (zeroed pages, bit rot) is caught at the first read of the
+still reads the file): one CRC-32 per tile of :data:`CHECK_TILE` pixels (all
+channels; tiles on the right and bottom edges are smaller) plus one of the
+header. A memory map checks a tile the first time a read touches it, so the
+first read of a window costs the checksums of the tiles it overlaps (at most
+one tile more per side than the window itself), once per process; a file
+damaged on disk (zeroed pages, bit rot) is caught at the first read of the
 damaged part: it is rebuilt from the source image with a warning naming it,
-and the read returns the source pixels. Files written before the checksums
-existed have no trailer and are rebuilt.
+and the read returns the source pixels. ``load_image`` and ``prepare --verify``
+check every tile. Files written before the checksums existed (no trailer) or
+with an older checksum layout are rebuilt.
 
 Pixel arrays are always ``(H, W, C)``: grayscale images get ``C == 1``.
 
@@ -45,6 +48,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import threading
@@ -65,8 +69,8 @@ try:  # pragma: no cover - ubelt is a kwcoco dependency
 except ImportError:  # pragma: no cover
     NoParam = object()
 
-#: bump when the layout of cache files changes (2: checksum trailer)
-CACHE_VERSION = 2
+#: bump when the layout of cache files changes (2: checksum trailer, 3: one checksum per tile)
+CACHE_VERSION = 3
 
 #: bytes of decoded frames a ``backend=None`` Frames keeps in memory (least recently used
 #: out first); a frame larger than this is decoded again for every read
@@ -75,14 +79,21 @@ DECODED_CACHE_BYTES = 3 * 2 ** 29  # 1.5 GiB: one 20,000 x 20,000 RGB frame fits
 #: a decoded frame larger than this gets one warning suggesting ``backend='npy'``
 LARGE_FRAME_BYTES = 2 ** 28
 
-#: bytes of pixel data per checksum (CRC-32) in a cache file
-CHECK_BLOCK = 1 << 20
+#: ``(rows, columns)`` of pixels per checksum (CRC-32 of the tile's bytes, all channels)
+#: in a cache file written from now on (a file records the tile size it was written with)
+CHECK_TILE = (64, 64)
 
-#: the trailer after a cache file's data: ``n_blocks`` little-endian uint32 CRC-32s of
-#: the data blocks, then this footer (CRC-32 of the header bytes, block size, n_blocks, magic)
-_FOOTER = np.dtype([('header_crc', '<u4'), ('block', '<u8'), ('n_blocks', '<u8'),
-                    ('magic', 'S8')])
-_MAGIC = b'SXCRC32\x01'
+#: bytes of tiles :func:`tile_crcs` copies at once
+_TILE_GATHER_BYTES = 1 << 23
+
+#: the trailer after a cache file's data: ``n_tiles`` little-endian uint32 CRC-32s of the
+#: tiles in row-major order, then this footer (CRC-32 of the header bytes, tile height,
+#: tile width, n_tiles, magic)
+_FOOTER = np.dtype([('header_crc', '<u4'), ('tile_h', '<u4'), ('tile_w', '<u4'),
+                    ('n_tiles', '<u8'), ('magic', 'S8')])
+_MAGIC = b'SXCRC32\x02'
+#: the magic of the trailer of cache version 2 (one checksum per 1 MiB of data)
+_MAGIC_V2 = b'SXCRC32\x01'
 
 _DEFAULT_CHANNELS = {1: 'gray', 2: 'gray|alpha', 3: 'r|g|b', 4: 'r|g|b|a'}
 
@@ -125,76 +136,163 @@ def _file_key(path: str) -> str:
     return hashlib.sha1(text.encode('utf8')).hexdigest()[:20]
 
 
-def _block_crcs(raw, block: int) -> np.ndarray:
-    """CRC-32 of each ``block`` bytes of the flat uint8 array ``raw``."""
-    return np.array([zlib.crc32(raw[i:i + block]) for i in range(0, len(raw), block)],
-                    dtype='<u4')
+def tile_grid(shape: tuple[int, ...], tile: tuple[int, int]) -> tuple[int, int]:
+    """``(rows, columns)`` of checksum tiles of an array of ``shape``.
+
+    Example:
+        >>> tile_grid((300, 130, 3), (64, 64))
+        (5, 3)
+    """
+    return (-(-shape[0] // tile[0]), -(-shape[1] // tile[1]))
+
+
+def tile_crcs(data: np.ndarray, tile: tuple[int, int], rows: tuple[int, int] | None = None,
+              cols: tuple[int, int] | None = None) -> np.ndarray:
+    """CRC-32 of the bytes of each tile of ``data`` (``(H, W, ...)``, C-order tiles).
+
+    Tile ``(i, j)`` is ``data[i * th:(i + 1) * th, j * tw:(j + 1) * tw]`` (all
+    channels) with ``tile = (th, tw)``; its checksum is ``zlib.crc32`` of that
+    block made contiguous. Only the pixels of the tiles asked for are read.
+
+    Args:
+        data: the array (a memmap is read only where the tiles lie).
+        tile: ``(th, tw)`` pixels per tile.
+        rows: tile rows ``[i0, i1)``, default all.
+        cols: tile columns ``[j0, j1)``, default all.
+
+    Returns:
+        ``(i1 - i0, j1 - j0)`` uint32 checksums.
+
+    Example:
+        >>> import zlib
+        >>> data = np.arange(5 * 3 * 2, dtype=np.uint8).reshape(5, 3, 2)
+        >>> crcs = tile_crcs(data, (2, 2))
+        >>> crcs.shape
+        (3, 2)
+        >>> int(crcs[2, 1]) == zlib.crc32(bytes([28, 29]))  # the corner tile: pixel (4, 2)
+        True
+    """
+    th, tw = tile
+    n_i, n_j = tile_grid(data.shape, tile)
+    i0, i1 = (0, n_i) if rows is None else rows
+    j0, j1 = (0, n_j) if cols is None else cols
+    out = np.zeros((max(i1 - i0, 0), max(j1 - j0, 0)), dtype='<u4')
+    if out.size == 0:
+        return out
+    y0, y1 = i0 * th, min(i1 * th, data.shape[0])
+    x0, x1 = j0 * tw, min(j1 * tw, data.shape[1])
+    # the last row / column of tiles may be smaller than a tile
+    full_i, full_j = (y1 - y0) // th, (x1 - x0) // tw
+    # whole tiles: (k * th, full_j * tw, ...) -> (k, full_j, th, tw, ...), one copy per
+    # band of k tile rows (a few MiB, so a whole-file check needs little memory)
+    band_bytes = th * (x1 - x0) * data.itemsize * math.prod(data.shape[2:])
+    step = max(1, _TILE_GATHER_BYTES // max(band_bytes, 1))
+    for a in range(0, full_i if full_j else 0, step):
+        k = min(step, full_i - a)
+        block = data[y0 + a * th:y0 + (a + k) * th, x0:x0 + full_j * tw]
+        tiles = np.ascontiguousarray(block.reshape(
+            (k, th, full_j, tw) + data.shape[2:]).swapaxes(1, 2)).reshape(k * full_j, -1)
+        out[a:a + k, :full_j] = np.array([zlib.crc32(t) for t in tiles],
+                                         dtype='<u4').reshape(k, full_j)
+    for di, dj in [(di, full_j) for di in range(out.shape[0]) if full_j < out.shape[1]] + \
+            [(full_i, dj) for dj in range(full_j) if full_i < out.shape[0]]:
+        ty, tx = y0 + di * th, x0 + dj * tw
+        out[di, dj] = zlib.crc32(np.ascontiguousarray(data[ty:ty + th, tx:tx + tw]))
+    return out
 
 
 class CacheCorruptError(ValueError):
-    """A block of a cache file does not match its checksum (the file names it)."""
+    """A tile of a cache file does not match its checksum (the file names it)."""
 
 
-class _BlockCheck:
-    """Per-file state of a :class:`CheckedMemmap`: checksums and blocks verified so far."""
+class _TileCheck:
+    """Per-file state of a :class:`CheckedMemmap`: checksums and tiles verified so far."""
 
-    def __init__(self, path: str, crcs: np.ndarray, block: int, row_bytes: int):
+    def __init__(self, path: str, crcs: np.ndarray, tile: tuple[int, int]):
         self.path = path
-        self.crcs = crcs
-        self.block = block
-        self.row_bytes = row_bytes
-        self.verified = np.zeros(len(crcs), dtype=bool)
-        self.done = len(crcs) == 0  # every block verified
-        #: called with the bad block number, returns a good replacement memmap
+        self.crcs = crcs  # (n_i, n_j)
+        self.tile = tile
+        self.verified = np.zeros(crcs.shape, dtype=bool)
+        self.n_left = crcs.size
+        self.done = self.n_left == 0  # every tile verified
+        #: called with the bad tile ``(i, j)``, returns a good replacement memmap
         self.on_corrupt = None
         self.replacement = None
         self.lock = threading.Lock()
 
-    def first_bad(self, data: np.ndarray, row0: int, row1: int) -> int | None:
-        """Verify the blocks of ``data`` (the whole map) holding rows ``[row0, row1)``.
+    def first_bad(self, data: np.ndarray, rows: tuple[int, int],
+                  cols: tuple[int, int]) -> tuple[int, int] | None:
+        """Verify the tiles of ``data`` (the whole map) overlapping ``rows`` x ``cols``.
+
+        Args:
+            data: the whole map.
+            rows, cols: pixel ranges ``[start, stop)`` a read covers.
 
         Returns:
-            the first block that does not match its checksum, or ``None``.
+            the first tile ``(i, j)`` that does not match its checksum, or ``None``.
         """
-        if row1 <= row0:
+        (r0, r1), (c0, c1) = rows, cols
+        if r1 <= r0 or c1 <= c0:
             return None
-        k0 = row0 * self.row_bytes // self.block
-        k1 = -(-row1 * self.row_bytes // self.block)
-        todo = self.verified[k0:k1]
-        if todo.all():
+        th, tw = self.tile
+        i0, i1 = r0 // th, -(-r1 // th)
+        j0, j1 = c0 // tw, -(-c1 // tw)
+        todo = ~self.verified[i0:i1, j0:j1]  # a copy: other threads may check tiles meanwhile
+        if not todo.any():
             return None
-        block = self.block
-        raw = np.ndarray.view(data.reshape(-1), np.ndarray).view(np.uint8)
-        for k in np.flatnonzero(~todo) + k0:
-            if zlib.crc32(raw[k * block:(k + 1) * block]) != self.crcs[k]:
-                return int(k)
-            self.verified[k] = True
-        self.done = bool(self.verified.all())
+        ia, ib, ja, jb = i0, i0 + todo.shape[0], j0, j0 + todo.shape[1]
+        if not todo.all():  # the smallest rectangle of tiles holding every unchecked one
+            di, dj = np.flatnonzero(todo.any(axis=1)), np.flatnonzero(todo.any(axis=0))
+            ia, ib, ja, jb = i0 + di[0], i0 + di[-1] + 1, j0 + dj[0], j0 + dj[-1] + 1
+        plain = np.ndarray.view(data, np.ndarray)  # indexing it does not check again
+        bad = tile_crcs(plain, self.tile, (ia, ib), (ja, jb)) != self.crcs[ia:ib, ja:jb]
+        if bad.any():
+            bi, bj = np.argwhere(bad)[0].tolist()
+            return (int(ia) + bi, int(ja) + bj)
+        with self.lock:  # threads may check overlapping tiles at once: count each once
+            self.n_left -= int(np.count_nonzero(~self.verified[ia:ib, ja:jb]))
+            self.verified[ia:ib, ja:jb] = True
+            self.done = self.n_left == 0
         return None
 
 
-def _row_span(index, n_rows: int) -> tuple[int, int]:
-    """Rows ``[row0, row1)`` that ``array[index]`` may read (all when unsure)."""
-    if isinstance(index, tuple):
-        if not index:
-            return (0, n_rows)
-        index = index[0]
+def _axis_span(index, n: int) -> tuple[int, int] | None:
+    """``[start, stop)`` that ``index`` (a slice or an int) reads of an axis of ``n``;
+    ``None`` for any other index."""
     if isinstance(index, slice):
-        rows = range(*index.indices(n_rows))
-        if not rows:
+        got = range(*index.indices(n))
+        if not got:
             return (0, 0)
-        return (min(rows[0], rows[-1]), max(rows[0], rows[-1]) + 1)
+        return (min(got[0], got[-1]), max(got[0], got[-1]) + 1)
     if isinstance(index, (int, np.integer)) and not isinstance(index, (bool, np.bool_)):
-        row = int(index) + (n_rows if index < 0 else 0)
-        return (row, row + 1) if 0 <= row < n_rows else (0, 0)
-    return (0, n_rows)  # Ellipsis, None, arrays, masks: check everything
+        at = int(index) + (n if index < 0 else 0)
+        return (at, at + 1) if 0 <= at < n else (0, 0)
+    return None
+
+
+def _window_span(index, shape: tuple[int, ...]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Rows and columns ``([r0, r1), [c0, c1))`` that ``array[index]`` may read (all when
+    unsure: Ellipsis, None, arrays and masks on the rows or columns read everything; the
+    channel index, when the rows and columns are slices or integers, selects channels only)."""
+    everything = ((0, shape[0]), (0, shape[1]))
+    parts = index if isinstance(index, tuple) else (index,)
+    if len(parts) > 3:
+        return everything
+    spans = []
+    for axis, part in enumerate(parts[:2]):
+        span = _axis_span(part, shape[axis])
+        if span is None:
+            return everything
+        spans.append(span)
+    spans += everything[len(spans):]
+    return spans[0], spans[1]
 
 
 class CheckedMemmap(np.memmap):
-    """A read-only memmap of a cache file that verifies each block on its first read.
+    """A read-only memmap of a cache file that verifies each tile on its first read.
 
     Indexing the map (``data[y0:y1, x0:x1]``) first checks the CRC-32 of the
-    blocks holding the rows it reads, once per block. On a mismatch the file's
+    tiles it overlaps (see :data:`CHECK_TILE`), once per tile. On a mismatch the file's
     ``on_corrupt`` hook (set by :class:`Frames`: warn and rebuild) gives a good
     map, which then serves this and every later read; without a hook
     :class:`CacheCorruptError` names the file. ``numpy.asarray(data)`` reads
@@ -211,7 +309,7 @@ class CheckedMemmap(np.memmap):
         >>> data[0:2].max()
         Traceback (most recent call last):
         ...
-        sampler_core.frames.CacheCorruptError: cache file ... is damaged: block 0 of 1 does not match its checksum
+        sampler_core.frames.CacheCorruptError: cache file ... is damaged: tile (0, 0) of 1x1 does not match its checksum
     """
 
     def __array_finalize__(self, obj):
@@ -219,38 +317,44 @@ class CheckedMemmap(np.memmap):
         self._check = None  # views are checked through the map they come from
 
     def current(self) -> 'CheckedMemmap':
-        """This map, or the map of the rebuilt file once a damaged block was found."""
+        """This map, or the map of the rebuilt file once a damaged tile was found."""
         check = self._check
         return self if check is None or check.replacement is None else \
             check.replacement.current()
 
-    def verify(self, row0: int = 0, row1: int | None = None) -> 'CheckedMemmap':
-        """Check rows ``[row0, row1)`` (default all); the map to read them from.
+    def verify(self, rows: tuple[int, int] | None = None,
+               cols: tuple[int, int] | None = None) -> 'CheckedMemmap':
+        """Check the pixels ``rows`` x ``cols`` (``[start, stop)``, default all).
+
+        Returns:
+            the map to read them from (this one, or the rebuilt file's).
 
         Raises:
-            CacheCorruptError: a block is damaged and there is no ``on_corrupt`` hook.
+            CacheCorruptError: a tile is damaged and there is no ``on_corrupt`` hook.
         """
         check = self._check
         if check is None:
             return self
         if check.replacement is not None:
-            return self.current().verify(row0, row1)
-        bad = check.first_bad(self, row0, self.shape[0] if row1 is None else row1)
+            return self.current().verify(rows, cols)
+        bad = check.first_bad(self, (0, self.shape[0]) if rows is None else rows,
+                              (0, self.shape[1]) if cols is None else cols)
         if bad is None:
             return self
         with check.lock:
             if check.replacement is None:
                 if check.on_corrupt is None:
                     raise CacheCorruptError(
-                        f'cache file {check.path} is damaged: block {bad} of '
-                        f'{len(check.crcs)} does not match its checksum')
+                        f'cache file {check.path} is damaged: tile {bad} of '
+                        f'{check.crcs.shape[0]}x{check.crcs.shape[1]} does not match its '
+                        f'checksum')
                 check.replacement = check.on_corrupt(bad)
-        return self.current().verify(row0, row1)
+        return self.current().verify(rows, cols)
 
     def __getitem__(self, index):
         check = self._check
         if check is not None and not (check.done and check.replacement is None):
-            data = self.verify(*_row_span(index, self.shape[0]))
+            data = self.verify(*_window_span(index, self.shape))
             if data is not self:
                 return data[index]
         res = super().__getitem__(index)
@@ -265,13 +369,13 @@ def open_npy(path: str | os.PathLike, expect_hw: tuple[int, int] | None = None,
 
     The file must have the checksum trailer :func:`write_npy_atomic` writes
     (files without one, or whose header does not match its checksum, are
-    ``None``). Its pixel blocks are checked on first read (see
+    ``None``). Its pixel tiles are checked on first read (see
     :class:`CheckedMemmap`), or all at once with ``verify``.
 
     Args:
         path: the ``.npy`` file.
         expect_hw: ``(height, width)`` the array must have, when known.
-        verify: check every block now; ``None`` when one is damaged.
+        verify: check every tile now; ``None`` when one is damaged.
 
     Example:
         >>> import tempfile
@@ -327,17 +431,20 @@ def open_cache_file(path: str | os.PathLike, expect_hw: tuple[int, int] | None =
                 return None, 'it has no checksums'
             file.seek(size - _FOOTER.itemsize)
             footer = np.frombuffer(file.read(_FOOTER.itemsize), dtype=_FOOTER)[0]
-            block, n_blocks = int(footer['block']), int(footer['n_blocks'])
+            tile, n_tiles = (int(footer['tile_h']), int(footer['tile_w'])), int(footer['n_tiles'])
+            if footer['magic'] == _MAGIC_V2:  # both footers end with the magic
+                return None, 'its checksums are of an older layout'
             if footer['magic'] != _MAGIC:
                 return None, 'it has no checksums'
-            if block <= 0 or n_blocks != -(-nbytes // block) or \
-                    size != offset + nbytes + 4 * n_blocks + _FOOTER.itemsize:
+            grid = tile_grid(shape, tile) if min(tile) > 0 else None
+            if grid is None or n_tiles != grid[0] * grid[1] or \
+                    size != offset + nbytes + 4 * n_tiles + _FOOTER.itemsize:
                 return None, 'its size does not match its header and checksums'
             file.seek(0)
             if zlib.crc32(file.read(offset)) != int(footer['header_crc']):
                 return None, 'its header does not match its checksum'
             file.seek(offset + nbytes)
-            crcs = np.frombuffer(file.read(4 * n_blocks), dtype='<u4')
+            crcs = np.frombuffer(file.read(4 * n_tiles), dtype='<u4').reshape(grid)
     except FileNotFoundError:
         return None, 'missing'
     except (OSError, ValueError, EOFError, SyntaxError, TypeError, IndexError) as ex:
@@ -345,7 +452,7 @@ def open_cache_file(path: str | os.PathLike, expect_hw: tuple[int, int] | None =
     if expect_hw is not None and tuple(shape[:2]) != tuple(expect_hw):
         return None, f'it holds {tuple(shape[:2])} pixels, the image has {tuple(expect_hw)}'
     data = CheckedMemmap(path, dtype=dtype, mode='r', offset=offset, shape=shape)
-    data._check = _BlockCheck(path, crcs, block, nbytes // shape[0] if shape[0] else 0)
+    data._check = _TileCheck(path, crcs, tile)
     return data, None
 
 
@@ -397,8 +504,9 @@ def _write_npy(tmp: str, path: str, data: np.ndarray) -> None:
         file.seek(0)
         header = file.read(end - data.nbytes)
         file.seek(end)
-        crcs = _block_crcs(data.reshape(-1).view(np.uint8), CHECK_BLOCK)
-        footer = np.array((zlib.crc32(header), CHECK_BLOCK, len(crcs), _MAGIC), dtype=_FOOTER)
+        crcs = tile_crcs(data, CHECK_TILE)
+        footer = np.array((zlib.crc32(header), CHECK_TILE[0], CHECK_TILE[1], crcs.size, _MAGIC),
+                          dtype=_FOOTER)
         file.write(crcs.tobytes())
         file.write(footer.tobytes())
         file.flush()
@@ -704,7 +812,7 @@ class Frames(HashIdentifiable):
             self._open[key] = entry
             while len(self._open) > self.max_open:
                 self._open.popitem(last=False)
-        data = entry[1].current()  # the rebuilt file's map once a damaged block was found
+        data = entry[1].current()  # the rebuilt file's map once a damaged tile was found
         if data is not entry[1]:
             self._open[key] = (stamp, data)
         return data
@@ -849,10 +957,9 @@ class Frames(HashIdentifiable):
             raise OSError(f'cache file {cpath} is unreadable right after writing it')
         return data
 
-    def _rebuild_damaged(self, cpath, fpath: str, expect_hw, label: str, block: int):
-        """A block (tile) of ``cpath`` failed its checksum: warn, rebuild it from ``fpath``."""
-        part = 'tile' if self._backend['type'] == 'cog' else 'block'
-        warnings.warn(f'cache file {cpath} is damaged ({part} {block} does not match its '
+    def _rebuild_damaged(self, cpath, fpath: str, expect_hw, label: str, tile):
+        """A tile of ``cpath`` failed its checksum: warn, rebuild it from ``fpath``."""
+        warnings.warn(f'cache file {cpath} is damaged (tile {tile} does not match its '
                       f'checksum); rebuilt from {label} {fpath}', stacklevel=2)
         with self._path_lock(str(cpath)):
             data = self._write_cache(cpath, fpath, expect_hw, label)

@@ -78,7 +78,7 @@ def build_cache_file(cache_fpath: str, image_fpath: str, expect_hw=None,
         cache_fpath: the ``.npy`` cache file.
         image_fpath: the source image.
         expect_hw: ``(height, width)`` the image must have, when known.
-        verify: check every block of an existing file against its checksums
+        verify: check every tile of an existing file against its checksums
             (reads the whole file); a damaged one is rebuilt with a warning.
         backend: the frames' backend config (default ``{'type': 'npy'}``); ``cog``
             writes a tiled, compressed TIFF (:mod:`sampler_core.cog`).
@@ -167,8 +167,8 @@ def prepare_cache(config, workers: int = 0, scheduler: Any = None, verbose: int 
         verbose: progress bar when > 0.
         allow_hash_mismatch: see :meth:`sampler_core.CocoSampler.from_config`.
         verify: read every existing cache file whole and check it against its
-            checksums, rebuilding damaged ones (otherwise a file is checked block
-            by block when a sampler first reads it).
+            checksums, rebuilding damaged ones (otherwise a file is checked tile
+            by tile when a sampler first reads it).
         backend: ``'npy'``, ``'cog'`` or a backend dict, instead of the config's.
 
     Returns:

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import warnings
@@ -18,6 +19,8 @@ from pathlib import Path
 import kwcoco
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import sampler_core
@@ -455,6 +458,233 @@ def test_cache_prepare_verify_rebuilds_damaged_files(dset, tmp_path):
         stats = prepare_cache(cfg, verbose=0, verify=True)
     assert (stats['built'], stats['cached']) == (1, N_IMAGES - 1)
     assert_cache_matches_source(dset, frames)
+
+
+# --------------------------------------------------------------------------- checked tiles
+def _tiles_under(rows: range, cols: range, tile) -> set:
+    """Tiles ``(i, j)`` holding at least one pixel of ``rows`` x ``cols``."""
+    return {(r // tile[0], c // tile[1]) for r in rows for c in cols}
+
+
+def _tile_bytes(tiles: set, shape, tile, itemsize: int = 1) -> int:
+    """Bytes of pixel data in ``tiles`` of an ``(H, W, C)`` array (edge tiles are smaller)."""
+    h, w, c = shape
+    return sum((min(h, (i + 1) * tile[0]) - i * tile[0]) * (min(w, (j + 1) * tile[1]) - j * tile[1])
+               * c * itemsize for i, j in tiles)
+
+
+class _CountCrc:
+    """Stands in for ``zlib`` in sampler_core.frames: counts the bytes it checksums."""
+
+    def __init__(self):
+        import zlib
+        self._crc32 = zlib.crc32
+        self.nbytes = 0
+
+    def crc32(self, data, value=0):
+        self.nbytes += memoryview(data).nbytes
+        return self._crc32(data, value)
+
+
+def _checked_tiles(data) -> set:
+    return {tuple(ij) for ij in np.argwhere(data._check.verified).tolist()}
+
+
+@pytest.mark.parametrize('rows, cols', [
+    ((70, 140), (130, 200)),     # inside: 2 x 2 tiles
+    ((64, 128), (128, 192)),     # exactly one tile
+    ((250, 310), (-5, 40)),      # padded past the bottom and left edges: edge tiles
+    ((0, SIZE), (290, SIZE)),    # a thin strip along the narrow right column of tiles
+])
+def test_cache_first_read_of_a_window_checks_only_the_tiles_it_overlaps(dset, tmp_path, monkeypatch,
+                                                                        rows, cols):
+    """A window's first read checksums the tiles under it, not the rows or the file."""
+    from sampler_core import frames as frames_module
+    workdir = tmp_path / 'work'
+    new_sampler(dset, workdir).frames.prepare(verbose=0)
+    sampler = new_sampler(dset, workdir)
+    data = sampler.frames._data(1)  # opened: header checked, no pixel read yet
+    assert _checked_tiles(data) == set()
+    counter = _CountCrc()
+    monkeypatch.setattr(frames_module, 'zlib', counter)
+    window = {'gid': 1, 'slices': (slice(*rows), slice(*cols))}
+    sample = sampler.load_sample(window)
+
+    tile = data._check.tile
+    inside_rows = range(max(rows[0], 0), min(rows[1], SIZE))
+    inside_cols = range(max(cols[0], 0), min(cols[1], SIZE))
+    expected = _tiles_under(inside_rows, inside_cols, tile)
+    assert _checked_tiles(data) == expected
+    assert counter.nbytes == _tile_bytes(expected, (SIZE, SIZE, 3), tile)
+    assert counter.nbytes < SIZE * SIZE * 3 // 2
+    src = source_pixels(dset.get_image_fpath(1))
+    assert sample['im'].shape == (rows[1] - rows[0], cols[1] - cols[0], 3)
+    top, left = inside_rows.start - rows[0], inside_cols.start - cols[0]
+    got = sample['im'][top:top + len(inside_rows), left:left + len(inside_cols)]
+    assert np.array_equal(got, src[inside_rows.start:inside_rows.stop,
+                                   inside_cols.start:inside_cols.stop])
+    before = counter.nbytes
+    sampler.load_sample(window)  # checked once per process
+    assert counter.nbytes == before
+
+
+def _write_checked(tmpdir: str, array: np.ndarray, tile):
+    from unittest import mock
+    from sampler_core import frames as frames_module
+    path = os.path.join(tmpdir, 'a.npy')
+    with mock.patch.object(frames_module, 'CHECK_TILE', tile):
+        frames_module.write_npy_atomic(path, array)
+    return path
+
+
+_arrays = st.tuples(st.integers(1, 23), st.integers(1, 23), st.integers(1, 3),
+                    st.sampled_from(['u1', '<u2', '>f4'])).flatmap(
+    lambda t: st.builds(lambda seed: np.random.RandomState(seed).randint(
+        0, 250, size=t[:3]).astype(t[3]), st.integers(0, 2 ** 31 - 1)))
+_tiles = st.tuples(st.integers(1, 9), st.integers(1, 9))
+
+
+def _bounds(n: int):
+    return st.one_of(st.none(), st.integers(-n - 3, n + 3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(array=_arrays, tile=_tiles, gather=st.sampled_from([1, 100, 1 << 23]), data=st.data())
+def test_cache_tile_crcs_are_the_crc32_of_each_tile(array, tile, gather, data):
+    """Property: ``tile_crcs`` of any rectangle of tiles (gathered in bands of any size)
+    equals zlib.crc32 of each tile cut out on its own."""
+    import zlib
+    from unittest import mock
+    from sampler_core import frames as frames_module
+    th, tw = tile
+    n_i, n_j = -(-array.shape[0] // th), -(-array.shape[1] // tw)
+    i0 = data.draw(st.integers(0, n_i))
+    i1 = data.draw(st.integers(i0, n_i))
+    j0 = data.draw(st.integers(0, n_j))
+    j1 = data.draw(st.integers(j0, n_j))
+    with mock.patch.object(frames_module, '_TILE_GATHER_BYTES', gather):
+        got = frames_module.tile_crcs(array, tile, (i0, i1), (j0, j1))
+    expected = [[zlib.crc32(array[i * th:(i + 1) * th, j * tw:(j + 1) * tw].tobytes())
+                 for j in range(j0, j1)] for i in range(i0, i1)]
+    assert got.shape == (i1 - i0, j1 - j0)
+    assert got.tolist() == (expected if j1 > j0 else [[]] * (i1 - i0))
+
+
+@settings(max_examples=80, deadline=None)
+@given(array=_arrays, tile=_tiles, data=st.data())
+def test_cache_checked_memmap_checks_exactly_the_tiles_a_read_overlaps(array, tile, data):
+    """Property: after ``map[r0:r1, c0:c1]`` (with or without a channel index) the tiles
+    checked are those holding a pixel of the read (the slice's own pixels, computed by numpy
+    on index arrays), their bytes are the only pixel bytes checksummed, and the read equals
+    the array."""
+    from unittest import mock
+    from sampler_core import frames as frames_module
+    h, w, _ = array.shape
+    rows = slice(data.draw(_bounds(h)), data.draw(_bounds(h)))
+    cols = data.draw(st.one_of(st.builds(slice, _bounds(w), _bounds(w)),
+                               st.integers(-w, w - 1)))
+    c = array.shape[2]
+    chans = data.draw(st.one_of(st.just(()), st.tuples(st.integers(-c, c - 1)),
+                                st.tuples(st.lists(st.integers(0, c - 1), min_size=1)),
+                                st.tuples(st.builds(slice, _bounds(c), _bounds(c)))))
+    with tempfile.TemporaryDirectory() as tmpdir:
+        path = _write_checked(tmpdir, array, tile)
+        mm = frames_module.open_npy(path)
+        counter = _CountCrc()
+        with mock.patch.object(frames_module, 'zlib', counter):
+            got = np.array(mm[(rows, cols) + chans])
+        assert np.array_equal(got, array[(rows, cols) + chans])
+        read_rows = np.arange(h)[rows]
+        read_cols = np.atleast_1d(np.arange(w)[cols])
+        expected = _tiles_under(read_rows.tolist(), read_cols.tolist(), tile)
+        assert _checked_tiles(mm) == expected
+        assert counter.nbytes == _tile_bytes(expected, array.shape, tile, array.itemsize)
+
+        # a second, overlapping read checks the tiles it adds (within the rectangle of
+        # tiles under it), never one outside it
+        rows2 = slice(data.draw(_bounds(h)), data.draw(_bounds(h)))
+        cols2 = slice(data.draw(_bounds(w)), data.draw(_bounds(w)))
+        counter.nbytes = 0
+        with mock.patch.object(frames_module, 'zlib', counter):
+            assert np.array_equal(mm[rows2, cols2], array[rows2, cols2])
+        under2 = _tiles_under(np.arange(h)[rows2].tolist(), np.arange(w)[cols2].tolist(), tile)
+        assert _checked_tiles(mm) == expected | under2
+        assert (counter.nbytes == 0) == (under2 <= expected)
+        assert counter.nbytes <= _tile_bytes(under2, array.shape, tile, array.itemsize)
+        del mm
+
+
+def test_cache_threads_checking_overlapping_tiles_at_once(tmp_path):
+    """Threads reading overlapping windows of one fresh map at once all get the right
+    pixels, and each tile is counted once: the map stops checking exactly when every
+    tile was checked."""
+    import threading
+    from sampler_core import frames as frames_module
+    array = np.random.RandomState(0).randint(0, 255, (120, 120, 3)).astype(np.uint8)
+    path = _write_checked(os.fspath(tmp_path), array, (4, 4))
+    errors = []
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        for trial in range(20):
+            mm = frames_module.open_npy(path)
+            barrier = threading.Barrier(6)
+
+            def read(seed):
+                rng = np.random.RandomState(seed)
+                barrier.wait()
+                try:
+                    for _ in range(30):
+                        y, x = rng.randint(0, 100, 2)
+                        if not np.array_equal(mm[y:y + 20, x:x + 20], array[y:y + 20, x:x + 20]):
+                            errors.append(f'wrong pixels at {(y, x)}')
+                except Exception as ex:  # noqa: BLE001 - reported below
+                    errors.append(repr(ex))
+            threads = [threading.Thread(target=read, args=(trial * 10 + k,)) for k in range(6)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert errors == []
+            check = mm._check
+            assert check.n_left == np.count_nonzero(~check.verified)
+            assert check.done == bool(check.verified.all())
+    finally:
+        sys.setswitchinterval(old)
+
+
+@settings(max_examples=80, deadline=None)
+@given(array=_arrays, tile=_tiles, data=st.data())
+def test_cache_damaged_bytes_are_never_served(array, tile, data):
+    """Property: with a run of pixel bytes flipped on disk, a read of a window raises
+    CacheCorruptError exactly when a tile under the window holds a damaged byte, and
+    otherwise returns the original pixels."""
+    from sampler_core import frames as frames_module
+    h, w, c = array.shape
+    nbytes = array.nbytes
+    start = data.draw(st.integers(0, nbytes - 1))
+    stop = data.draw(st.integers(start + 1, min(nbytes, start + 4096)))
+    rows = slice(data.draw(_bounds(h)), data.draw(_bounds(h)))
+    cols = slice(data.draw(_bounds(w)), data.draw(_bounds(w)))
+    with tempfile.TemporaryDirectory() as tmpdir:
+        path = _write_checked(tmpdir, array, tile)
+        offset = np.load(path, mmap_mode='r').offset  # where the pixel bytes start
+        with open(path, 'r+b') as file:
+            file.seek(offset + start)
+            raw = bytearray(file.read(stop - start))
+            file.seek(offset + start)
+            file.write(bytes(b ^ 0xFF for b in raw))
+        assert not np.array_equal(np.load(path, mmap_mode='r'), array)  # the damage is real
+        pixel = np.arange(start, stop) // (c * array.itemsize)
+        damaged = {(int(p // w) // tile[0], int(p % w) // tile[1]) for p in pixel}
+        read = _tiles_under(np.arange(h)[rows].tolist(), np.arange(w)[cols].tolist(), tile)
+        mm = frames_module.open_npy(path)
+        if read & damaged:
+            with pytest.raises(frames_module.CacheCorruptError, match='a.npy is damaged'):
+                mm[rows, cols]
+        else:
+            assert np.array_equal(mm[rows, cols], array[rows, cols])
+        del mm
 
 
 # --------------------------------------------------------------------------- backend=None
