@@ -17,6 +17,9 @@ from pathlib import Path
 
 #: dataset used when none is given: generated locally by kwcoco, no download
 DEMO_DATASET = 'shapes8'
+#: how often the server looks for closed sessions to free (Bokeh's default: 17 s); a session
+#: is freed once it has had no connection for Bokeh's unused-session lifetime (15 s)
+CHECK_UNUSED_MS = 2000
 
 
 def render_preview(sampler, window_dims=(128, 128), num: int = 8, neg_to_pos_ratio: float = 1.0,
@@ -179,7 +182,8 @@ def serve(args, ready=None):
     with _prebound(sockets, port):
         server = pn.serve({'/': lambda: create_page(args, ready_made)}, port=port,
                           address=args.address, show=False, start=False,
-                          title='sampler-explorer', websocket_origin=origins)
+                          title='sampler-explorer', websocket_origin=origins,
+                          check_unused_sessions_milliseconds=CHECK_UNUSED_MS)
     if server.port != port:  # pragma: no cover - a Bokeh that binds in another way
         raise RuntimeError(f'the server listens on port {server.port}, not on the printed '
                            f'{port}; this Bokeh version is not supported by serve()')
