@@ -98,3 +98,61 @@ def test_server_memory_returns_after_waves_of_sessions(tmp_path):
     first = after[0] - base
     third = after[-1] - base
     assert third < first + 30, (base, after)
+
+
+def test_served_updates_compute_only_the_latest_state_of_a_session(monkeypatch):
+    """While a session's statistics / galleries are computed on a worker thread, further
+    changes start nothing; when it ends, its stale result is dropped and one computation
+    runs for the latest state only, whose result is shown (with a spinner meanwhile)."""
+    from bokeh.document import Document
+
+    from app.layout import Explorer
+
+    class Loop:                       # the server loop: callbacks run when the test says
+        def __init__(self):
+            self.calls = []
+
+        def add_callback(self, fn):
+            self.calls.append(fn)
+
+    class Doc(Document):
+        def add_next_tick_callback(self, fn):
+            fn()
+
+    computed = []
+    original = Explorer._compute_galleries
+
+    def spy(self, snap):
+        computed.append(snap['gallery_key'][0])
+        return original(self, snap)
+
+    monkeypatch.setattr(Explorer, '_compute_galleries', spy)
+    e = Explorer('shapes8', backend=None, n_pos=4, hold_updates=True)
+    loop = Loop()
+    e._doc, e._loop, e._hold = Doc(), loop, False
+    s = e.state
+
+    def finish_job():
+        job = e._job
+        job.result(timeout=60)
+        deadline = time.monotonic() + 60
+        while not loop.calls:         # the done callback runs just after the result
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        loop.calls.pop(0)()
+
+    s.window_dims = (40, 40)
+    first = s.revision
+    assert e._job is not None and e.galleries.loading and e.stats.loading
+    s.window_dims = (48, 48)
+    s.window_dims = (56, 56)          # superseded (48, 48): never computed
+    finish_job()                      # the (40, 40) result is stale: one job for the latest
+    assert e._job is not None and e.galleries.loading
+    assert 'window 56x56' not in e._gallery_titles['pos'].object
+    finish_job()
+    assert computed == [first, s.revision] and s.revision == first + 2
+    assert e._job is None and not e.galleries.loading and not e.stats.loading
+    assert 'window 56x56' in e._gallery_titles['pos'].object
+    assert '56x56' in e.stats_numbers.object
+    shown = [sl['index'] for sl in e._slots['pos'] if sl['box'].visible]
+    assert shown == list(range(min(s.gallery_size, s.pools.n_pos)))
