@@ -179,7 +179,8 @@ class Explorer(pn.viewable.Viewer):
                 state.notify(str(ex))
                 return
             if new != getattr(state, name):
-                state.param.update(**{name: new})
+                with self._batched():
+                    state.param.update(**{name: new})
 
         def s2w(ev):
             self._syncing = True
@@ -208,7 +209,8 @@ class Explorer(pn.viewable.Viewer):
                 return
             new = to_state(None)
             if new != getattr(state, name):
-                state.param.update(**{name: new})
+                with self._batched():
+                    state.param.update(**{name: new})
 
         def s2w(*_):
             value = getattr(state, name)
@@ -813,6 +815,14 @@ class Explorer(pn.viewable.Viewer):
         self._stats_tick.event(tick=s.revision)
 
     # ------------------------------------------------------------ deferred updates
+    def _batched(self):
+        """In a served session, the page's models changed by a state change are sent in one
+        batch and Bokeh walks the document's model graph once (not once per plot)."""
+        import contextlib
+        if self._doc is None or self._released:
+            return contextlib.nullcontext()
+        return pn.io.hold(self._doc, freeze=True)
+
     def _snapshot(self) -> dict:
         """What the statistics and galleries are computed from, read at once (on the server
         loop): a worker never reads the state while the loop changes it."""
@@ -907,11 +917,12 @@ class Explorer(pn.viewable.Viewer):
                               not galleries and self._job is not None)
 
     def _set_loading(self, stats: bool, galleries: bool) -> None:
-        """Panel's loading spinner over what is being computed."""
+        """Panel's loading spinner over the galleries while they are computed. (Not over the
+        statistics: toggling it over their four plots costs the browser about a second of
+        re-layout per change on a loaded 2-core machine; their table says which window
+        they show.)"""
         if self._loop is None:
             return
-        if self.stats.loading != stats:
-            self.stats.loading = stats
         if self.galleries.loading != galleries:
             self.galleries.loading = galleries
 
