@@ -29,12 +29,12 @@ CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-backg
 _URL = re.compile(r'serving .* at (http://\S+)')
 
 
-def spawn_server(args=(), cwd=None, env=None, timeout: float = 120.0):
+def spawn_server(args=(), cwd=None, env=None, timeout: float = 120.0, on_output=None):
     """Start ``sampler-explorer serve --port 0 *args``; return ``(process, url)`` once it listens.
 
-    The server's output is drained in a thread after the URL line, so it never
-    blocks on a full pipe. If it exits or stays silent for ``timeout`` seconds,
-    it is killed and a RuntimeError carries what it printed.
+    The server's output is drained in a thread after the URL line (each line handed to
+    ``on_output`` when given), so it never blocks on a full pipe. If it exits or stays
+    silent for ``timeout`` seconds, it is killed and a RuntimeError carries what it printed.
     """
     cmd = [sys.executable, '-m', 'app.cli', 'serve', '--port', '0'] + [str(a) for a in args]
     env = dict(os.environ if env is None else env)
@@ -53,6 +53,8 @@ def spawn_server(args=(), cwd=None, env=None, timeout: float = 120.0):
                 if match:
                     found.append(match.group(1))
                     ready.set()
+            elif on_output is not None:
+                on_output(line)
         ready.set()
 
     threading.Thread(target=read, daemon=True).start()

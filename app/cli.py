@@ -21,6 +21,9 @@ from sampler_core.demo import DEFAULT_DEMO, DEMOS
 DEMO_DATASET = DEFAULT_DEMO
 #: the demo keys, for the help texts
 _DEMO_KEYS = ', '.join(DEMOS)
+#: how often the server looks for closed sessions to free (Bokeh's default: 17 s); a session
+#: is freed once it has had no connection for Bokeh's unused-session lifetime (15 s)
+CHECK_UNUSED_MS = 2000
 
 
 def render_preview(sampler, window_dims=(128, 128), num: int = 8, neg_to_pos_ratio: float = 1.0,
@@ -195,7 +198,8 @@ def serve(args, ready=None):
                           address=args.address, show=False, start=False,
                           title='sampler-explorer', websocket_origin=origins,
                           # every upload chunk (app.uploads.UPLOAD_CHUNK_BYTES) fits
-                          websocket_max_message_size=WEBSOCKET_MAX_BYTES)
+                          websocket_max_message_size=WEBSOCKET_MAX_BYTES,
+                          check_unused_sessions_milliseconds=CHECK_UNUSED_MS)
     if server.port != port:  # pragma: no cover - a Bokeh that binds in another way
         raise RuntimeError(f'the server listens on port {server.port}, not on the printed '
                            f'{port}; this Bokeh version is not supported by serve()')

@@ -14,6 +14,9 @@ import os
 import string
 import typing as t
 import warnings
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import holoviews as hv
 import numpy as np
@@ -43,6 +46,17 @@ BOX_WINDOWS = {'box size': None, 'square box': 'square'}
 EARLY_DELAY = 0.25
 
 _EXTENSIONS_LOADED = False
+
+#: worker threads that compute the statistics and galleries of every served session
+WORKERS = 2
+_EXECUTOR: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        _EXECUTOR = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix='explorer')
+    return _EXECUTOR
 
 
 def ensure_extensions() -> None:
@@ -210,7 +224,14 @@ class Explorer(pn.viewable.Viewer):
         self._owner = f'explorer-{uuid.uuid4().hex}'   # holds this session's uploads
         #: built ahead of its session (``hold_updates``): statistics and galleries wait for
         #: the page (:meth:`template`) instead of being computed at once
-        self._held_updates = [] if hold_updates else None
+        self._hold = hold_updates
+        #: a served session's document and server loop (set by :meth:`template`); None
+        #: elsewhere: then every view is updated at once
+        self._doc = self._loop = None
+        self._job = None                # the running statistics / gallery computation
+        self._released = False
+        self._stats_cache = self._coverage_cache = (None, None)
+        self._gallery_noted = None
         self.state = state if state is not None else ExplorerState(dataset=dataset, roots=roots,
                                                                    **config)
         if self.uploads.root not in self.state.roots:
@@ -237,7 +258,8 @@ class Explorer(pn.viewable.Viewer):
                 state.notify(str(ex))
                 return
             if new != getattr(state, name):
-                state.param.update(**{name: new})
+                with self._batched():
+                    state.param.update(**{name: new})
 
         def s2w(ev):
             self._syncing = True
@@ -266,7 +288,8 @@ class Explorer(pn.viewable.Viewer):
                 return
             new = to_state(None)
             if new != getattr(state, name):
-                state.param.update(**{name: new})
+                with self._batched():
+                    state.param.update(**{name: new})
 
         def s2w(*_):
             value = getattr(state, name)
@@ -420,7 +443,6 @@ class Explorer(pn.viewable.Viewer):
                                    css_classes=['status-line'], sizing_mode='stretch_width')
         self.detail = pn.Column(self._detail_empty, css_classes=['detail'])
         s.param.watch(self._update_detail, ['click_xy', 'revision', 'detail_frames'])
-        self._pending_updates = []
         self._build_galleries()
         self._build_stats()
         self._schedule_updates()
@@ -652,13 +674,20 @@ class Explorer(pn.viewable.Viewer):
         def windows(gid, revision, selected_item, click_xy):
             return self._windows(gid, revision, selected_item, click_xy)
 
+        # the hook is kept in HoloViews' process-wide option store (with the element's
+        # options): it refers to this session weakly, or a closed session is never freed
+        me, ov_ref = weakref.ref(self), weakref.ref(ov)
+
         def title(plot, element):
-            gid = ov.gid
-            img = s.sampler.dset.imgs.get(gid, {})
+            explorer, stream = me(), ov_ref()
+            if explorer is None or stream is None or explorer.state.sampler is None:
+                return
+            gid = stream.gid
+            img = explorer.state.sampler.dset.imgs.get(gid, {})
             plot.handles['plot'].title.text = (
                 f'image {gid}: {os.path.basename(img.get("file_name") or "")}'[:80])
-            if self._ov_reset:
-                self._ov_reset = False
+            if explorer._ov_reset:
+                explorer._ov_reset = False
                 xr, yr = plot.handles['x_range'], plot.handles['y_range']
                 xr.start, xr.end = 0, width
                 yr.start, yr.end = (height, 0) if yr.start > yr.end else (0, height)
@@ -781,25 +810,36 @@ class Explorer(pn.viewable.Viewer):
             self._gallery_boxes[kind].extend(new)
         return slots
 
-    def _gallery_items(self) -> dict:
+    def _gallery_key(self) -> tuple:
         s = self.state
-        key = (s.revision, s.gallery_size, id(s.pools))
-        if self._gallery_cache[0] != key:
-            galleries = {kind: views.gallery(s.sampler, s.pools, kind, s.gallery_size,
-                                             thumb=THUMB, colors=self.colors)
-                         for kind in ('pos', 'neg')}
-            for items in galleries.values():
-                for it in items:
-                    it['png'] = None if it['image'] is None else _png(it['image'])
-            self._gallery_cache = (key, galleries)
-            errors = [it['error'] for items in galleries.values() for it in items if it['error']]
-            if errors:
-                s.notify(errors[0] + (f' (and {len(errors) - 1} more)' if len(errors) > 1 else ''))
+        return (s.revision, s.gallery_size, id(s.pools))
+
+    def _gallery_items(self) -> dict:
+        """The gallery items of the current pools (computed here when no worker has)."""
+        if self._gallery_cache[0] != self._gallery_key():
+            self._gallery_cache = self._compute_galleries(self._snapshot())
         return self._gallery_cache[1]
+
+    def _compute_galleries(self, snap: dict) -> tuple:
+        """``(key, {kind: items})`` of a :meth:`_snapshot`: each window sampled, drawn and
+        PNG-encoded (runs on a worker thread in a served session)."""
+        galleries = {kind: views.gallery(snap['sampler'], snap['pools'], kind,
+                                         snap['gallery_size'], thumb=THUMB, colors=snap['colors'])
+                     for kind in ('pos', 'neg')}
+        for items in galleries.values():
+            for it in items:
+                it['png'] = None if it['image'] is None else _png(it['image'])
+                it['image'] = None          # only the PNG is kept
+        return snap['gallery_key'], galleries
 
     def _update_galleries(self) -> None:
         s = self.state
         galleries = self._gallery_items()
+        if self._gallery_noted != self._gallery_cache[0]:
+            self._gallery_noted = self._gallery_cache[0]
+            errors = [it['error'] for items in galleries.values() for it in items if it['error']]
+            if errors:
+                s.notify(errors[0] + (f' (and {len(errors) - 1} more)' if len(errors) > 1 else ''))
         for kind, title in (('pos', 'Positives'), ('neg', 'Negatives')):
             items = galleries[kind]
             total = s.pools.n_pos if kind == 'pos' else s.pools.n_neg
@@ -825,14 +865,23 @@ class Explorer(pn.viewable.Viewer):
                 slot['box'].visible = True
 
     # ------------------------------------------------------------ statistics
-    def _stats_data(self) -> dict:
+    def _stats_key(self) -> tuple:
         s = self.state
-        key = (s.revision, id(s.pools))
-        if getattr(self, '_stats_cache', (None,))[0] != key:
-            fr = views.visible_fractions(s.sampler.regions, s.pools, s.pad)
-            per_image, overall = self._coverage()
-            self._stats_cache = (key, {'fr': fr, 'per_image': per_image, 'overall': overall})
+        return (s.revision, id(s.pools))
+
+    def _stats_data(self) -> dict:
+        """The statistics data of the current pools (computed here when no worker has)."""
+        if self._stats_cache[0] != self._stats_key():
+            self._stats_cache = self._compute_stats(self._snapshot())
         return self._stats_cache[1]
+
+    @staticmethod
+    def _compute_stats(snap: dict) -> tuple:
+        """``(key, data)`` of a :meth:`_snapshot`: visible fractions and coverage (runs on a
+        worker thread in a served session)."""
+        fr = views.visible_fractions(snap['sampler'].regions, snap['pools'], snap['pad'])
+        per_image, overall = snap['coverage']
+        return snap['stats_key'], {'fr': fr, 'per_image': per_image, 'overall': overall}
 
     def _build_stats(self) -> None:
         """Four plots that update their data in place (DynamicMaps on a tick stream)."""
@@ -883,59 +932,156 @@ class Explorer(pn.viewable.Viewer):
         self._stats_tick.event(tick=s.revision)
 
     # ------------------------------------------------------------ deferred updates
+    def _batched(self):
+        """In a served session, the page's models changed by a state change are sent in one
+        batch and Bokeh walks the document's model graph once (not once per plot)."""
+        import contextlib
+        if self._doc is None or self._released:
+            return contextlib.nullcontext()
+        return pn.io.hold(self._doc, freeze=True)
+
+    def _snapshot(self) -> dict:
+        """What the statistics and galleries are computed from, read at once (on the server
+        loop): a worker never reads the state while the loop changes it."""
+        s = self.state
+        return {'sampler': s.sampler, 'pools': s.pools, 'dset': s.shared.dset,
+                'pad': tuple(s.pad), 'gallery_size': s.gallery_size, 'colors': self.colors,
+                'coverage': self._coverage(), 'stats_key': self._stats_key(),
+                'gallery_key': self._gallery_key()}
+
     def _schedule_updates(self, *events) -> None:
-        """Statistics, then galleries, each on its own later tick of the server loop, so
-        the preview reaches the browser first and the statistics do not wait for the
-        thumbnails. A highlight change only redraws the gallery buttons."""
-        names = {e.name for e in events}
-        stats = not names or bool(names - {'selected_item', 'gallery_size'})
-        todo = ([self._update_stats] if stats else []) + [self._update_galleries]
-        todo = [u for u in todo if u not in self._pending_updates]
-        if not todo:
-            return
-        self._pending_updates.extend(todo)
-        if self._held_updates is not None:
-            self._held_updates.extend(todo)   # its page has not loaded yet: run them then
-            return
-        self._run_updates(todo, pn.state.curdoc)
+        """Bring the statistics and galleries up to the state.
 
-    def _run_updates(self, updates, doc) -> None:
-        """Each of ``updates`` on its own later tick of ``doc``'s server loop; at once
-        outside a served session."""
-        in_session = doc is not None and doc.session_context is not None
-        for update in updates:
-            if in_session:
-                doc.add_next_tick_callback(self._update_runner(update))
-            else:
-                self._update_runner(update)()
+        Outside a served session (notebooks, tests) at once. In a served session their data
+        (windows sampled and drawn, visible fractions) is computed on a worker thread
+        (:data:`WORKERS` shared by all sessions), so the server loop stays free for every
+        session's changes; the result is applied on the loop in one batch. A session has at
+        most one computation running: changes made meanwhile only mark it out of date, and
+        when it ends one computation starts for the latest state (superseded states are
+        never computed, stale results never shown). A highlight change only relabels the
+        gallery buttons.
+        """
+        if self._released:
+            return
+        if self._hold:          # built ahead of its page: computed once the page has loaded
+            return
+        if self._loop is None:
+            self._apply_updates()
+            return
+        if self._stats_cache[0] == self._stats_key() and \
+                self._gallery_cache[0] == self._gallery_key():
+            self._apply_updates()           # e.g. a highlight: nothing to compute
+            return
+        if self._job is None:
+            self._start_job()
+        # else: the running computation starts one for the latest state when it ends
 
-    def _update_runner(self, update):
-        def run():
-            if update in self._pending_updates:
-                self._pending_updates.remove(update)
+    def _start_job(self) -> None:
+        snap = self._snapshot()
+        need_stats = self._stats_cache[0] != snap['stats_key']
+        need_gallery = self._gallery_cache[0] != snap['gallery_key']
+        self._set_loading(need_stats, need_gallery)
+        loop, doc = self._loop, self._doc
+
+        def compute():
+            return (self._compute_stats(snap) if need_stats else None,
+                    self._compute_galleries(snap) if need_gallery else None)
+
+        def done(future):
+            # tornado's add_callback is the one thread-safe way back onto the loop
+            loop.add_callback(lambda: doc.add_next_tick_callback(partial(self._job_done, future)))
+
+        self._job = _executor().submit(compute)
+        self._job.add_done_callback(done)
+
+    def _job_done(self, future) -> None:
+        """On the loop: keep the result if it is still the state's, show it, and start one
+        computation for the latest state if it moved on meanwhile."""
+        self._job = None
+        if self._released:
+            return
+        try:
+            stats, gallery = future.result()
+        except Exception as ex:  # keep the app alive; tell the user
+            import traceback
+            traceback.print_exc()
+            self.state.notify(f'could not update the view: {ex}')
+            stats = gallery = None
+        if stats is not None and stats[0] == self._stats_key():
+            self._stats_cache = stats
+        if gallery is not None and gallery[0] == self._gallery_key():
+            self._gallery_cache = gallery
+        current = (self._stats_cache[0] == self._stats_key(),
+                   self._gallery_cache[0] == self._gallery_key())
+        if not all(current):
+            self._start_job()               # the state moved on: only its latest is computed
+        self._apply_updates(stats=current[0], galleries=current[1])
+
+    def _apply_updates(self, stats: bool = True, galleries: bool = True) -> None:
+        """Show the computed statistics and galleries, in one batch of the page's models
+        (``pn.io.hold(freeze=True)``: Bokeh walks the document's models once, not per plot)."""
+        with pn.io.hold(self._doc, freeze=True):
             try:
-                update()
+                if stats:
+                    self._update_stats()
+                if galleries:
+                    self._update_galleries()
             except Exception as ex:  # keep the app alive; tell the user
                 import traceback
                 traceback.print_exc()
                 self.state.notify(f'could not update the view: {ex}')
-        return run
+            self._set_loading(not stats and self._job is not None,
+                              not galleries and self._job is not None)
+
+    def _set_loading(self, stats: bool, galleries: bool) -> None:
+        """Panel's loading spinner over the galleries while they are computed. (Not over the
+        statistics: toggling it over their four plots costs the browser about a second of
+        re-layout per change on a loaded 2-core machine; their table says which window
+        they show.)"""
+        if self._loop is None:
+            return
+        if self.galleries.loading != galleries:
+            self.galleries.loading = galleries
 
     def _release_held_updates(self) -> None:
-        """Run what was held while the explorer was built ahead of its page: in a served
-        session once the page has loaded (the static files and the overview go first),
-        elsewhere at once."""
+        """Compute what was held while the explorer was built ahead of its page: in a
+        served session once the page has loaded (the static files and the overview go
+        first), elsewhere at once."""
         doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            from tornado.ioloop import IOLoop
+            self._doc, self._loop = doc, IOLoop.current()
 
         def release():
-            held, self._held_updates = self._held_updates, None
-            self._run_updates(held or (), doc)
+            self._hold = False
+            self._schedule_updates()
 
-        if doc is not None and doc.session_context is not None and \
-                self._held_updates is not None:
+        if self._loop is not None and self._hold:
             pn.state.onload(release)
         else:
             release()
+
+    def _on_session_destroyed(self, session_context) -> None:
+        self.release_uploads()
+        self.release()
+        print('sampler-explorer: a session closed, its state released', flush=True)
+
+    def release(self) -> None:
+        """Free this session's state (called when its session is destroyed): its pools,
+        sampler fork, caches and pending work. The shared dataset stays for the other
+        sessions."""
+        self._released = True
+        if self._job is not None:
+            self._job.cancel()
+        self._stats_cache = self._gallery_cache = self._coverage_cache = (None, None)
+        s = self.state
+        for by_what in list(s.param.watchers.values()):   # widgets, views, streams, URL
+            for watchers in list(by_what.values()):
+                for watcher in list(watchers):
+                    s.param.unwatch(watcher)
+        s.pools = None
+        s.sampler = None
+        self._doc = None
 
     # ------------------------------------------------------------ layout
     def sidebar(self) -> list:
@@ -1026,7 +1172,7 @@ class Explorer(pn.viewable.Viewer):
         ensure_extensions()
         self._release_held_updates()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            pn.state.on_session_destroyed(lambda _context: self.release_uploads())
+            pn.state.on_session_destroyed(self._on_session_destroyed)
         if sync_url and pn.state.location is not None:
             self.link = link_location(pn.state.location, self.state)   # app.link
         return pn.template.BootstrapTemplate(
