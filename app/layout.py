@@ -1,20 +1,23 @@
-"""Widgets and layout of the explorer: the only module that builds Panel objects.
+"""The explorer's widgets, page layout and update runner.
 
 :class:`Explorer` wraps one :class:`app.state.ExplorerState`; every widget is
 linked both ways to a parameter of that state, and every plot is a view
 (:mod:`app.views`) bound to it. The same object displays inline in a notebook
 (``Explorer(dataset)``) and, through :meth:`Explorer.template`, as the served
 page.
+
+Each view's code lives in a module named after it, as a mixin of
+:class:`Explorer`: :mod:`app.sidebar` (dataset, upload, import / export,
+messages), :mod:`app.overview` (image list, the image with annotations and
+windows, clicks, status line), :mod:`app.detail` (the clicked window),
+:mod:`app.galleries` and :mod:`app.stats`. This module builds the widgets,
+links them to the state, and runs the updates (statistics and galleries on
+worker threads, applied in one batch).
 """
 from __future__ import annotations
 
-import html
 import io
-import os
-import string
 import typing as t
-import warnings
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -26,8 +29,12 @@ import param
 from app import uploads as upl
 from app import views
 from app.demo import DEFAULT_DEMO, DEMOS
+from app.detail import DetailView
 from app.link import link_location
+from app.overview import OverviewView
+from app.sidebar import SidebarView
 from app.state import ExplorerState
+from app.text import text_options
 from sampler_core.config import _coerce_scale
 
 #: config fields with a hand-made widget; any other field gets a generic one
@@ -76,28 +83,6 @@ def ensure_extensions() -> None:
         pn.config.notifications = True
 
 
-_MD_SPECIAL = {ord(c): '\\' + c for c in string.punctuation}
-
-
-def escape_markdown(text) -> str:
-    r"""``text`` for a Markdown pane that shows it as text: every ASCII punctuation
-    character backslash-escaped (CommonMark shows an escaped character literally, and
-    HTML-escapes ``<``, ``>``, ``&``), so no markup, link, HTML or math is made of it.
-
-    Every text from a user or a dataset (paths, file and category names, error
-    messages) goes through this before it reaches a Markdown pane.
-
-    Example:
-        >>> print(escape_markdown('<b>*x*</b>'))
-        \<b\>\*x\*\<\/b\>
-    """
-    return str(text).translate(_MD_SPECIAL)
-
-
-def text_options(names) -> dict:
-    """``{label: name}`` options of a choice widget whose labels show ``names`` as text
-    (Bokeh's MultiChoice renders its labels as HTML)."""
-    return {html.escape(n, quote=False): n for n in names}
 
 
 class UploadDropper(pn.widgets.FileDropper):
@@ -198,7 +183,7 @@ def _change_before_browser_connects(doc, change) -> bool:
     return True
 
 
-class Explorer(pn.viewable.Viewer):
+class Explorer(SidebarView, OverviewView, DetailView, pn.viewable.Viewer):
     """The sampler explorer for one dataset; one state per instance (per session).
 
     Args:
@@ -448,336 +433,33 @@ class Explorer(pn.viewable.Viewer):
         self._schedule_updates()
         s.param.watch(self._schedule_updates, ['revision', 'gallery_size', 'selected_item'])
 
-    def _channel_options(self) -> list:
-        dset = self.state.shared.dset
-        codes = sorted({img.get('channels') or 'r|g|b' for img in dset.imgs.values()})
-        options = ['<all>']
-        for code in codes:
-            parts = code.split('|')
-            for opt in [code] + (parts if len(parts) > 1 else []):
-                if opt not in options:
-                    options.append(opt)
-        if self.state.channels and self.state.channels not in options:
-            options.append(self.state.channels)
-        return options
 
-    def _channels_option(self, channels) -> str:
-        """The channel widget's option of ``channels`` (added to its options when the state
-        holds a code they lack, e.g. from a link: a Select would replace it otherwise)."""
-        option = channels or '<all>'
-        if option not in self.channels.options:
-            self.channels.options = self._channel_options()
-        return option
 
-    def _dataset_info(self) -> str:
-        s = self.state
-        d = s.shared.dset
-        return (f'**{escape_markdown(s.dataset_label)}**: {len(d.imgs)} images, '
-                f'{len(d.anns)} annotations, {len(d.cats)} categories')
 
     # ------------------------------------------------------------ callbacks
-    def _on_message(self, event) -> None:
-        msg = event.new
-        if not msg:
-            return
-        self.alert.object = escape_markdown(msg['text'])   # user and dataset text: as text
-        self.alert.alert_type = 'danger' if msg['level'] == 'error' else 'warning'
-        self.alert.visible = True
-        notes = pn.state.notifications
-        if notes is not None:                  # notyf renders its message as HTML
-            getattr(notes, msg['level'] if msg['level'] in ('error', 'warning', 'info')
-                    else 'error')(html.escape(msg['text']), duration=8000)
 
-    def _on_dataset(self, event) -> None:
-        s = self.state
-        self.colors = views.category_colors(s.shared.dset)
-        self.dataset_info.object = self._dataset_info()
-        self.categories.options = text_options(s.category_names)
-        self.image_categories.options = text_options(s.category_names)
-        self.uploads.acquire(self._owner, s.shared.key)   # opened by a link: held too
-        self.channels.options = self._channel_options()
-        self.alert.visible = False
-        self._syncing = True
-        try:
-            self.demo_select.value = s.dataset if s.dataset in DEMOS else ''
-        finally:
-            self._syncing = False
 
-    def _on_demo(self, event) -> None:
-        if self._syncing or not event.new:
-            return
-        self.alert.visible = False
-        self.state.dataset = event.new
 
-    def _on_open(self, _=None) -> None:
-        text = (self.path_input.value or '').strip()
-        self.alert.visible = False
-        if not text:
-            self.state.notify('type the path of a .kwcoco.json file first')
-            return
-        self.state.dataset = text
 
-    @staticmethod
-    def _take_file(widget) -> tuple[str, bytes] | None:
-        """The (name, bytes) of the file just uploaded to ``widget``; the widget keeps no copy."""
-        files = widget.value or {}
-        if not files:
-            return None
-        widget.param.update(value={}, mime_type={})
-        name, data = next(iter(files.items()))
-        return name, data.encode('utf8') if isinstance(data, str) else bytes(data)
 
-    def _on_upload(self, event) -> None:
-        got = self._take_file(self.upload)
-        if got is None:
-            return
-        name = os.path.basename(got[0] or 'upload.kwcoco.json')
-        if not name.endswith('.json'):
-            self.state.notify(f'refused: {name} is not a .json file')
-            return
-        try:
-            fpath = self.uploads.add(self._owner, name, got[1])
-        except (ValueError, TypeError, OSError) as ex:
-            self.state.notify(str(ex))
-            return
-        self.alert.visible = False
-        self.path_input.value = fpath
-        self.state.dataset = fpath
 
-    def _on_upload_refused(self, name: str, limit: int) -> None:
-        self.state.notify(f'refused: {name} is larger than the upload limit of '
-                          f'{upl.megabytes(limit)}')
 
-    def _on_import(self, event) -> None:
-        got = self._take_file(self.config_upload)
-        if got is not None:
-            self.alert.visible = False
-            self.state.load_config(got[1])
 
-    def release_uploads(self) -> list[str]:
-        """This explorer's session has ended: release its uploads (the files nobody else
-        holds are deleted, their shared samplers forgotten); return the deleted folders."""
-        return self.uploads.release(self._owner)
 
-    def _export(self):
-        try:
-            return io.StringIO(self.state.export_yaml())
-        except Exception as ex:  # pragma: no cover - config fields are always valid
-            self.state.notify(f'cannot export: {ex}')
-            return io.StringIO('')
 
-    def _update_image_options(self) -> None:
-        s = self.state
-        from app.pools import filter_images
-        table = filter_images(s.shared.image_table, s.search, s.image_categories, s.shared.dset)
-        options = views.image_options(table)
-        if s.gid is not None and s.gid not in options.values():
-            row = s.shared.image_table[s.shared.image_table['gid'] == s.gid]
-            if len(row):
-                options = {row['label'].iloc[0]: s.gid, **options}
-        self._syncing = True
-        try:
-            if options != self.image_select.options:
-                self.image_select.options = options
-            if s.gid in options.values():
-                self.image_select.value = s.gid
-        finally:
-            self._syncing = False
-        shown = min(len(table), len(options))
-        self.image_count.object = (f'{len(table)} of {len(s.shared.image_table)} images match'
-                                   + (f' (first {shown} listed)' if shown < len(table) else ''))
 
-    def _update_frame_slider(self) -> None:
-        s = self.state
-        if s.gid is None:
-            self.frame_slider.visible = False
-            return
-        frames = views.video_frames(s.shared.dset, s.gid)
-        self._syncing = True
-        try:
-            if len(frames) > 1:
-                self.frame_slider.param.update(end=len(frames) - 1, value=frames.index(s.gid),
-                                               visible=True)
-            else:
-                self.frame_slider.visible = False
-        finally:
-            self._syncing = False
 
-    def _on_frame(self, event) -> None:
-        s = self.state
-        if self._syncing or s.gid is None or event.new is None:
-            return
-        frames = views.video_frames(s.shared.dset, s.gid)
-        if 0 <= event.new < len(frames):
-            s.gid = frames[event.new]
 
-    def _on_image_select(self, event) -> None:
-        if not self._syncing and event.new is not None:
-            self.state.gid = int(event.new)
 
     # ------------------------------------------------------------ views
     # ------------------------------------------------------------ overview
-    def _on_overview_gid(self, *events) -> None:
-        """Another image: reuse the plot when it has the same size, else build a new one."""
-        s = self.state
-        gid = s.gid
-        if gid is None:
-            self.overview[:] = [pn.pane.Markdown('No image matches.')]
-            self._ov_dims = None
-            return
-        dims = views.image_dims(s.sampler.dset, gid)
-        dataset_changed = any(e.name == 'dataset_label' for e in events)
-        if dims == self._ov_dims and not dataset_changed:
-            self._ov_reset = True          # the hook puts the axes back on the whole image
-            self._ov_stream.event(gid=gid)
-        else:
-            self._ov_stream = hv.streams.Stream.define('OverviewImage', gid=gid)()
-            self.overview[:] = [self._overview_plot(dims)]
-            self._ov_dims = dims
 
-    def _overview_plot(self, dims):
-        """The overview plot: image (refined on zoom), annotations, pool windows.
 
-        One plot serves every image of size ``dims``; the image shown is the
-        ``gid`` of ``self._ov_stream``.
-        """
-        s = self.state
-        height, width = max(1, dims[0]), max(1, dims[1])   # an image of no size: a 1 px plot
-        ov = self._ov_stream
-        last = {'gid': None}
 
-        def image(gid, x_range=None, y_range=None):
-            sampler = s.sampler
-            if gid != last['gid']:        # a new image: the old zoom does not apply
-                last['gid'] = gid
-                x_range = y_range = None
-            try:
-                return views.overview_image(sampler, gid, x_range, y_range)
-            except Exception as ex:
-                s.notify(f'cannot read image {gid}: {ex}')
-                return views.rgb_element(np.zeros((2, 2, 3), np.uint8), (0, 0, width, height))
 
-        def annots(gid, with_annots):
-            # an annotation that cannot be drawn is left out with a warning naming it
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter('always')
-                try:
-                    overlay = views.annotation_overlay(s.sampler.dset, gid, with_annots,
-                                                       self.colors)
-                except Exception as ex:     # never lose the overview to one annotation
-                    s.notify(f'cannot draw the annotations of image {gid}: {ex}')
-                    return views.annotation_overlay(s.sampler.dset, gid, ())
-            if caught:
-                s.notify(str(caught[0].message), level='warning')
-            return overlay
 
-        def windows(gid, revision, selected_item, click_xy):
-            return self._windows(gid, revision, selected_item, click_xy)
 
-        # the hook is kept in HoloViews' process-wide option store (with the element's
-        # options): it refers to this session weakly, or a closed session is never freed
-        me, ov_ref = weakref.ref(self), weakref.ref(ov)
 
-        def title(plot, element):
-            explorer, stream = me(), ov_ref()
-            if explorer is None or stream is None or explorer.state.sampler is None:
-                return
-            gid = stream.gid
-            img = explorer.state.sampler.dset.imgs.get(gid, {})
-            plot.handles['plot'].title.text = (
-                f'image {gid}: {os.path.basename(img.get("file_name") or "")}'[:80])
-            if explorer._ov_reset:
-                explorer._ov_reset = False
-                xr, yr = plot.handles['x_range'], plot.handles['y_range']
-                xr.start, xr.end = 0, width
-                yr.start, yr.end = (height, 0) if yr.start > yr.end else (0, height)
-
-        rgb = hv.DynamicMap(image, streams=[ov, hv.streams.RangeXY()])
-        ann = hv.DynamicMap(annots, streams=[ov, hv.streams.Params(s, ['with_annots'])])
-        win = hv.DynamicMap(windows, streams=[
-            ov, hv.streams.Params(s, ['revision', 'selected_item', 'click_xy'])])
-        tap = hv.streams.Tap(source=rgb, x=None, y=None)
-        tap.add_subscriber(self._on_tap)
-        ann_hover = [('aid', '@aid'), ('category', '@category'), ('area', '@area{0}')]
-        win_hover = [('window', '@index'), ('kind', '@kind'), ('aid', '@aid')]
-        frame_w = 640
-        frame_h = max(120, min(720, int(round(frame_w * height / max(width, 1)))))
-        plot = (rgb * ann * win).opts(
-            hv.opts.RGB(frame_width=frame_w, frame_height=frame_h, invert_yaxis=True,
-                        xlim=(0, width), ylim=(0, height), tools=['tap'], hooks=[title],
-                        active_tools=['wheel_zoom', 'tap'], default_tools=['pan', 'wheel_zoom',
-                                                                           'box_zoom', 'reset']),
-            hv.opts.Rectangles(fill_alpha=0.0, line_width=2),
-            hv.opts.Rectangles('Boxes', line_color='color', tools=['hover'],
-                               hover_tooltips=ann_hover),
-            hv.opts.Polygons(fill_color='color', line_color='color', fill_alpha=0.25,
-                             line_width=1, tools=['hover'], hover_tooltips=ann_hover),
-            hv.opts.Points(color='color', size=5, line_color='white',
-                           tools=['hover'], hover_tooltips=ann_hover),
-            hv.opts.Rectangles('Windows', line_color='color', fill_color='color',
-                               fill_alpha=0.06, line_width='width', tools=['hover'],
-                               hover_tooltips=win_hover),
-            hv.opts.Overlay(show_legend=False),
-        )
-        return pn.pane.HoloViews(plot, linked_axes=False)
-
-    def _windows(self, gid, revision, selected, click):
-        s = self.state
-        cw = None if click is None else views.click_window(s.pools.config, *click)
-        return views.window_overlay(s.pools, gid, selected, cw)
-
-    def _on_tap(self, x=None, y=None) -> None:
-        if x is None or y is None:
-            return
-        self.state.click_xy = (float(x), float(y))
-
-    def _coverage(self):
-        """``views.coverage`` of the current pools (cached per revision)."""
-        s = self.state
-        key = (s.revision, id(s.pools), tuple(s.pad))
-        if getattr(self, '_coverage_cache', (None,))[0] != key:
-            self._coverage_cache = (key, views.coverage(s.pools, s.shared.dset, s.pad))
-        return self._coverage_cache[1]
-
-    def _status(self, revision, gid=None) -> str:
-        s = self.state
-        _, overall = self._coverage()
-        text = views.summary(s.pools, overall)
-        return (f'<div class="status" data-revision="{revision}" data-gid="{gid}">'
-                f'image {gid} · {html.escape(text)}</div>')
-
-    def _update_detail(self, event) -> None:
-        s = self.state
-        if event.name != 'click_xy' and s.click_xy is None:
-            return                      # nothing shown: nothing to redo
-        self.detail[:] = [self._detail(s.click_xy, s.revision)]
-
-    def _detail(self, click, revision):
-        s = self.state
-        if click is None or s.gid is None:
-            return self._detail_empty
-        try:
-            sample = views.detail_sample(s.sampler, s.to_config(), s.gid, *click,
-                                         n_frames=s.detail_frames)
-            element = views.detail_view(sample, s.shared.dset, self.colors)
-        except Exception as ex:
-            s.notify(f'cannot sample a window at {click}: {ex}')
-            return pn.pane.Markdown(f'**cannot sample this window**: {escape_markdown(ex)}',
-                                    width=420)
-        h, w = element.get(0).data.shape[:2]
-        scale = min(380 / h, 440 / w)
-        plot = element.opts(
-            hv.opts.RGB(frame_width=max(60, int(w * scale)), frame_height=max(60, int(h * scale)),
-                        invert_yaxis=True, xlim=(0, w), ylim=(0, h),
-                        title=f'window at ({click[0]:.0f}, {click[1]:.0f}), image {s.gid}'),
-            hv.opts.Rectangles(fill_alpha=0, line_color='color', line_width=2, tools=['hover']),
-            hv.opts.Polygons(fill_color='color', line_color='color', fill_alpha=0.25,
-                             tools=['hover']),
-            hv.opts.Points(color='color', size=6, line_color='white', tools=['hover']),
-            hv.opts.Overlay(show_legend=False))
-        table = pn.pane.DataFrame(views.params_table(sample), index=False,
-                                  css_classes=['params-table'], width=420)
-        return pn.Column(pn.pane.HoloViews(plot), table)
 
     # ------------------------------------------------------------ galleries
     def _build_galleries(self) -> None:
@@ -1084,22 +766,6 @@ class Explorer(pn.viewable.Viewer):
         self._doc = None
 
     # ------------------------------------------------------------ layout
-    def sidebar(self) -> list:
-        cards = [
-            pn.Card(self.demo_select, self.path_input, self.open_button, self.upload,
-                    self.dataset_info, self.alert, title='Dataset', collapsed=False),
-            pn.Card(self.window_mode, pn.Row(self.window_h, self.window_w),
-                    pn.Row(self.pad_h, self.pad_w), self.pad_mode, self.scale, self.channels,
-                    self.visible_thresh, self.with_annots, title='Windows'),
-            pn.Card(self.categories, self.n_pos, self.n_neg, self.neg_ratio, self.neg_overlap,
-                    self.seed, self.backend, self.gallery_size, self.detail_frames,
-                    title='Pools'),
-        ]
-        if self.more is not None:
-            cards.append(pn.Card(self.more, title='More config', collapsed=True))
-        cards.append(pn.Card(self.download, self.config_upload, self.snippet, self.copy_button,
-                             title='Config'))
-        return cards
 
     def main(self) -> list:
         browser = pn.Row(self.search, self.image_categories,

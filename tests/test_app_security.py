@@ -61,7 +61,7 @@ def explorer(tmp_path):
 
 # ------------------------------------------------------------------ 1. script injection
 def test_escape_markdown_shows_every_character_as_text():
-    from app.layout import escape_markdown
+    from app.text import escape_markdown
     for text in [EVIL, '**bold** _it_ `code` [a](javascript:alert(1)) # h', '$x$ & <b>', '1. x']:
         out = rendered_markdown(escape_markdown(text))
         assert '<img' not in out and '<b>' not in out and '<a' not in out and '<strong' not in out
@@ -271,7 +271,7 @@ _PIECES = st.sampled_from(list('abcXY019 ._-:/\\<>&"\'`*[](){}#+!|~=$%@^?,;') + 
 def test_escape_markdown_property_any_text_is_one_paragraph_of_that_text(text):
     import re
 
-    from app.layout import escape_markdown
+    from app.text import escape_markdown
     assume(text == text.strip())                  # Markdown drops a paragraph's outer spaces
     out = rendered_markdown(escape_markdown(text)).strip()
     assert re.findall(r'<[^>]*>', out) == ['<p>', '</p>'], out   # no element made of the text
@@ -280,6 +280,6 @@ def test_escape_markdown_property_any_text_is_one_paragraph_of_that_text(text):
 
 def test_hardening_module_doctests():
     import xdoctest
-    for mod, command in (('app.uploads', 'all'), ('app.layout', 'escape_markdown')):
+    for mod, command in (('app.uploads', 'all'), ('app.text', 'all')):
         result = xdoctest.doctest_module(mod, command=command, argv=[])
         assert result['n_failed'] == 0 and result['n_passed'] > 0, (mod, result)

@@ -6,6 +6,7 @@ drawn here, counts, geometry), not against the function that implements it.
 from __future__ import annotations
 
 import os
+import re
 import socket
 
 import numpy as np
@@ -432,40 +433,25 @@ def test_export_chips_have_output_dims(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the README
-README_CONFIG = """\
-version: 2
-dataset: shapes8                # or path/to/train.kwcoco.json
-window_dims: [128, 128]         # the largest window: pools and splits use it
-window_size_range: [64, 128]    # each item: a square window of a side drawn in this range,
-output_dims: [96, 96]           # resampled to this size (annotations and tf_rel_to_abs follow)
-n_pos: 40
-n_neg: 20
-balance: inverse
-split_by: image                 # train / val never share an image
-val_fraction: 0.25
-epoch_length: 100               # items per training epoch, drawn from the pools
-"""
-
-README_CODE = """\
-import torch
-from sampler_core.torch import SampleDataset, collate
-
-train = SampleDataset('sampling.yaml', mode='train')   # rank / world_size from torch.distributed
-val = SampleDataset('sampling.yaml', mode='val')       # every val window once
-loader = torch.utils.data.DataLoader(train, batch_size=16, num_workers=2, collate_fn=collate,
-                                     sampler=train.epoch_sampler(), persistent_workers=True)
-for epoch in range(2):
-    train.set_epoch(epoch)        # new windows, sizes and order; reaches persistent workers
-    for batch in loader:          # image (16, 3, 96, 96); boxes / labels per item
-        assert batch['image'].shape[1:] == (3, 96, 96)
-"""
+def _readme_training_blocks() -> tuple[str, str]:
+    """The YAML and the Python block of the README's "Train with it" section, as written."""
+    readme = open(os.path.join(os.path.dirname(__file__), '..', 'README.md')).read()
+    section = readme[readme.index('## Train with it'):]
+    config = re.search(r'```yaml\n(.*?)```', section, re.S).group(1)
+    code = re.search(r'```python\n(.*?)```', section, re.S).group(1)
+    # run the loop body: check each batch where the README elides it with '...'
+    code = code.replace('        ...\n',
+                        "        assert batch['image'].shape[1:] == (3, 96, 96)\n")
+    return config, code
 
 
 def test_readme_training_example_works_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / 'sampling.yaml').write_text(README_CONFIG + 'backend: null\n')
+    config, code = _readme_training_blocks()
+    assert 'assert batch' in code
+    (tmp_path / 'sampling.yaml').write_text(config + 'backend: null\n')
     scope = {}
-    exec(compile(README_CODE, 'README', 'exec'), scope)
+    exec(compile(code, 'README', 'exec'), scope)
     train, val = scope['train'], scope['val']
     assert len(train) == 100 and train.epoch == 1
     assert len(val) == val.n_pool and not val.shuffle

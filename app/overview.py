@@ -1,0 +1,197 @@
+"""The explorer's overview: the image list, the image with its annotations and pool
+windows, clicks on it, and the status line."""
+from __future__ import annotations
+
+import html
+import os
+import warnings
+import weakref
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+
+from app import views
+
+
+class OverviewView:
+    """Methods of :class:`app.layout.Explorer` for this view (a mixin: they use
+    the explorer's ``state`` and widgets)."""
+
+    def _update_image_options(self) -> None:
+        s = self.state
+        from app.pools import filter_images
+        table = filter_images(s.shared.image_table, s.search, s.image_categories, s.shared.dset)
+        options = views.image_options(table)
+        if s.gid is not None and s.gid not in options.values():
+            row = s.shared.image_table[s.shared.image_table['gid'] == s.gid]
+            if len(row):
+                options = {row['label'].iloc[0]: s.gid, **options}
+        self._syncing = True
+        try:
+            if options != self.image_select.options:
+                self.image_select.options = options
+            if s.gid in options.values():
+                self.image_select.value = s.gid
+        finally:
+            self._syncing = False
+        shown = min(len(table), len(options))
+        self.image_count.object = (f'{len(table)} of {len(s.shared.image_table)} images match'
+                                   + (f' (first {shown} listed)' if shown < len(table) else ''))
+
+    def _update_frame_slider(self) -> None:
+        s = self.state
+        if s.gid is None:
+            self.frame_slider.visible = False
+            return
+        frames = views.video_frames(s.shared.dset, s.gid)
+        self._syncing = True
+        try:
+            if len(frames) > 1:
+                self.frame_slider.param.update(end=len(frames) - 1, value=frames.index(s.gid),
+                                               visible=True)
+            else:
+                self.frame_slider.visible = False
+        finally:
+            self._syncing = False
+
+    def _on_frame(self, event) -> None:
+        s = self.state
+        if self._syncing or s.gid is None or event.new is None:
+            return
+        frames = views.video_frames(s.shared.dset, s.gid)
+        if 0 <= event.new < len(frames):
+            s.gid = frames[event.new]
+
+    def _on_image_select(self, event) -> None:
+        if not self._syncing and event.new is not None:
+            self.state.gid = int(event.new)
+
+    def _on_overview_gid(self, *events) -> None:
+        """Another image: reuse the plot when it has the same size, else build a new one."""
+        s = self.state
+        gid = s.gid
+        if gid is None:
+            self.overview[:] = [pn.pane.Markdown('No image matches.')]
+            self._ov_dims = None
+            return
+        dims = views.image_dims(s.sampler.dset, gid)
+        dataset_changed = any(e.name == 'dataset_label' for e in events)
+        if dims == self._ov_dims and not dataset_changed:
+            self._ov_reset = True          # the hook puts the axes back on the whole image
+            self._ov_stream.event(gid=gid)
+        else:
+            self._ov_stream = hv.streams.Stream.define('OverviewImage', gid=gid)()
+            self.overview[:] = [self._overview_plot(dims)]
+            self._ov_dims = dims
+
+    def _overview_plot(self, dims):
+        """The overview plot: image (refined on zoom), annotations, pool windows.
+
+        One plot serves every image of size ``dims``; the image shown is the
+        ``gid`` of ``self._ov_stream``.
+        """
+        s = self.state
+        height, width = max(1, dims[0]), max(1, dims[1])   # an image of no size: a 1 px plot
+        ov = self._ov_stream
+        last = {'gid': None}
+
+        def image(gid, x_range=None, y_range=None):
+            sampler = s.sampler
+            if gid != last['gid']:        # a new image: the old zoom does not apply
+                last['gid'] = gid
+                x_range = y_range = None
+            try:
+                return views.overview_image(sampler, gid, x_range, y_range)
+            except Exception as ex:
+                s.notify(f'cannot read image {gid}: {ex}')
+                return views.rgb_element(np.zeros((2, 2, 3), np.uint8), (0, 0, width, height))
+
+        def annots(gid, with_annots):
+            # an annotation that cannot be drawn is left out with a warning naming it
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                try:
+                    overlay = views.annotation_overlay(s.sampler.dset, gid, with_annots,
+                                                       self.colors)
+                except Exception as ex:     # never lose the overview to one annotation
+                    s.notify(f'cannot draw the annotations of image {gid}: {ex}')
+                    return views.annotation_overlay(s.sampler.dset, gid, ())
+            if caught:
+                s.notify(str(caught[0].message), level='warning')
+            return overlay
+
+        def windows(gid, revision, selected_item, click_xy):
+            return self._windows(gid, revision, selected_item, click_xy)
+
+        # the hook is kept in HoloViews' process-wide option store (with the element's
+        # options): it refers to this session weakly, or a closed session is never freed
+        me, ov_ref = weakref.ref(self), weakref.ref(ov)
+
+        def title(plot, element):
+            explorer, stream = me(), ov_ref()
+            if explorer is None or stream is None or explorer.state.sampler is None:
+                return
+            gid = stream.gid
+            img = explorer.state.sampler.dset.imgs.get(gid, {})
+            plot.handles['plot'].title.text = (
+                f'image {gid}: {os.path.basename(img.get("file_name") or "")}'[:80])
+            if explorer._ov_reset:
+                explorer._ov_reset = False
+                xr, yr = plot.handles['x_range'], plot.handles['y_range']
+                xr.start, xr.end = 0, width
+                yr.start, yr.end = (height, 0) if yr.start > yr.end else (0, height)
+
+        rgb = hv.DynamicMap(image, streams=[ov, hv.streams.RangeXY()])
+        ann = hv.DynamicMap(annots, streams=[ov, hv.streams.Params(s, ['with_annots'])])
+        win = hv.DynamicMap(windows, streams=[
+            ov, hv.streams.Params(s, ['revision', 'selected_item', 'click_xy'])])
+        tap = hv.streams.Tap(source=rgb, x=None, y=None)
+        tap.add_subscriber(self._on_tap)
+        ann_hover = [('aid', '@aid'), ('category', '@category'), ('area', '@area{0}')]
+        win_hover = [('window', '@index'), ('kind', '@kind'), ('aid', '@aid')]
+        frame_w = 640
+        frame_h = max(120, min(720, int(round(frame_w * height / max(width, 1)))))
+        plot = (rgb * ann * win).opts(
+            hv.opts.RGB(frame_width=frame_w, frame_height=frame_h, invert_yaxis=True,
+                        xlim=(0, width), ylim=(0, height), tools=['tap'], hooks=[title],
+                        active_tools=['wheel_zoom', 'tap'], default_tools=['pan', 'wheel_zoom',
+                                                                           'box_zoom', 'reset']),
+            hv.opts.Rectangles(fill_alpha=0.0, line_width=2),
+            hv.opts.Rectangles('Boxes', line_color='color', tools=['hover'],
+                               hover_tooltips=ann_hover),
+            hv.opts.Polygons(fill_color='color', line_color='color', fill_alpha=0.25,
+                             line_width=1, tools=['hover'], hover_tooltips=ann_hover),
+            hv.opts.Points(color='color', size=5, line_color='white',
+                           tools=['hover'], hover_tooltips=ann_hover),
+            hv.opts.Rectangles('Windows', line_color='color', fill_color='color',
+                               fill_alpha=0.06, line_width='width', tools=['hover'],
+                               hover_tooltips=win_hover),
+            hv.opts.Overlay(show_legend=False),
+        )
+        return pn.pane.HoloViews(plot, linked_axes=False)
+
+    def _windows(self, gid, revision, selected, click):
+        s = self.state
+        cw = None if click is None else views.click_window(s.pools.config, *click)
+        return views.window_overlay(s.pools, gid, selected, cw)
+
+    def _on_tap(self, x=None, y=None) -> None:
+        if x is None or y is None:
+            return
+        self.state.click_xy = (float(x), float(y))
+
+    def _coverage(self):
+        """``views.coverage`` of the current pools (cached per revision)."""
+        s = self.state
+        key = (s.revision, id(s.pools), tuple(s.pad))
+        if getattr(self, '_coverage_cache', (None,))[0] != key:
+            self._coverage_cache = (key, views.coverage(s.pools, s.shared.dset, s.pad))
+        return self._coverage_cache[1]
+
+    def _status(self, revision, gid=None) -> str:
+        s = self.state
+        _, overall = self._coverage()
+        text = views.summary(s.pools, overall)
+        return (f'<div class="status" data-revision="{revision}" data-gid="{gid}">'
+                f'image {gid} · {html.escape(text)}</div>')
