@@ -17,8 +17,18 @@ Reports p50 / p95 / max seconds per change for both, the page errors (uncaught e
 in a page), the server's CPU seconds per change and its memory. Every wait is bounded
 (``--timeout`` per change); the run stops by itself.
 
+``--clients bokeh`` measures the server itself: instead of 20 chromium pages (whose
+renderers take most of a 2-core machine), each session is a Bokeh websocket client
+(:func:`bokeh.client.pull_session`, one thread and one IO loop each) that sends the
+browser's "document ready" event, then sets the window-height widget's value (the model
+with CSS class ``w-window_h``) as a page does, and times until the server has pushed the
+status line (**preview**), the statistics table (**stats**) and both gallery titles
+(**galleries**) naming the new size. No page is rendered, so these times are the
+server's (and the client's decoding of its messages).
+
 Usage:
     python benchmarks/bench_load.py [--sessions 20] [--changes 5] [--burst 1] [--json out.json]
+    python benchmarks/bench_load.py --clients bokeh [--sessions 20] [--changes 5]
 
 Nothing is timed in the tests; the figures go to benchmarks/README-app.md.
 """
@@ -32,6 +42,7 @@ import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -173,8 +184,133 @@ async def run(url: str, args) -> tuple[list, list]:
     return results, errors
 
 
+
+# ------------------------------------------------------------ Bokeh websocket clients
+def _register_panel_models() -> None:
+    """Import every ``panel.models`` module: the client must know each model type the
+    server's document holds (e.g. FileDropper) to read it."""
+    import importlib
+    import pkgutil
+
+    import panel.models
+    for info in pkgutil.iter_modules(panel.models.__path__):
+        try:
+            importlib.import_module(f'panel.models.{info.name}')
+        except ImportError:  # an optional extension's model (e.g. a missing package)
+            pass
+
+
+def _models_with_class(doc, css_class: str) -> list:
+    return [m for m in list(doc.models) if css_class in (getattr(m, 'css_classes', None) or [])]
+
+
+def _texts(doc, css_class: str) -> str:
+    return ' | '.join(str(getattr(m, 'text', '')) for m in _models_with_class(doc, css_class))
+
+
+def _gallery_titles(doc) -> list:
+    return [str(m.text) for m in list(doc.models)
+            if 'load_item returns' in str(getattr(m, 'text', '') or '')]
+
+
+def client_session(url: str, k: int, args, results: list, errors: list,
+                   opened: threading.Barrier) -> None:
+    """One server session driven over its websocket, in this thread (its own IO loop)."""
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    from bokeh.client import pull_session
+    from bokeh.events import DocumentReady
+    from tornado.ioloop import IOLoop
+    rng = random.Random(args.seed * 1000 + k)
+    loop = IOLoop()
+    session = None
+
+    def until(predicate, timeout: float) -> float:
+        """Run the IO loop (applying the server's messages) until ``predicate()`` holds;
+        its seconds, or raise TimeoutError after ``timeout`` seconds."""
+        t0 = time.perf_counter()
+        if not predicate():
+            handle = loop.call_later(timeout, loop.stop)
+            session._connection._loop_until(predicate)
+            loop.remove_timeout(handle)
+            if not predicate():
+                raise TimeoutError(f'not shown within {timeout:.0f} s')
+        return time.perf_counter() - t0
+
+    try:
+        t0 = time.perf_counter()
+        session = pull_session(url=url, io_loop=loop)
+        doc = session.document
+        doc.callbacks.send_event(DocumentReady())    # as a page does once it has loaded
+        until(lambda: 'x128' in _texts(doc, 'stats-table') and len(_gallery_titles(doc)) == 2,
+              3 * args.timeout)
+        box = _models_with_class(doc, 'w-window_h')[0]
+        results.append({'session': k, 'kind': 'open', 's': time.perf_counter() - t0})
+    except Exception as ex:
+        errors.append(f'session {k} open: {type(ex).__name__}: {str(ex).splitlines()[0]}')
+        opened.abort()
+        return
+    try:
+        try:
+            opened.wait(timeout=3 * args.timeout)    # every session open: changes start together
+        except threading.BrokenBarrierError:
+            pass
+        for c in range(args.changes):
+            time.sleep(rng.uniform(0, args.think))
+            sizes = [24 + 4 * ((k * 7 + c * args.burst + b) % 60) for b in range(args.burst)]
+            last = sizes[-1]
+            if box.value == last:
+                last = sizes[-1] = last + 4
+            t0 = time.perf_counter()
+            for b, h in enumerate(sizes):
+                box.value = h
+                if b < len(sizes) - 1:     # send it, then type the next one
+                    loop.run_sync(lambda: asyncio.sleep(0.05))
+            times = {}
+            try:
+                until(lambda: f'window {last}x128' in _texts(doc, 'status-line'), args.timeout)
+                times['preview'] = time.perf_counter() - t0
+                until(lambda: f'{last}x128' in _texts(doc, 'stats-table'), args.timeout)
+                times['stats'] = time.perf_counter() - t0
+                until(lambda: all(f'window {last}x128' in t for t in _gallery_titles(doc)),
+                      args.timeout)
+                times['galleries'] = time.perf_counter() - t0
+            except TimeoutError as ex:
+                errors.append(f'session {k} change {c}: {ex} (shown: {sorted(times)})')
+                continue
+            results.append({'session': k, 'kind': 'change', 'burst': args.burst, **times})
+    except Exception as ex:  # a session that failed: counted, the others go on
+        errors.append(f'session {k}: {type(ex).__name__}: {str(ex).splitlines()[0]}')
+    finally:
+        session.close()
+        loop.close(all_fds=True)
+
+
+def run_clients(url: str, args) -> tuple[list, list]:
+    """``--sessions`` Bokeh websocket clients at once, one thread each; bounded by
+    ``--deadline`` (threads still running then are left to the process's exit)."""
+    _register_panel_models()
+    results: list = []
+    errors: list = []
+    opened = threading.Barrier(args.sessions)
+    threads = [threading.Thread(target=client_session, daemon=True,
+                                args=(url, k, args, results, errors, opened))
+               for k in range(args.sessions)]
+    end = time.perf_counter() + args.deadline
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, end - time.perf_counter()))
+    late = sum(t.is_alive() for t in threads)
+    if late:
+        errors.append(f'{late} sessions still running at the deadline ({args.deadline:.0f} s)')
+    return results, errors
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description='many explorer sessions editing at once')
+    parser.add_argument('--clients', choices=('chromium', 'bokeh'), default='chromium',
+                        help='chromium pages (server and 20 browsers on one machine) or Bokeh '
+                             'websocket clients (the server alone: nothing rendered)')
     parser.add_argument('--sessions', type=int, default=20)
     parser.add_argument('--changes', type=int, default=5, help='changes per session')
     parser.add_argument('--burst', type=int, default=1,
@@ -197,27 +333,37 @@ def main(argv=None) -> int:
         try:
             cpu0 = sum(server.cpu_times()[:2])
             t0 = time.perf_counter()
-            results, errors = asyncio.run(run(url, args))
+            own0 = time.process_time()
+            if args.clients == 'bokeh':
+                results, errors = run_clients(url, args)
+            else:
+                results, errors = asyncio.run(run(url, args))
             wall = time.perf_counter() - t0
+            own = time.process_time() - own0    # the clients' decoding (bokeh mode)
             cpu = sum(server.cpu_times()[:2]) - cpu0
             rss = server.memory_info().rss / 2**20
         finally:
             stop_server(proc)
     changes = [r for r in results if r['kind'] == 'change']
     opens = [r['s'] for r in results if r['kind'] == 'open']
-    print(f'{args.sessions} sessions x {args.changes} changes (burst {args.burst}), '
+    print(f'{args.clients} clients: '
+          f'{args.sessions} sessions x {args.changes} changes (burst {args.burst}), '
           f'{os.cpu_count()} cores, {wall:.0f} s wall')
     print(f'  page open -> statistics and galleries: {summary(opens)}')
     for name in ('preview', 'stats', 'galleries'):
         print(f'  change -> {name:<9}: {summary([r[name] for r in changes])}')
     print(f'  server CPU: {cpu:.1f} s ({cpu / max(1, len(changes)):.2f} s per change, '
           f'page opens included); server RSS at the end: {rss:.0f} MiB')
+    if args.clients == 'bokeh':
+        print(f'  client CPU (decoding the server\'s messages, same machine): {own:.1f} s')
+    print(f'  load average at the end: {" / ".join(f"{x:.1f}" for x in os.getloadavg())}')
     print(f'  page errors / changes that never showed: {len(errors)}')
     for line in errors[:10]:
         print(f'    {line}')
     if args.json:
         Path(args.json).write_text(json.dumps({'args': vars(args), 'results': results,
                                                'errors': errors, 'server_cpu_s': cpu,
+                                               'loadavg_end': os.getloadavg(),
                                                'wall_s': wall, 'server_rss_mib': rss}, indent=2))
     return 0
 

@@ -157,3 +157,27 @@ def test_served_updates_compute_only_the_latest_state_of_a_session(monkeypatch):
     assert '56x56' in e.stats_numbers.object
     shown = [sl['index'] for sl in e._slots['pos'] if sl['box'].visible]
     assert shown == list(range(min(s.gallery_size, s.pools.n_pos)))
+
+
+def test_websocket_clients_see_each_of_their_changes(tmp_path):
+    """``bench_load.py --clients bokeh`` (the server measured without browsers): every
+    session's change of the window height comes back from the server as the status line,
+    the statistics table and both gallery titles naming the new size, in that order, with
+    no errors. (Nothing is timed: only that each change is seen.)"""
+    import importlib.util
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / 'benchmarks' / 'bench_load.py'
+    spec = importlib.util.spec_from_file_location('bench_load', path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / 'load.json'
+    bench.main(['--clients', 'bokeh', '--sessions', '2', '--changes', '2', '--burst', '2',
+                '--timeout', '300', '--json', str(out)])
+    data = json.loads(out.read_text())
+    assert data['errors'] == []
+    changes = [r for r in data['results'] if r['kind'] == 'change']
+    assert sorted((r['session'], r['burst']) for r in changes) == [(0, 2), (0, 2), (1, 2), (1, 2)]
+    for r in changes:
+        assert 0 < r['preview'] <= r['stats'] <= r['galleries']
+    assert sorted(r['session'] for r in data['results'] if r['kind'] == 'open') == [0, 1]
