@@ -280,17 +280,17 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
         if match is None:
             self.send_response(200)
             self.send_header('Content-Length', str(len(data)))
+            self.served.append((0, len(data)))   # logged before the client can see it
             self.end_headers()
             self.wfile.write(data)
-            self.served.append((0, len(data)))
             return
         start, stop = int(match[1]), min(int(match[2]) + 1, len(data))
         self.send_response(206)
         self.send_header('Content-Range', f'bytes {start}-{stop - 1}/{len(data)}')
         self.send_header('Content-Length', str(stop - start))
+        self.served.append((start, stop))   # logged before the client can see it
         self.end_headers()
         self.wfile.write(data[start:stop])
-        self.served.append((start, stop))
 
     def log_message(self, *args):
         pass
