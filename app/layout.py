@@ -16,13 +16,11 @@ worker threads, applied in one batch).
 """
 from __future__ import annotations
 
-import io
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import holoviews as hv
-import numpy as np
 import panel as pn
 import param
 
@@ -30,9 +28,11 @@ from app import uploads as upl
 from app import views
 from app.demo import DEFAULT_DEMO, DEMOS
 from app.detail import DetailView
+from app.galleries import GalleriesView
 from app.link import link_location
 from app.overview import OverviewView
 from app.sidebar import SidebarView
+from app.stats import StatsView
 from app.state import ExplorerState
 from app.text import text_options
 from sampler_core.config import _coerce_scale
@@ -42,7 +42,6 @@ _CUSTOM = {'version', 'dataset', 'dataset_hash', 'backend', 'workdir', 'window_d
            'pad_mode', 'pad_value', 'scale', 'channels', 'visible_thresh', 'with_annots', 'categories',
            'n_pos', 'n_neg', 'neg_to_pos_ratio', 'neg_overlap', 'seed'}
 
-THUMB = 150
 
 #: window size choices besides 'fixed' (the two inputs) -> config ``window_dims``
 BOX_WINDOWS = {'box size': None, 'square box': 'square'}
@@ -149,11 +148,6 @@ def _parse_scale(text):
     return value
 
 
-def _png(arr: np.ndarray) -> bytes:
-    from PIL import Image
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format='PNG', compress_level=1)
-    return buf.getvalue()
 
 
 def _change_before_browser_connects(doc, change) -> bool:
@@ -183,7 +177,8 @@ def _change_before_browser_connects(doc, change) -> bool:
     return True
 
 
-class Explorer(SidebarView, OverviewView, DetailView, pn.viewable.Viewer):
+class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
+               pn.viewable.Viewer):
     """The sampler explorer for one dataset; one state per instance (per session).
 
     Args:
@@ -462,156 +457,17 @@ class Explorer(SidebarView, OverviewView, DetailView, pn.viewable.Viewer):
 
 
     # ------------------------------------------------------------ galleries
-    def _build_galleries(self) -> None:
-        """Thumbnail slots, updated in place (no new Bokeh models per change)."""
-        self._slots = {'pos': [], 'neg': []}
-        self._gallery_titles = {}
-        self._gallery_boxes = {}
-        rows = []
-        for kind, title in (('pos', 'Positives'), ('neg', 'Negatives')):
-            self._gallery_titles[kind] = pn.pane.Markdown(f'**{title}**')
-            self._gallery_boxes[kind] = pn.FlexBox()
-            rows += [self._gallery_titles[kind], self._gallery_boxes[kind]]
-        self.galleries = pn.Column(*rows, sizing_mode='stretch_width', css_classes=['galleries'])
 
-    def _ensure_slots(self, kind: str, n: int) -> list:
-        """At least ``n`` slots for ``kind`` (they are hidden, never removed)."""
-        s = self.state
-        slots = self._slots[kind]
-        new = []
-        while len(slots) < n:
-            pic = pn.pane.PNG(None, width=THUMB, height=THUMB, css_classes=['thumb'])
-            button = pn.widgets.Button(label='', width=THUMB, css_classes=[f'thumb-button-{kind}'])
-            slot = {'pic': pic, 'button': button, 'index': None,
-                    'box': pn.Column(pic, button, margin=2)}
-            button.on_click(lambda _, slot=slot: slot['index'] is not None
-                            and s.select_item(slot['index']))
-            slots.append(slot)
-            new.append(slot['box'])
-        if new:
-            self._gallery_boxes[kind].extend(new)
-        return slots
 
-    def _gallery_key(self) -> tuple:
-        s = self.state
-        return (s.revision, s.gallery_size, id(s.pools))
 
-    def _gallery_items(self) -> dict:
-        """The gallery items of the current pools (computed here when no worker has)."""
-        if self._gallery_cache[0] != self._gallery_key():
-            self._gallery_cache = self._compute_galleries(self._snapshot())
-        return self._gallery_cache[1]
 
-    def _compute_galleries(self, snap: dict) -> tuple:
-        """``(key, {kind: items})`` of a :meth:`_snapshot`: each window sampled, drawn and
-        PNG-encoded (runs on a worker thread in a served session)."""
-        galleries = {kind: views.gallery(snap['sampler'], snap['pools'], kind,
-                                         snap['gallery_size'], thumb=THUMB, colors=snap['colors'])
-                     for kind in ('pos', 'neg')}
-        for items in galleries.values():
-            for it in items:
-                it['png'] = None if it['image'] is None else _png(it['image'])
-                it['image'] = None          # only the PNG is kept
-        return snap['gallery_key'], galleries
 
-    def _update_galleries(self) -> None:
-        s = self.state
-        galleries = self._gallery_items()
-        if self._gallery_noted != self._gallery_cache[0]:
-            self._gallery_noted = self._gallery_cache[0]
-            errors = [it['error'] for items in galleries.values() for it in items if it['error']]
-            if errors:
-                s.notify(errors[0] + (f' (and {len(errors) - 1} more)' if len(errors) > 1 else ''))
-        for kind, title in (('pos', 'Positives'), ('neg', 'Negatives')):
-            items = galleries[kind]
-            total = s.pools.n_pos if kind == 'pos' else s.pools.n_neg
-            cfg = s.pools.config
-            wd = views.window_text(cfg.window_dims)
-            self._gallery_titles[kind].object = (
-                f'**{title}**: first {len(items)} of {total} (window {wd}), as '
-                f'sampler.load_item returns them' + ('' if items else ' — *none*'))
-            for k, slot in enumerate(self._ensure_slots(kind, len(items))):
-                if k >= len(items):
-                    slot['index'] = None
-                    slot['box'].visible = False
-                    continue
-                it = items[k]
-                mark = ' ★' if s.selected_item == it['index'] else ''
-                slot['index'] = it['index']
-                if slot['pic'].object is not it['png']:
-                    slot['pic'].object = it['png']
-                slot['button'].param.update(
-                    label=f"#{it['index']} · img {it['gid']}{mark}"
-                         + (' · unreadable' if it['error'] else ''),
-                    color='warning' if mark else 'default')
-                slot['box'].visible = True
 
     # ------------------------------------------------------------ statistics
-    def _stats_key(self) -> tuple:
-        s = self.state
-        return (s.revision, id(s.pools))
 
-    def _stats_data(self) -> dict:
-        """The statistics data of the current pools (computed here when no worker has)."""
-        if self._stats_cache[0] != self._stats_key():
-            self._stats_cache = self._compute_stats(self._snapshot())
-        return self._stats_cache[1]
 
-    @staticmethod
-    def _compute_stats(snap: dict) -> tuple:
-        """``(key, data)`` of a :meth:`_snapshot`: visible fractions and coverage (runs on a
-        worker thread in a served session)."""
-        fr = views.visible_fractions(snap['sampler'].regions, snap['pools'], snap['pad'])
-        per_image, overall = snap['coverage']
-        return snap['stats_key'], {'fr': fr, 'per_image': per_image, 'overall': overall}
 
-    def _build_stats(self) -> None:
-        """Four plots that update their data in place (DynamicMaps on a tick stream)."""
-        s = self.state
-        self._stats_tick = hv.streams.Stream.define('StatsTick', tick=0)()
-        size = dict(width=400, height=260, framewise=True, tools=['hover'])
 
-        def balance(tick):
-            return views.class_balance_plot(s.pools, s.shared.dset)
-
-        def visible(tick):
-            fr = self._stats_data()['fr']
-            return views.visible_histogram(fr, s.visible_thresh).relabel(
-                f'Visible fraction of annotations (n={len(fr)})')
-
-        def negatives(tick):
-            return views.negatives_plot(s.pools)
-
-        def covered(tick):
-            d = self._stats_data()
-            return views.coverage_plot(d['per_image'], d['overall'])
-
-        plots = [
-            hv.DynamicMap(balance, streams=[self._stats_tick]).opts(
-                xrotation=45, color='category', cmap='Category20', show_legend=False, **size),
-            hv.DynamicMap(visible, streams=[self._stats_tick]).opts(
-                hv.opts.Histogram(color='#64748b', **size),
-                hv.opts.VLine(color='red', line_dash='dashed'),
-                hv.opts.Overlay(show_legend=False)),
-            hv.DynamicMap(negatives, streams=[self._stats_tick]).opts(
-                color='negatives', cmap=['#94a3b8', views.NEG_COLOR], show_legend=False,
-                **size),
-            hv.DynamicMap(covered, streams=[self._stats_tick]).opts(
-                ylim=(0, 1), xrotation=45, color=views.POS_COLOR, **size),
-        ]
-        self.stats_numbers = pn.pane.HTML('', css_classes=['stats-table'])
-        self.stats = pn.Column(
-            self.stats_numbers,
-            pn.GridBox(*[pn.pane.HoloViews(p, linked_axes=False) for p in plots], ncols=2),
-            css_classes=['stats'])
-
-    def _update_stats(self) -> None:
-        s = self.state
-        d = self._stats_data()
-        numbers = views.stats_table(s.pools, d['fr'], d['overall'])
-        self.stats_numbers.object = numbers.to_html(index=False, classes='stats-numbers',
-                                                    border=0)
-        self._stats_tick.event(tick=s.revision)
 
     # ------------------------------------------------------------ deferred updates
     def _batched(self):

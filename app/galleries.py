@@ -1,0 +1,109 @@
+"""The explorer's galleries: the first positive and negative windows exactly as
+``sampler.load_item`` returns them; a click finds one in the overview."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import panel as pn
+
+from app import views
+
+#: side of a gallery thumbnail, pixels
+THUMB = 150
+
+
+def _png(arr: np.ndarray) -> bytes:
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format='PNG', compress_level=1)
+    return buf.getvalue()
+
+
+class GalleriesView:
+    """Methods of :class:`app.layout.Explorer` for this view (a mixin: they use
+    the explorer's ``state`` and widgets)."""
+
+    def _build_galleries(self) -> None:
+        """Thumbnail slots, updated in place (no new Bokeh models per change)."""
+        self._slots = {'pos': [], 'neg': []}
+        self._gallery_titles = {}
+        self._gallery_boxes = {}
+        rows = []
+        for kind, title in (('pos', 'Positives'), ('neg', 'Negatives')):
+            self._gallery_titles[kind] = pn.pane.Markdown(f'**{title}**')
+            self._gallery_boxes[kind] = pn.FlexBox()
+            rows += [self._gallery_titles[kind], self._gallery_boxes[kind]]
+        self.galleries = pn.Column(*rows, sizing_mode='stretch_width', css_classes=['galleries'])
+
+    def _ensure_slots(self, kind: str, n: int) -> list:
+        """At least ``n`` slots for ``kind`` (they are hidden, never removed)."""
+        s = self.state
+        slots = self._slots[kind]
+        new = []
+        while len(slots) < n:
+            pic = pn.pane.PNG(None, width=THUMB, height=THUMB, css_classes=['thumb'])
+            button = pn.widgets.Button(label='', width=THUMB, css_classes=[f'thumb-button-{kind}'])
+            slot = {'pic': pic, 'button': button, 'index': None,
+                    'box': pn.Column(pic, button, margin=2)}
+            button.on_click(lambda _, slot=slot: slot['index'] is not None
+                            and s.select_item(slot['index']))
+            slots.append(slot)
+            new.append(slot['box'])
+        if new:
+            self._gallery_boxes[kind].extend(new)
+        return slots
+
+    def _gallery_key(self) -> tuple:
+        s = self.state
+        return (s.revision, s.gallery_size, id(s.pools))
+
+    def _gallery_items(self) -> dict:
+        """The gallery items of the current pools (computed here when no worker has)."""
+        if self._gallery_cache[0] != self._gallery_key():
+            self._gallery_cache = self._compute_galleries(self._snapshot())
+        return self._gallery_cache[1]
+
+    def _compute_galleries(self, snap: dict) -> tuple:
+        """``(key, {kind: items})`` of a :meth:`_snapshot`: each window sampled, drawn and
+        PNG-encoded (runs on a worker thread in a served session)."""
+        galleries = {kind: views.gallery(snap['sampler'], snap['pools'], kind,
+                                         snap['gallery_size'], thumb=THUMB, colors=snap['colors'])
+                     for kind in ('pos', 'neg')}
+        for items in galleries.values():
+            for it in items:
+                it['png'] = None if it['image'] is None else _png(it['image'])
+                it['image'] = None          # only the PNG is kept
+        return snap['gallery_key'], galleries
+
+    def _update_galleries(self) -> None:
+        s = self.state
+        galleries = self._gallery_items()
+        if self._gallery_noted != self._gallery_cache[0]:
+            self._gallery_noted = self._gallery_cache[0]
+            errors = [it['error'] for items in galleries.values() for it in items if it['error']]
+            if errors:
+                s.notify(errors[0] + (f' (and {len(errors) - 1} more)' if len(errors) > 1 else ''))
+        for kind, title in (('pos', 'Positives'), ('neg', 'Negatives')):
+            items = galleries[kind]
+            total = s.pools.n_pos if kind == 'pos' else s.pools.n_neg
+            cfg = s.pools.config
+            wd = views.window_text(cfg.window_dims)
+            self._gallery_titles[kind].object = (
+                f'**{title}**: first {len(items)} of {total} (window {wd}), as '
+                f'sampler.load_item returns them' + ('' if items else ' — *none*'))
+            for k, slot in enumerate(self._ensure_slots(kind, len(items))):
+                if k >= len(items):
+                    slot['index'] = None
+                    slot['box'].visible = False
+                    continue
+                it = items[k]
+                mark = ' ★' if s.selected_item == it['index'] else ''
+                slot['index'] = it['index']
+                if slot['pic'].object is not it['png']:
+                    slot['pic'].object = it['png']
+                slot['button'].param.update(
+                    label=f"#{it['index']} · img {it['gid']}{mark}"
+                         + (' · unreadable' if it['error'] else ''),
+                    color='warning' if mark else 'default')
+                slot['box'].visible = True
