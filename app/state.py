@@ -214,11 +214,12 @@ class ExplorerState(SamplingConfig):
 
     def _fit_pools_to_dataset(self) -> None:
         """A dataset without (valid) annotations has no positives: ask for none and for the
-        negatives they would have paired instead (``n_neg`` = the positives asked, 16 for
-        all), so that its images and negatives are shown and the export rebuilds them."""
+        negatives they would have paired instead (``n_neg`` = the positives asked, the
+        explorer's default ``n_pos`` for all), so that its images and negatives are shown and
+        the export rebuilds them."""
         if len(self.sampler.regions.targets) or self.n_pos == 0:
             return
-        asked = 16 if self.n_pos is None else self.n_pos
+        asked = self.param['n_pos'].default if self.n_pos is None else self.n_pos
         self.n_pos = 0
         if self.n_neg is None:
             self.n_neg = asked
