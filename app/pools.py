@@ -38,6 +38,12 @@ POOL_COLUMNS = ('index', 'kind', 'aid', 'gid', 'category_id', 'cx', 'cy', 'width
                 'x0', 'y0', 'x1', 'y1')
 
 
+def user_messages(caught) -> list[str]:
+    """The texts of recorded warnings a user should read (not library deprecations)."""
+    return [str(w.message) for w in caught
+            if not issubclass(w.category, (DeprecationWarning, FutureWarning))]
+
+
 class SharedDataset:
     """A dataset and its read-only sampler, shared between sessions.
 
@@ -62,9 +68,7 @@ class SharedDataset:
             regions.neg_anchors
         #: what the library said of the data while building its tables (annotations left
         #: out of the pools, ...): every session opening the dataset shows it once
-        self.data_warnings = list(dict.fromkeys(
-            str(w.message) for w in caught
-            if not issubclass(w.category, (DeprecationWarning, FutureWarning))))
+        self.data_warnings = list(dict.fromkeys(user_messages(caught)))
 
     @property
     def dset(self):
@@ -298,8 +302,7 @@ def compute_pools(sampler, config) -> Pools:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         n_pos, n_neg = sampler.apply_config(config)
-    messages = [str(w.message) for w in caught
-                if not issubclass(w.category, (DeprecationWarning, FutureWarning))]
+    messages = user_messages(caught)
     asked = config.n_neg if config.n_neg is not None else int(config.neg_to_pos_ratio * n_pos)
     pos, neg = pool_rows(sampler.regions)
     wd = config.window_dims
