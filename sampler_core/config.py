@@ -20,6 +20,7 @@ YAML or JSON (never pickle), with a ``version`` field::
     scale_range: null            # [min, max]: each item read at scale x a factor drawn here
     window_size_range: [128, 256]  # each item a square window of a side drawn here ...
     output_dims: [192, 192]      # ... resampled to (height, width) pixels
+    max_nodata_fraction: 0.25    # pool windows with more padding are moved / drawn again
 
 Fields added after the first release have defaults, so a version-1 file
 without them loads unchanged (``balance: none``, ``split_by: none``,
@@ -228,6 +229,12 @@ class SamplingConfig(param.Parameterized):
         '[height, width]: every item resampled to this size (pad included; annotations and '
         'tf_rel_to_abs follow); needs window_dims [h, w]; exclusive with scale and '
         'scale_range; None: items keep their window size.'))
+    max_nodata_fraction = param.Number(default=None, allow_None=True, bounds=(0.0, 1.0), doc=(
+        'Largest fraction (0..1) of a pool window\'s pixels (window_dims plus pad) that may be '
+        'padding outside the image: a positive above it is moved towards the image inside '
+        'keeping its whole box, a negative is drawn again elsewhere; windows that cannot be '
+        'replaced are dropped (counted, one warning); grid windows above it are dropped. '
+        'None: off.'))
 
     #: What changing each field does, one entry per field, in file order (the keys written
     #: to files). A role names the strongest thing a change needs, checked against what
@@ -253,7 +260,7 @@ class SamplingConfig(param.Parameterized):
         'split_by': 'pools', 'val_fraction': 'pools', 'split_seed': 'pools',
         'split_block': 'pools',
         'epoch_length': 'read', 'scale_range': 'read', 'window_size_range': 'read',
-        'output_dims': 'read',
+        'output_dims': 'read', 'max_nodata_fraction': 'pools',
     })
     #: keys written to files, in order
     FIELDS = tuple(FIELD_ROLES)
@@ -316,6 +323,13 @@ class SamplingConfig(param.Parameterized):
             return _coerce_range(value, key, whole=False)
         if key == 'window_size_range':
             return _coerce_range(value, key, whole=True)
+        if key == 'max_nodata_fraction':
+            from sampler_core.regions import check_max_nodata_fraction
+            try:
+                return check_max_nodata_fraction(value)
+            except (TypeError, ValueError) as ex:
+                raise type(ex)(f'config key "max_nodata_fraction" must be null or a number in '
+                               f'[0, 1], got {value!r}') from None
         if key == 'output_dims':
             if value is None:
                 return None
@@ -681,7 +695,8 @@ class SamplingConfig(param.Parameterized):
             neg_to_pos_ratio=self.neg_to_pos_ratio if n_neg is None else None,
             window_dims=self.window_dims, rng=self.seed, thresh=self.neg_overlap,
             category_ids=self.category_ids(dset), balance=self.balance_arg(dset),
-            split=self.split_selector(dset, subset))
+            split=self.split_selector(dset, subset),
+            max_nodata_fraction=self.max_nodata_fraction, pad=tuple(self.pad))
 
     def check_dataset(self, dset, allow_hash_mismatch: bool = False) -> str:
         """Compare ``dataset_hash`` with the dataset's current hash; return the latter.

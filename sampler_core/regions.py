@@ -32,7 +32,7 @@ import numpy as np
 
 from sampler_core.hashid import HashIdentifiable
 from sampler_core.index import FrameIntersectionIndex, coco_annot_arrays
-from sampler_core.window import coerce_window_dims, window_boxes
+from sampler_core.window import coerce_pad, coerce_window_dims, padding_fractions, window_boxes
 
 #: columns of the target table, in order
 TARGET_COLUMNS = ('aid', 'gid', 'category_id', 'cx', 'cy', 'width', 'height',
@@ -92,6 +92,101 @@ def positive_extent(cx, cy, width, height):
     return cx, cy, np.where(width == 0, 2.0, width), np.where(height == 0, 2.0, height)
 
 
+#: rounds of candidate draws a negative above ``max_nodata_fraction`` gets before it is dropped
+NODATA_REDRAW_ROUNDS = 8
+
+
+def check_max_nodata_fraction(value: Any) -> float | None:
+    """``max_nodata_fraction`` as a float in ``[0, 1]``, or ``None`` (off).
+
+    Raises:
+        TypeError: not a number (naming the value).
+        ValueError: NaN or outside ``[0, 1]`` (naming the value).
+
+    Example:
+        >>> check_max_nodata_fraction(0.25), check_max_nodata_fraction(None)
+        (0.25, None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f'max_nodata_fraction must be a number in [0, 1] or None, got {value!r}')
+    if not (0.0 <= float(value) <= 1.0):   # NaN fails too
+        raise ValueError(f'max_nodata_fraction must be in [0, 1], got {value!r}')
+    return float(value)
+
+
+def nodata_fractions(table: dict, window_dims: Any = None, pad: Any = None) -> np.ndarray:
+    """Fraction of padding (pixels outside the image) in each pool window as it is read.
+
+    The window of each row is the one ``load_item`` reads (:func:`window_boxes`
+    with ``window_dims`` and ``pad``); its padding is counted from the boxes
+    (:func:`~sampler_core.window.padding_fractions`), no pixel is read. Images
+    declare no nodata value in kwcoco, so padding is the only nodata counted.
+
+    Args:
+        table: pool columns (:data:`TARGET_COLUMNS`, e.g. :meth:`CocoRegions.pool_tables`).
+        window_dims: the pools' ``window_dims`` (``(h, w)``, ``None`` or ``'square'``).
+        pad: ``None``, an int, ``(ph, pw)`` or ``((top, bottom), (left, right))``.
+
+    Returns:
+        ``(N,)`` float64 in ``[0, 1]``.
+
+    Example:
+        >>> table = {'cx': [5.0], 'cy': [50.0], 'width': [1.0], 'height': [1.0],
+        ...          'img_width': [100], 'img_height': [100]}
+        >>> nodata_fractions(table, (10, 10), pad=(0, 5)).tolist()   # x from -5 to 15
+        [0.25]
+    """
+    if not len(table['cx']):
+        return np.zeros(0)
+    _, padded = window_boxes(table['cx'], table['cy'], table['width'], table['height'],
+                             window_dims, pad)
+    return padding_fractions(padded, table['img_width'], table['img_height'])
+
+
+def inside_shifts(table: dict, window_dims: Any = None, pad: Any = None) -> np.ndarray:
+    """Whole-pixel shifts ``(dx, dy)`` moving positive windows towards their image's inside.
+
+    On each axis the shift is the smallest that leaves the least padding
+    (the padded window inside the image, or covering it when larger), limited
+    so that the window's overlap with the positive's box (``cx, cy, width,
+    height``) never shrinks: a window that holds its box still holds it after
+    the shift, and one smaller than its box stays within it.
+
+    Args:
+        table: positive pool columns (:data:`TARGET_COLUMNS`).
+        window_dims, pad: see :func:`nodata_fractions`.
+
+    Returns:
+        ``(N, 2)`` int64 ``(dx, dy)`` pixels.
+
+    Example:
+        >>> table = {'cx': [12.0], 'cy': [50.0], 'width': [4.0], 'height': [4.0],
+        ...          'img_width': [100], 'img_height': [100]}
+        >>> inside_shifts(table, (20, 20)).tolist()   # x0 = 2: box [10, 14) stays inside
+        [[0, 0]]
+        >>> table['cx'] = [2.0]                        # x0 = -8: move right, box [0, 4) kept
+        >>> inside_shifts(table, (20, 20)).tolist()
+        [[8, 0]]
+    """
+    cx, cy = np.asarray(table['cx'], float), np.asarray(table['cy'], float)
+    w, h = np.asarray(table['width'], float), np.asarray(table['height'], float)
+    boxes, padded = window_boxes(cx, cy, w, h, window_dims, pad)
+    out = []
+    for axis, (c, d, size) in enumerate(((cx, w, table['img_width']),
+                                         (cy, h, table['img_height']))):
+        size = np.asarray(size, dtype=np.int64)
+        # overlap with the box is largest for shifts between a and b and grows from 0 to there
+        a, b = (c - d / 2) - boxes[:, axis], (c + d / 2) - boxes[:, axis + 2]
+        lo = np.ceil(np.minimum(np.minimum(a, b), 0))
+        hi = np.floor(np.maximum(np.maximum(a, b), 0))
+        first, last = -padded[:, axis], size - padded[:, axis + 2]   # least padding between
+        best = np.clip(0, np.minimum(first, last), np.maximum(first, last))
+        out.append(np.clip(best, lo, hi))
+    return np.stack(out, axis=1).astype(np.int64).reshape(-1, 2)
+
+
 def _rng_state(rng) -> Any:
     """A comparable snapshot of a RandomState (to tell whether a draw consumed it)."""
     try:
@@ -103,6 +198,12 @@ def _rng_state(rng) -> Any:
 
 class MissingNegativePool(AssertionError):
     """A specific negative was asked for before a negative pool was preselected."""
+
+
+def _nodata_stats(max_nodata: float | None) -> dict:
+    """Zero counts of what ``max_nodata_fraction`` did (:attr:`CocoRegions.nodata_stats`)."""
+    return {'max_nodata_fraction': max_nodata, 'positives_redrawn': 0, 'positives_dropped': 0,
+            'negatives_redrawn': 0, 'negatives_dropped': 0}
 
 
 def _row(table, index: int) -> dict:
@@ -266,10 +367,14 @@ class CocoRegions(Targets, HashIdentifiable):
         self._neg_anchors = None
         self._pos_select_idxs = None
         self._pos_windows = None  # explicit positive windows (grid mode), else rows of targets
+        self._pos_shift = None  # (N, 2) (dx, dy) of positives moved by max_nodata_fraction
         self._negative_pool = None
         self._negative_idx = 0
         #: how the current pools were drawn (see pool_config); None: never drawn
         self._pool_request = None
+        #: what ``max_nodata_fraction`` did to the current pools (see :meth:`preselect`);
+        #: None: no pools drawn
+        self.nodata_stats = None
         bg = dset.name_to_cat.get('background', None) if hasattr(dset, 'name_to_cat') else None
         self.BACKGROUND_CLASS_ID = bg['id'] if bg is not None else 0
 
@@ -460,7 +565,8 @@ class CocoRegions(Targets, HashIdentifiable):
                   neg_to_pos_ratio: float | None = None, window_dims=None, rng=None,
                   verbose: int = 0, thresh: float = 0.0,
                   category_ids: Sequence[int] | None = None, balance=None,
-                  split=None) -> tuple[int, int]:
+                  split=None, max_nodata_fraction: float | None = None,
+                  pad: Any = None) -> tuple[int, int]:
         """Choose the positive and negative pools.
 
         Args:
@@ -487,6 +593,15 @@ class CocoRegions(Targets, HashIdentifiable):
             split (sampler_core.split.SubsetSelector): keep only windows (with
                 pad) of one subset of a train / val split. See
                 :mod:`sampler_core.split`.
+            max_nodata_fraction: ``None`` (off) or the largest fraction of a
+                window's pixels (``window_dims`` plus ``pad``) that may be padding
+                (:func:`nodata_fractions`). A positive above it is moved, by whole
+                pixels, towards the inside of its image without losing any of its
+                box (:func:`inside_shifts`); a negative above it is drawn again
+                elsewhere (up to :data:`NODATA_REDRAW_ROUNDS` rounds); the others are
+                dropped, with one warning. :attr:`nodata_stats` counts them.
+            pad: ``(ph, pw)`` the windows are read with, for ``max_nodata_fraction``
+                (default: the split's pad, else none).
 
         Returns:
             ``(n_pos, n_neg)`` actually chosen.
@@ -504,9 +619,12 @@ class CocoRegions(Targets, HashIdentifiable):
         config redraws these pools.
         """
         import kwarray
+        max_nodata = check_max_nodata_fraction(max_nodata_fraction)
+        nodata_pad = self._nodata_pad(pad, split)
         request = dict(mode='random', n_pos=n_pos, n_neg=n_neg,
                        neg_to_pos_ratio=neg_to_pos_ratio, window_dims=window_dims, rng=rng,
-                       thresh=thresh, category_ids=category_ids, balance=balance, split=split)
+                       thresh=thresh, category_ids=category_ids, balance=balance, split=split,
+                       max_nodata_fraction=max_nodata, nodata_pad=nodata_pad)
         ratio = self._check_counts(n_pos, n_neg, neg_to_pos_ratio)
         if split is not None:
             split.check_window_dims(window_dims)
@@ -519,15 +637,105 @@ class CocoRegions(Targets, HashIdentifiable):
         n_pos = self._preselect_positives(n_pos, window_dims=window_dims, rng=rng,
                                           verbose=verbose, category_ids=category_ids,
                                           balance=balance, split=split)
+        stats = _nodata_stats(max_nodata)
+        if max_nodata is not None:
+            n_pos = self._limit_positive_nodata(max_nodata, window_dims, nodata_pad, split, stats)
         from_ratio = n_neg is None
         if from_ratio:
             n_neg = check_pool_size(int(ratio * n_pos), 'n_neg (neg_to_pos_ratio * n_pos)')
         n_neg = self._preselect_negatives(n_neg, window_dims=window_dims, thresh=thresh,
                                           rng=rng, verbose=verbose, split=split,
-                                          at_most_places=from_ratio)
+                                          at_most_places=from_ratio,
+                                          max_nodata_fraction=max_nodata, pad=nodata_pad,
+                                          stats=stats)
         request['rng_used'] = _rng_state(rng) != before
         self._pool_request = request
+        self._finish_nodata(stats)
         return n_pos, n_neg
+
+    @staticmethod
+    def _nodata_pad(pad, split) -> tuple:
+        """The pad ``max_nodata_fraction`` counts: ``pad``, else the split's, else none."""
+        if pad is None:
+            return split.pad if split is not None else coerce_pad(None)
+        pad = coerce_pad(pad)
+        if split is not None and tuple(split.pad) != pad:
+            raise ValueError(f'pad={pad!r} differs from the split selector\'s pad {split.pad!r}; '
+                             f'the windows have one pad: give the same to both')
+        return pad
+
+    def _limit_positive_nodata(self, max_nodata: float, window_dims, pad, split,
+                               stats: dict) -> int:
+        """Move (or drop) the positives whose windows hold more padding than ``max_nodata``."""
+        pos, _ = self.pool_tables()
+        bad = nodata_fractions(pos, window_dims, pad) > max_nodata
+        if not bad.any():
+            return self.n_positives
+        sub = {k: v[bad] for k, v in pos.items()}
+        shift = inside_shifts(sub, window_dims, pad)
+        sub['cx'] = sub['cx'] + shift[:, 0]
+        sub['cy'] = sub['cy'] + shift[:, 1]
+        ok = nodata_fractions(sub, window_dims, pad) <= max_nodata
+        if split is not None:   # a moved window must stay in its subset
+            boxes, _ = window_boxes(sub['cx'], sub['cy'], sub['width'], sub['height'],
+                                    window_dims)
+            ok &= split.keep(sub['gid'], boxes)
+        keep = ~bad
+        keep[bad] = ok
+        shifts = np.zeros((len(bad), 2), dtype=np.int64)
+        shifts[bad] = shift
+        self._pos_select_idxs = self._pos_select_idxs[keep]
+        shifts = shifts[keep]
+        self._pos_shift = shifts if shifts.any() else None
+        stats['positives_redrawn'] = int(ok.sum())
+        stats['positives_dropped'] = int((~ok).sum())
+        return self.n_positives
+
+    def _limit_negative_nodata(self, gids, ltrb, draw, max_nodata: float, window_dims, pad,
+                               stats: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Negatives whose windows hold more padding than ``max_nodata`` drawn again by
+        ``draw(num) -> (gids, boxes)`` (in order, from the same random stream), or dropped."""
+        gids = np.asarray(gids, dtype=np.int64).copy()
+        ltrb = np.asarray(ltrb, dtype=np.float64).reshape(-1, 4).copy()
+
+        def too_much(g, b):
+            return nodata_fractions(self._window_table(g, b, 0), window_dims, pad) > max_nodata
+
+        bad = np.flatnonzero(too_much(gids, ltrb))
+        if not len(bad):
+            return gids, ltrb
+        found_g, found_b, n_found = [], [], 0
+        for _ in range(NODATA_REDRAW_ROUNDS):
+            if n_found >= len(bad):
+                break
+            with warnings.catch_warnings():   # fewer than asked is expected here
+                warnings.simplefilter('ignore')
+                g, b = draw(max(64, 2 * (len(bad) - n_found)))
+            b = b.to_ltrb().data.reshape(-1, 4)
+            ok = ~too_much(g, b)
+            found_g.append(np.asarray(g, dtype=np.int64)[ok])
+            found_b.append(np.asarray(b, dtype=np.float64)[ok])
+            n_found += int(ok.sum())
+        n = min(n_found, len(bad))
+        if n:
+            gids[bad[:n]] = np.concatenate(found_g)[:n]
+            ltrb[bad[:n]] = np.concatenate(found_b)[:n]
+        keep = np.ones(len(gids), dtype=bool)
+        keep[bad[n:]] = False
+        stats['negatives_redrawn'] = int(n)
+        stats['negatives_dropped'] = int(len(bad) - n)
+        return gids[keep], ltrb[keep]
+
+    def _finish_nodata(self, stats: dict) -> None:
+        """Keep the counts of ``max_nodata_fraction`` and warn once about dropped windows."""
+        self.nodata_stats = stats
+        if stats['positives_dropped'] or stats['negatives_dropped']:
+            warnings.warn(
+                f'max_nodata_fraction={stats["max_nodata_fraction"]}: dropped '
+                f'{stats["positives_dropped"]} positive and {stats["negatives_dropped"]} '
+                f'negative windows with more padding than that and no window to replace them '
+                f'(positives moved: {stats["positives_redrawn"]}, negatives drawn again: '
+                f'{stats["negatives_redrawn"]})')
 
     @staticmethod
     def _check_counts(n_pos, n_neg, neg_to_pos_ratio) -> float:
@@ -549,7 +757,9 @@ class CocoRegions(Targets, HashIdentifiable):
                        n_pos: int | None = None, n_neg: int | None = None,
                        neg_to_pos_ratio: float | None = None, rng=None,
                        category_ids: Sequence[int] | None = None, split=None,
-                       balance=None, verbose: int = 0) -> tuple[int, int]:
+                       balance=None, verbose: int = 0,
+                       max_nodata_fraction: float | None = None,
+                       pad: Any = None) -> tuple[int, int]:
         """Pools of sliding-window grid windows (config ``mode: grid``).
 
         The windows of :meth:`new_sample_grid` (``'image_detection'``) that
@@ -575,6 +785,11 @@ class CocoRegions(Targets, HashIdentifiable):
                 each window in proportion to the weight of the rarest category it
                 holds (:func:`sampler_core.balance.grid_window_weights`), in grid order.
             verbose: print what was chosen.
+            max_nodata_fraction: ``None`` (off) or the largest fraction of padding a
+                grid window (plus ``pad``) may hold; a grid's windows have fixed places,
+                so those above it are dropped (before ``n_pos`` / ``n_neg`` are drawn),
+                counted in :attr:`nodata_stats`, with one warning.
+            pad: see :meth:`preselect`.
 
         Returns:
             ``(n_pos, n_neg)`` actually chosen.
@@ -588,9 +803,13 @@ class CocoRegions(Targets, HashIdentifiable):
             (-1, 256.0, 0.0)
         """
         import kwarray
+        max_nodata = check_max_nodata_fraction(max_nodata_fraction)
+        nodata_pad = self._nodata_pad(pad, split)
         request = dict(mode='grid', window_dims=window_dims, window_overlap=window_overlap,
                        edge=edge, n_pos=n_pos, n_neg=n_neg, neg_to_pos_ratio=neg_to_pos_ratio,
-                       rng=rng, category_ids=category_ids, split=split, balance=balance)
+                       rng=rng, category_ids=category_ids, split=split, balance=balance,
+                       max_nodata_fraction=max_nodata, nodata_pad=nodata_pad)
+        stats = _nodata_stats(max_nodata)
         from sampler_core.balance import coerce_balance, grid_window_weights
         balance = coerce_balance(balance)
         ratio = self._check_counts(n_pos, n_neg, neg_to_pos_ratio)
@@ -613,6 +832,11 @@ class CocoRegions(Targets, HashIdentifiable):
             if split is not None:
                 keep = np.flatnonzero(split.keep(gids, ltrb))
                 gids, ltrb = gids[keep], ltrb[keep]
+            if max_nodata is not None:   # fixed places: drop the windows above it
+                ok = nodata_fractions(self._window_table(gids, ltrb, 0), window_dims,
+                                      nodata_pad) <= max_nodata
+                stats[f'{key}_dropped'] = int((~ok).sum())
+                keep, gids, ltrb = keep[ok], gids[ok], ltrb[ok]
             tables.append((gids, ltrb, keep))
         weights = None
         if balance is not None:   # the categories that make each kept positive positive
@@ -652,11 +876,13 @@ class CocoRegions(Targets, HashIdentifiable):
             n_neg = min(int(ratio * len(pos)), len(ng))
         neg = choose(len(ng), n_neg, repeat=False)
         self._pos_select_idxs = None
+        self._pos_shift = None
         self._pos_windows = self._window_table(pg[pos], pl[pos], -1)
         self._negative_pool = self._window_table(ng[neg], nl[neg], self.BACKGROUND_CLASS_ID)
         self._negative_idx = 0
         request['rng_used'] = _rng_state(rng) != before
         self._pool_request = request
+        self._finish_nodata(stats)
         if verbose:
             print(f'Preselected {len(pos)} positive and {len(neg)} negative grid windows')
         return len(pos), len(neg)
@@ -707,6 +933,7 @@ class CocoRegions(Targets, HashIdentifiable):
         rng = kwarray.ensure_rng(rng)
         balance = coerce_balance(balance)
         self._pos_windows = None
+        self._pos_shift = None
         rows = self.positive_candidates(window_dims, category_ids, split)
         if balance is not None:
             num = len(rows) if num is None else check_pool_size(num, 'n_pos')
@@ -791,7 +1018,9 @@ class CocoRegions(Targets, HashIdentifiable):
         return places
 
     def _preselect_negatives(self, num, window_dims=None, thresh: float = 0.0, rng=None,
-                             verbose=None, split=None, at_most_places: bool = False) -> int:
+                             verbose=None, split=None, at_most_places: bool = False,
+                             max_nodata_fraction: float | None = None, pad=None,
+                             stats: dict | None = None) -> int:
         num = check_pool_size(num, 'n_neg')
         kw = self._negative_sizes(window_dims)
         n_images = len(self.isect_index.image_dims if split is None else split.gids)
@@ -804,14 +1033,21 @@ class CocoRegions(Targets, HashIdentifiable):
                 num = places
             elif num > places:
                 self._check_negative_places(num, window_dims, split)
-        if split is not None:
-            gids, boxes = split.random_negatives(self.isect_index, num, thresh=thresh, rng=rng,
-                                                 **kw)
-        else:
-            gids, boxes = self.isect_index.random_negatives(
-                num, thresh=thresh, exact='warn', rng=rng, **kw)
-        self._negative_pool = self._window_table(
-            gids, boxes.to_ltrb().data.reshape(-1, 4), self.BACKGROUND_CLASS_ID)
+        import kwarray
+        rng = kwarray.ensure_rng(rng)
+
+        def draw(n, exact='warn'):
+            if split is not None:
+                return split.random_negatives(self.isect_index, n, thresh=thresh, rng=rng, **kw)
+            return self.isect_index.random_negatives(n, thresh=thresh, exact=exact, rng=rng, **kw)
+
+        gids, boxes = draw(num)
+        ltrb = boxes.to_ltrb().data.reshape(-1, 4)
+        if max_nodata_fraction is not None:
+            gids, ltrb = self._limit_negative_nodata(
+                gids, ltrb, lambda n: draw(n, exact=False), max_nodata_fraction, window_dims,
+                pad, stats)
+        self._negative_pool = self._window_table(gids, ltrb, self.BACKGROUND_CLASS_ID)
         self._negative_idx = 0
         if verbose:
             print(f'Preselected {len(gids)} negatives')
@@ -842,12 +1078,16 @@ class CocoRegions(Targets, HashIdentifiable):
             raise IndexError(f'positive index {index} outside the pool of {n} (0 to {n - 1})')
         if self._pos_windows is not None:
             return _row(self._pos_windows, index)
+        shift = None if self._pos_shift is None else self._pos_shift[index]
         if self._pos_select_idxs is not None:
             index = int(self._pos_select_idxs[index])
         row = _row(self.targets, index)
         if row['width'] == 0 or row['height'] == 0:
             extent = positive_extent(row['cx'], row['cy'], row['width'], row['height'])
             row.update(zip(('cx', 'cy', 'width', 'height'), (float(v) for v in extent)))
+        if shift is not None:   # moved towards the image inside (max_nodata_fraction)
+            row['cx'] += float(shift[0])
+            row['cy'] += float(shift[1])
         return row
 
     def get_negative(self, index: int | None = None, rng=None) -> dict:
@@ -907,6 +1147,9 @@ class CocoRegions(Targets, HashIdentifiable):
                    for k in TARGET_COLUMNS}
             keys = ('cx', 'cy', 'width', 'height')
             pos.update(zip(keys, positive_extent(*(pos[k] for k in keys))))
+            if self._pos_shift is not None:   # moved towards the image inside
+                pos['cx'] = pos['cx'] + self._pos_shift[:, 0]
+                pos['cy'] = pos['cy'] + self._pos_shift[:, 1]
         if self._negative_pool is None:
             neg = {k: np.empty(0, dtype=pos[k].dtype) for k in TARGET_COLUMNS}
         else:
@@ -1009,6 +1252,14 @@ class CocoRegions(Targets, HashIdentifiable):
         else:
             out['balance'] = 'none' if balance is None else balance
         out['categories'] = self._config_categories(req['category_ids'])
+        out['max_nodata_fraction'] = req.get('max_nodata_fraction')
+        if out['max_nodata_fraction'] is not None:   # the pad it counted is the config's
+            (pt, pb), (pl, pr) = req['nodata_pad']
+            if pt != pb or pl != pr:
+                raise ValueError(f'the pools were drawn with max_nodata_fraction and pad '
+                                 f'{req["nodata_pad"]}; a config pads (height, width) the same '
+                                 f'on both sides: use pad=(ph, pw)')
+            out['pad'] = (pt, pl)
         out.update(self._config_split(req['split']))
         return out
 

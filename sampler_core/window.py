@@ -313,6 +313,34 @@ def pad_boxes(ltrb, pad: Any = None) -> np.ndarray:
     return ltrb.reshape(-1, 4) + np.array([-pl, -pt, pr, pb], dtype=ltrb.dtype)
 
 
+def padding_fractions(padded, img_width, img_height) -> np.ndarray:
+    """Fraction of each padded window's pixels that lie outside its image.
+
+    Arithmetic on the boxes (no pixel is read): a sample of the padded window
+    ``padded`` holds ``area - inside`` padding pixels (whatever the pad mode),
+    ``inside`` its overlap with ``[0, img_width) x [0, img_height)``.
+
+    Args:
+        padded: ``(N, 4)`` ltrb padded windows (:func:`window_boxes`' second
+            output), pixels, image space.
+        img_width, img_height: ``(N,)`` (or scalar) image sizes, pixels.
+
+    Returns:
+        ``(N,)`` float64 in ``[0, 1]``: ``(area - inside) / area``.
+
+    Example:
+        >>> padding_fractions([[-2, 0, 8, 10], [0, 0, 4, 4]], 100, 100).tolist()
+        [0.2, 0.0]
+    """
+    padded = np.asarray(padded, dtype=np.int64).reshape(-1, 4)
+    w = np.asarray(img_width, dtype=np.int64)
+    h = np.asarray(img_height, dtype=np.int64)
+    iw = np.clip(np.minimum(padded[:, 2], w) - np.maximum(padded[:, 0], 0), 0, None)
+    ih = np.clip(np.minimum(padded[:, 3], h) - np.maximum(padded[:, 1], 0), 0, None)
+    area = (padded[:, 2] - padded[:, 0]) * (padded[:, 3] - padded[:, 1])
+    return (area - iw * ih) / area
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Window:
     """A resolved request: what a sampler reads, in one value.

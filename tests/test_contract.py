@@ -144,6 +144,7 @@ FIELD_VALUES = {
     'window_size_range': st.one_of(st.none(), st.tuples(st.integers(16, 32),
                                                         st.integers(32, 48))),
     'output_dims': st.one_of(st.none(), st.tuples(st.integers(16, 64), st.integers(16, 64))),
+    'max_nodata_fraction': st.one_of(st.none(), st.sampled_from([0.0, 0.05, 0.2, 0.5])),
 }
 
 FIELD_VALUES['split_by'] = st.sampled_from(['none', 'image', 'video', 'block', 'block'])
