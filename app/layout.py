@@ -40,7 +40,8 @@ from sampler_core.config import _coerce_scale
 #: config fields with a hand-made widget; any other field gets a generic one
 _CUSTOM = {'version', 'dataset', 'dataset_hash', 'backend', 'workdir', 'window_dims', 'pad',
            'pad_mode', 'pad_value', 'scale', 'channels', 'visible_thresh', 'with_annots', 'categories',
-           'n_pos', 'n_neg', 'neg_to_pos_ratio', 'neg_overlap', 'seed'}
+           'n_pos', 'n_neg', 'neg_to_pos_ratio', 'neg_overlap', 'seed',
+           'max_nodata_fraction'}
 
 
 #: window size choices besides 'fixed' (the two inputs) -> config ``window_dims``
@@ -356,6 +357,9 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         self.neg_overlap = pn.widgets.FloatSlider(label='neg_overlap', start=0.0, end=1.0,
                                                   step=0.05)
         self._link('neg_overlap', self.neg_overlap, event='value_throttled')
+        self.max_nodata = self._link('max_nodata_fraction', pn.widgets.FloatInput(
+            label='max_nodata_fraction (empty: off)', start=0.0, end=1.0, step=0.05,
+            placeholder='off', description=s.param.max_nodata_fraction.doc))
         self.seed = pn.widgets.IntInput.from_param(s.param.seed, start=0)
         self.backend = pn.widgets.Select.from_param(s.param.backend)
         self.gallery_size = pn.widgets.IntSlider.from_param(s.param.gallery_size,
@@ -407,7 +411,7 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         for attr in ('demo_select', 'path_input', 'open_button', 'upload', 'window_mode',
                      'window_h', 'window_w', 'pad_h', 'pad_w', 'pad_mode', 'channels',
                      'visible_thresh', 'with_annots', 'scale', 'frame_slider', 'detail_frames', 'categories', 'n_pos', 'n_neg', 'neg_ratio',
-                     'neg_overlap', 'seed', 'backend', 'gallery_size', 'download', 'config_upload',
+                     'neg_overlap', 'max_nodata', 'seed', 'backend', 'gallery_size', 'download', 'config_upload',
                      'copy_button', 'search', 'image_categories', 'image_select', 'prev_button',
                      'next_button'):
             widget = getattr(self, attr)

@@ -240,12 +240,15 @@ class Pools:
         neg: the same for negatives (``index`` continues after the positives).
         n_neg_asked: negatives the config asked for.
         config: the :class:`sampler_core.SamplingConfig` the pools were drawn with.
+        nodata_stats: windows moved / dropped by ``max_nodata_fraction``
+            (``CocoRegions.nodata_stats``).
     """
     pos: object
     neg: object
     n_neg_asked: int
     config: object
     warnings: list = field(default_factory=list)
+    nodata_stats: dict | None = None
 
     @property
     def n_pos(self) -> int:
@@ -307,4 +310,5 @@ def compute_pools(sampler, config) -> Pools:
     pos, neg = pool_rows(sampler.regions)
     wd = config.window_dims
     return Pools(pos=_table(pos, 'pos', 0, wd), neg=_table(neg, 'neg', n_pos, wd),
-                 n_neg_asked=int(asked), config=config, warnings=messages)
+                 n_neg_asked=int(asked), config=config, warnings=messages,
+                 nodata_stats=sampler.regions.nodata_stats)

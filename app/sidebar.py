@@ -142,7 +142,7 @@ class SidebarView:
                     pn.Row(self.pad_h, self.pad_w), self.pad_mode, self.scale, self.channels,
                     self.visible_thresh, self.with_annots, title='Windows'),
             pn.Card(self.categories, self.n_pos, self.n_neg, self.neg_ratio, self.neg_overlap,
-                    self.seed, self.backend, self.gallery_size, self.detail_frames,
+                    self.max_nodata, self.seed, self.backend, self.gallery_size, self.detail_frames,
                     title='Pools'),
         ]
         if self.more is not None:

@@ -74,6 +74,11 @@ class StatsView:
         s = self.state
         d = self._stats_data()
         numbers = views.stats_table(s.pools, d['fr'], d['overall'])
+        nodata = s.pools.nodata_stats or {}
+        if nodata.get('max_nodata_fraction') is not None:   # what max_nodata_fraction did
+            numbers.loc[len(numbers)] = ['padded windows moved / dropped', (
+                f"positives {nodata['positives_redrawn']} / {nodata['positives_dropped']}, "
+                f"negatives {nodata['negatives_redrawn']} / {nodata['negatives_dropped']}")]
         self.stats_numbers.object = numbers.to_html(index=False, classes='stats-numbers',
                                                     border=0)
         self._stats_tick.event(tick=s.revision)

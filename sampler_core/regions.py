@@ -177,10 +177,13 @@ def inside_shifts(table: dict, window_dims: Any = None, pad: Any = None) -> np.n
     for axis, (c, d, size) in enumerate(((cx, w, table['img_width']),
                                          (cy, h, table['img_height']))):
         size = np.asarray(size, dtype=np.int64)
-        # overlap with the box is largest for shifts between a and b and grows from 0 to there
+        # the overlap with the box, as a function of the shift, rises with slope 1 up to
+        # min(a, b), stays there up to max(a, b) and falls with slope 1: it is at least the
+        # unshifted one between min(m1, m1 + m2, 0) and max(m2, m1 + m2, 0)
         a, b = (c - d / 2) - boxes[:, axis], (c + d / 2) - boxes[:, axis + 2]
-        lo = np.ceil(np.minimum(np.minimum(a, b), 0))
-        hi = np.floor(np.maximum(np.maximum(a, b), 0))
+        m1, m2 = np.minimum(a, b), np.maximum(a, b)
+        lo = np.ceil(np.minimum(np.minimum(m1, m1 + m2), 0))
+        hi = np.floor(np.maximum(np.maximum(m2, m1 + m2), 0))
         first, last = -padded[:, axis], size - padded[:, axis + 2]   # least padding between
         best = np.clip(0, np.minimum(first, last), np.maximum(first, last))
         out.append(np.clip(best, lo, hi))
