@@ -86,6 +86,50 @@ def one_pass(dataset, workers: int, num: int, batch: int):
     return t1 - t0, n / max(t2 - t1, 1e-9), n + batch
 
 
+def bench_max_nodata(fpath, workdir: Path, args) -> None:
+    """Print the ``max_nodata_fraction`` case: the same pools drawn plain and with the
+    threshold (``--pad`` context, so windows near the border hold padding), their draw time,
+    what the threshold moved / dropped, and ``SampleDataset`` samples/s of each (float32,
+    each timed pass alternating between the two, best of ``--repeats``)."""
+    import kwcoco
+    import sampler_core
+    from sampler_core.torch import SampleDataset
+    window, pad = tuple(args.window), (args.pad, args.pad)
+    base = sampler_core.CocoSampler(kwcoco.CocoDataset(os.fspath(fpath)), backend='npy',
+                                    workdir=os.fspath(workdir / 'cache_sampler_core'))
+    cases = {}
+    for label, frac in (('plain fixed window', None),
+                        (f'max_nodata_fraction {args.max_nodata_fraction}',
+                         args.max_nodata_fraction)):
+        sampler = base.fork()
+        t0 = time.perf_counter()
+        sampler.regions.preselect(n_pos=args.n_pos, n_neg=args.n_neg, window_dims=window,
+                                  rng=0, pad=pad, max_nodata_fraction=frac)
+        draw = time.perf_counter() - t0
+        dataset = SampleDataset(sampler, mode='train', shuffle=True, seed=0,
+                                target={'window_dims': window, 'pad': pad})
+        with quiet():
+            dataset[0]
+        cases[label] = (dataset, draw, sampler.regions.nodata_stats, {})
+    for _ in range(args.repeats):
+        for workers in args.workers:
+            for dataset, _, _, best in cases.values():
+                with quiet():
+                    rate = one_pass(dataset, workers, args.num, args.batch)[1]
+                best[workers] = max(best.get(workers, 0.0), rate)
+    print()
+    print(f'max_nodata_fraction (pad {pad}; moved / dropped: positives, negatives):')
+    print('| case | pools | draw (s) | moved / dropped | workers | samples/s | vs plain |')
+    print('|---|---:|---:|---|---:|---:|---:|')
+    plain = next(iter(cases.values()))[3]
+    for label, (dataset, draw, st, best) in cases.items():
+        moved = (f"{st['positives_redrawn']} / {st['positives_dropped']}, "
+                 f"{st['negatives_redrawn']} / {st['negatives_dropped']}")
+        for workers, rate in best.items():
+            print(f'| {label} | {dataset.sampler.n_samples} | {draw:.3f} | {moved} | {workers} | '
+                  f'{rate:,.0f} | {rate / plain[workers]:.0%} |')
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--workdir', default='/tmp/sampler-bench',
@@ -101,6 +145,9 @@ def main(argv=None) -> int:
     parser.add_argument('--repeats', type=int, default=2, help='timed passes, best kept')
     parser.add_argument('--quick', action='store_true', help='--num 256 --repeats 1')
     parser.add_argument('--no-ndsampler', action='store_true', help='skip ndsampler')
+    parser.add_argument('--max-nodata-fraction', type=float, default=0.0,
+                        help='threshold of the max_nodata_fraction case (negative: skip it)')
+    parser.add_argument('--pad', type=int, default=32, help='pad of the max_nodata_fraction case')
     args = parser.parse_args(argv)
     if args.quick:
         args.num, args.repeats = 256, 1
@@ -140,6 +187,8 @@ def main(argv=None) -> int:
         if name != 'sampler_core' and (dtype, workers) in base:
             print(f'{dtype}, {workers} workers: sampler_core / {name} = '
                   f'{base[dtype, workers] / rate:.2f}x')
+    if args.max_nodata_fraction >= 0:
+        bench_max_nodata(fpath, workdir, args)
     return 0
 
 
