@@ -152,3 +152,43 @@ def test_video_resolution_reaches_time_items_and_frames():
     assert sample['im'].shape == (2, 32, 32, 3)
     sampler.apply_config(SamplingConfig(**cfg))
     assert sampler.load_item(0)['im'].shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize('value', ['0.5 GSD', 2.0, '12'], ids=['text', 'number', 'digits'])
+def test_explorer_link_and_export_keep_the_resolution(tmp_path, value):
+    """The explorer's resolution reaches the URL, the export and the samples read."""
+    from panel.io.location import Location
+
+    from app.link import link_location
+    from app.state import ExplorerState
+    from app.sidebar import _parse_resolution, _resolution_text
+    dset = _dataset(tmp_path, ['1 GSD', '2 GSD'])
+    state = ExplorerState(dataset=dset.fpath, roots=[str(tmp_path)], backend=None,
+                          window_dims=(16, 16), n_pos=2, n_neg=0)
+    location = Location()
+    link_location(location, state)
+    state.resolution = _parse_resolution(_resolution_text(value))
+    assert state.message is None, state.message
+    fresh = ExplorerState(dataset=dset.fpath, roots=[str(tmp_path)], backend=None)
+    link_location(Location(search=location.search), fresh)
+    assert fresh.message is None, fresh.message
+    assert fresh.resolution == state.resolution
+    cfg = SamplingConfig.loads(state.export_yaml())
+    assert cfg.resolution == state.resolution
+    want = parse_resolution(state.resolution)[0]
+    rebuilt = CocoSampler.from_config(cfg)
+    for i in range(rebuilt.n_samples):
+        gid = rebuilt.regions.get_item(i)['gid']
+        have = {1: 1.0, 2: 2.0}[gid]
+        side = math.ceil(16 * have / want)
+        assert state.sampler.load_item(i)['im'].shape[:2] == (side, side)
+        assert rebuilt.load_item(i)['im'].shape[:2] == (side, side)
+
+
+def test_explorer_refuses_resolution_on_images_without_one(tmp_path):
+    from app.state import ExplorerState
+    dset = _dataset(tmp_path, ['1 GSD', None])
+    state = ExplorerState(dataset=dset.fpath, roots=[str(tmp_path)], backend=None)
+    state.resolution = '1 GSD'
+    assert state.resolution is None
+    assert "image 2 ('scene_1') has no \"resolution\"" in state.message['text']
