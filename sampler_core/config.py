@@ -236,8 +236,8 @@ class SamplingConfig(param.Parameterized):
         'scale_range; None: items keep their window size.'))
     time_steps = param.Integer(default=None, allow_None=True, bounds=(1, None), doc=(
         'Video datasets: frames per item, chosen around the pool window\'s frame by '
-        'time_sampling (a video shorter than this is padded with nodata frames); None: each '
-        'item is one image.'))
+        'time_sampling (a video shorter than this is padded with nodata frames); splits must '
+        'be by video; None: each item is one image.'))
     time_sampling = param.Selector(default='contiguous', objects=list(TIME_SAMPLING), doc=(
         'How the time_steps frames are chosen, always including the pool window\'s frame: '
         '"contiguous" (consecutive frames around it), "uniform" (evenly spread over '
@@ -424,6 +424,11 @@ class SamplingConfig(param.Parameterized):
                     raise ValueError(f'config key "{key}" needs time_steps (frames per item), '
                                      f'got {key}={getattr(self, key)!r} with time_steps=null')
             return
+        if self.split_by in ('image', 'block'):
+            raise ValueError(f'config key "time_steps" reads other frames of the pool window\'s '
+                             f'video, which split_by="{self.split_by}" may give to the other '
+                             f'subset (train and val would share pixels): use split_by "video" '
+                             f'(or "none"), got time_steps={self.time_steps}')
         if self.time_span is None:
             return
         if self.time_sampling == 'contiguous':

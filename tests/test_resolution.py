@@ -192,3 +192,13 @@ def test_explorer_refuses_resolution_on_images_without_one(tmp_path):
     state.resolution = '1 GSD'
     assert state.resolution is None
     assert "image 2 ('scene_1') has no \"resolution\"" in state.message['text']
+
+
+def test_explorer_click_reads_at_the_resolution(tmp_path):
+    from app import views
+    dset = _dataset(tmp_path, ['2 GSD'])
+    sampler = CocoSampler(dset, backend=None)
+    cfg = SamplingConfig(dataset=dset.fpath, backend=None, window_dims=(16, 24),
+                         resolution='1 GSD')
+    sample = views.detail_sample(sampler, cfg, 1, 60.0, 50.0)
+    assert sample['im'].shape == (32, 48, 3)

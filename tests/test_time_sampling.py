@@ -126,6 +126,8 @@ def test_time_indices_refuses_bad_values(kwargs, match):
     ({'time_steps': 3, 'time_sampling': 'uniform', 'time_span': 2}, ValueError,
      'time_span=2'),
     ({'time_steps': 3, 'time_sampling': 'random', 'time_span': 0}, ValueError, 'time_span'),
+    ({'time_steps': 3, 'split_by': 'image'}, ValueError, 'split_by="image".*use split_by "video"'),
+    ({'time_steps': 2, 'split_by': 'block'}, ValueError, 'split_by="block"'),
 ])
 def test_config_refuses_bad_time_fields(fields, error, match):
     with pytest.raises(error, match=match):
@@ -309,3 +311,39 @@ def test_dataset_and_export_read_the_same_frames(tmp_path):
                 sorted(sample['annots']['clipped_dets'][t].data['aids'].tolist())
     info = json.loads((tmp_path / 'chips' / 'train.kwcoco.json').read_text())['info'][0]
     assert info['config']['time_steps'] == 3
+
+
+def test_video_split_keeps_every_frame_of_an_item_in_its_subset():
+    """With split_by video, an item's frames are all frames of one video of its subset."""
+    cfg = SamplingConfig(dataset=DEMO, backend=None, window_dims=(32, 32), n_pos=6, n_neg=2,
+                         time_steps=4, time_sampling='random', split_by='video',
+                         val_fraction=0.34)
+    videos = {}
+    for subset in ('train', 'val'):
+        sampler = CocoSampler.from_config(cfg, subset=subset)
+        videos[subset] = set()
+        for i in range(sampler.n_samples):
+            gids = sampler.load_item(i)['target']['gids']
+            videos[subset].update(sampler.dset.imgs[g]['video_id'] for g in gids)
+    assert videos['train'] and videos['val'] and not videos['train'] & videos['val']
+
+
+def test_explorer_gallery_draws_the_pool_frame_of_each_item():
+    """The gallery thumbnail of a time item is the pool window's own frame, drawn as the
+    2-D window of that frame is."""
+    from app import views
+    from app.state import ExplorerState
+    state = ExplorerState(dataset=DEMO, backend=None, window_dims=(48, 48), n_pos=3, n_neg=1)
+    state.time_steps = 3
+    state.time_sampling = 'uniform'
+    assert state.message is None, state.message
+    items = views.gallery(state.sampler, state.pools, 'pos', 3, thumb=48)
+    for it in items:
+        assert it['error'] is None, it['error']
+        sample = state.sampler.load_item(it['index'])
+        assert sample['im'].shape == (3, 48, 48, 3)
+        tr = sample['target']
+        flat = state.sampler.load_sample({'gid': tr['gid'], 'space_slice': tr['space_slice']})
+        np.testing.assert_array_equal(it['image'], views.draw_sample(flat, views.POS_COLOR, 48))
+    state.split_by = 'image'      # would leak through the other frames: refused
+    assert state.split_by == 'none' and 'use split_by "video"' in state.message['text']
