@@ -244,8 +244,8 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
 
         def s2w(ev):
             self._syncing = True
-            try:
-                widget.value = to_widget(ev.new)
+            try:   # the state's value now: a refused change is restored before this runs
+                widget.value = to_widget(getattr(state, name))
             finally:
                 self._syncing = False
 

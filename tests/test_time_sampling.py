@@ -347,3 +347,31 @@ def test_explorer_gallery_draws_the_pool_frame_of_each_item():
         np.testing.assert_array_equal(it['image'], views.draw_sample(flat, views.POS_COLOR, 48))
     state.split_by = 'image'      # would leak through the other frames: refused
     assert state.split_by == 'none' and 'use split_by "video"' in state.message['text']
+
+
+def test_explorer_widgets_of_the_time_and_resolution_fields():
+    """Each field has a widget whose tooltip is the field's documentation, and the widget
+    sets the state (the resolution text is parsed: a number, or kept as text)."""
+    from app.layout import Explorer
+    e = Explorer(DEMO, backend=None, n_pos=2, n_neg=1)
+    for key in ('time_steps', 'time_sampling', 'time_span', 'resolution'):
+        widget = getattr(e, key)
+        assert widget.description == SamplingConfig.param[key].doc, key
+    e.time_steps.value = 2
+    e.time_sampling.value = 'random'
+    e.time_span.value = 4
+    assert (e.state.time_steps, e.state.time_sampling, e.state.time_span) == (2, 'random', 4)
+    e.resolution.value = '0.5 GSD'   # the demo has no resolutions: refused, named
+    assert e.state.resolution is None and e.resolution.value == ''
+    assert 'has no "resolution"' in e.state.message['text']
+
+
+def test_a_refused_text_widget_shows_the_state_value():
+    """A text widget whose value the state refuses shows the state's value again (it kept
+    the refused text: the restore reached the widget before the refused value did)."""
+    from app.layout import Explorer
+    e = Explorer('shapes8', backend=None, n_pos=2, n_neg=1)
+    e.state.output_dims = (32, 32)
+    e.scale.value = '0.5'           # exclusive with output_dims: refused
+    assert e.state.scale is None and e.scale.value == ''
+    assert 'exclusive' in e.state.message['text']
