@@ -375,3 +375,27 @@ def test_a_refused_text_widget_shows_the_state_value():
     e.scale.value = '0.5'           # exclusive with output_dims: refused
     assert e.state.scale is None and e.scale.value == ''
     assert 'exclusive' in e.state.message['text']
+
+
+def test_window_centre_is_warped_into_video_space():
+    """Images whose video grid is twice their pixels: the item's window is centred on the
+    positive's box warped into video space (its box sits in the window's middle)."""
+    import kwcoco
+    dset = kwcoco.CocoDataset.demo('vidshapes1', num_frames=4, image_size=(64, 64)).copy()
+    for img in dset.imgs.values():
+        img['warp_img_to_vid'] = {'type': 'affine', 'scale': 2.0}
+    for video in dset.index.videos.values():
+        video['width'], video['height'] = 128, 128
+    sampler = CocoSampler(dset, backend=None)
+    sampler.apply_config(SamplingConfig(dataset='vidshapes1', backend=None, window_dims=(48, 48),
+                                        n_pos=3, n_neg=0, time_steps=2))
+    for index in range(3):
+        pool = sampler.regions.get_item(index)
+        sample = sampler.load_item(index)
+        step = sample['params']['frame_gids'].index(pool['gid'])
+        dets = sample['annots']['frame_dets'][step]
+        row = dets.data['aids'].tolist().index(pool['aid'])
+        cx, cy = dets.boxes.to_cxywh().data[row][:2]
+        x0, y0 = (2 * pool['cx'] - 24) // 1, (2 * pool['cy'] - 24) // 1   # the window rule
+        assert (cx, cy) == pytest.approx((2 * pool['cx'] - x0, 2 * pool['cy'] - y0))
+        assert abs(cx - 24) <= 1 and abs(cy - 24) <= 1
