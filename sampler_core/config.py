@@ -344,7 +344,10 @@ class SamplingConfig(param.Parameterized):
         if key == 'resolution':
             if value is None:
                 return None
-            parse_resolution(value)
+            try:
+                parse_resolution(value)
+            except (TypeError, ValueError) as ex:   # raised here: a config error, named
+                raise type(ex)(str(ex)) from None
             return value.strip() if isinstance(value, str) else float(value)
         if key == 'output_dims':
             if value is None:
