@@ -41,7 +41,7 @@ from sampler_core.config import _coerce_scale
 _CUSTOM = {'version', 'dataset', 'dataset_hash', 'backend', 'workdir', 'window_dims', 'pad',
            'pad_mode', 'pad_value', 'scale', 'channels', 'visible_thresh', 'with_annots', 'categories',
            'n_pos', 'n_neg', 'neg_to_pos_ratio', 'neg_overlap', 'seed',
-           'max_nodata_fraction'}
+           'max_nodata_fraction', 'time_steps', 'time_sampling', 'time_span', 'resolution'}
 
 
 #: window size choices besides 'fixed' (the two inputs) -> config ``window_dims``
@@ -244,8 +244,8 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
 
         def s2w(ev):
             self._syncing = True
-            try:
-                widget.value = to_widget(ev.new)
+            try:   # the state's value now: a refused change is restored before this runs
+                widget.value = to_widget(getattr(state, name))
             finally:
                 self._syncing = False
 
@@ -366,6 +366,7 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
                                                             label='gallery size')
         self.detail_frames = pn.widgets.IntSlider.from_param(
             s.param.detail_frames, label='detail clip frames (videos)')
+        self._build_time_widgets()
         others = [k for k in s.FIELDS if k not in _CUSTOM]
         self.more = pn.Param(s.param, parameters=others, show_name=False,
                              default_layout=pn.Column) if others else None
@@ -413,7 +414,7 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
                      'visible_thresh', 'with_annots', 'scale', 'frame_slider', 'detail_frames', 'categories', 'n_pos', 'n_neg', 'neg_ratio',
                      'neg_overlap', 'max_nodata', 'seed', 'backend', 'gallery_size', 'download', 'config_upload',
                      'copy_button', 'search', 'image_categories', 'image_select', 'prev_button',
-                     'next_button'):
+                     'next_button', 'time_steps', 'time_sampling', 'time_span', 'resolution'):
             widget = getattr(self, attr)
             widget.css_classes = list(widget.css_classes or []) + [f'w-{attr}']
 

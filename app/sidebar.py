@@ -38,6 +38,26 @@ class SidebarView:
             self.channels.options = self._channel_options()
         return option
 
+    def _build_time_widgets(self) -> None:
+        """Widgets of the video time sampling and resolution fields, each with its
+        field's documentation as tooltip."""
+        s = self.state
+        doc = {k: s.param[k].doc for k in ('time_steps', 'time_sampling', 'time_span',
+                                          'resolution')}
+        self.time_steps = pn.widgets.IntInput.from_param(
+            s.param.time_steps, label='time_steps (videos; empty: one image)', start=1,
+            description=doc['time_steps'])
+        self.time_sampling = pn.widgets.Select.from_param(
+            s.param.time_sampling, label='time_sampling', description=doc['time_sampling'])
+        self.time_span = pn.widgets.IntInput.from_param(
+            s.param.time_span, label='time_span (frames; empty: the video)', start=1,
+            description=doc['time_span'])
+        self.resolution = pn.widgets.TextInput(
+            label='resolution (units per pixel; empty: none)', placeholder='e.g. 0.5 GSD',
+            description=doc['resolution'])
+        self._link('resolution', self.resolution, to_widget=_resolution_text,
+                   to_state=_parse_resolution)
+
     def _dataset_info(self) -> str:
         s = self.state
         d = s.shared.dset
@@ -144,9 +164,30 @@ class SidebarView:
             pn.Card(self.categories, self.n_pos, self.n_neg, self.neg_ratio, self.neg_overlap,
                     self.max_nodata, self.seed, self.backend, self.gallery_size, self.detail_frames,
                     title='Pools'),
+            pn.Card(self.time_steps, self.time_sampling, self.time_span, self.resolution,
+                    title='Time and resolution', collapsed=True),
         ]
         if self.more is not None:
             cards.append(pn.Card(self.more, title='More config', collapsed=True))
         cards.append(pn.Card(self.download, self.config_upload, self.snippet, self.copy_button,
                              title='Config'))
         return cards
+
+
+def _resolution_text(value) -> str:
+    """The resolution widget's text of a state value (``''`` for None)."""
+    return '' if value is None else str(value)
+
+
+def _parse_resolution(text: str):
+    """The state value of the resolution widget's text: None, a number, or the text
+    (``"0.5 GSD"``); a bad one raises ValueError / TypeError naming it."""
+    from sampler_core.resolution import parse_resolution
+    text = (text or '').strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        parse_resolution(text)
+        return text

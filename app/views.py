@@ -341,6 +341,10 @@ def detail_sample(sampler, config, gid: int, x: float, y: float, n_frames: int =
                   'time_slice': slice(t0, min(len(frames), t0 + n_frames)),
                   'cx': float(x), 'cy': float(y)}
     target.update(config.target_extra())
+    if config.resolution is not None:   # each image read at its own scale
+        from sampler_core.resolution import resolution_scale
+        space = 'video' if 'vidid' in target else 'image'
+        target['scale'] = resolution_scale(sampler.dset, gid, config.resolution, space)
     target['window_dims'] = detail_dims(config)
     target['clip_annots'] = True
     return sampler.load_sample(target, with_annots=list(config.with_annots) or ['boxes'],
@@ -438,8 +442,13 @@ def params_table(sample: dict):
 def draw_sample(sample: dict, color: str, thumb: int = 160, colors: dict | None = None) -> np.ndarray:
     """A ``(thumb, thumb, 3)`` uint8 picture of a sample: annotations drawn, coloured frame."""
     import kwimage
-    im = to_rgb8(sample['im']).copy()
-    dets = sample['annots']['frame_dets'][0]
+    im, step = np.asarray(sample['im']), 0
+    if im.ndim == 4:   # time_steps frames: draw the pool window's own frame
+        gids = list(sample['params'].get('frame_gids', []))
+        step = gids.index(sample['target'].get('gid')) if sample['target'].get('gid') in gids else 0
+        im = im[step]
+    im = to_rgb8(im).copy()
+    dets = sample['annots']['frame_dets'][step]
     if len(dets):
         cmap = colors or {}
         box_colors = [kwimage.Color(cmap.get(int(c), '#ffffff')).as255()

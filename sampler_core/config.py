@@ -21,6 +21,10 @@ YAML or JSON (never pickle), with a ``version`` field::
     window_size_range: [128, 256]  # each item a square window of a side drawn here ...
     output_dims: [192, 192]      # ... resampled to (height, width) pixels
     max_nodata_fraction: 0.25    # pool windows with more padding are moved / drawn again
+    time_steps: null             # video datasets: frames per item, e.g. 3 (null: one image)
+    time_sampling: contiguous    # contiguous | uniform | random, around the pool frame
+    time_span: null              # uniform / random: frames spread over (null: the video)
+    resolution: null             # e.g. 0.5 GSD: units per pixel from kwcoco's field
 
 Fields added after the first release have defaults, so a version-1 file
 without them loads unchanged (``balance: none``, ``split_by: none``,
@@ -64,7 +68,8 @@ from typing import Any
 
 import param
 
-from sampler_core.target import PAD_MODES
+from sampler_core.resolution import parse_resolution
+from sampler_core.target import PAD_MODES, TIME_SAMPLING
 
 #: the version written by this code
 CONFIG_VERSION = 2
@@ -86,7 +91,8 @@ ROLES = ('inert', 'read', 'pools', 'sampler')
 #: fields holding (height, width) pairs of whole pixels
 _PIXEL_PAIRS = ('window_dims', 'pad', 'split_block')
 #: integer fields (bools are rejected although Python counts them as ints)
-_INT_FIELDS = ('n_pos', 'n_neg', 'seed', 'split_seed', 'version', 'epoch_length')
+_INT_FIELDS = ('n_pos', 'n_neg', 'seed', 'split_seed', 'version', 'epoch_length',
+               'time_steps', 'time_span')
 #: number fields
 _NUM_FIELDS = ('pad_value', 'visible_thresh', 'neg_to_pos_ratio', 'neg_overlap',
                'grid_overlap', 'val_fraction')
@@ -235,6 +241,23 @@ class SamplingConfig(param.Parameterized):
         'keeping its whole box, a negative is drawn again elsewhere; windows that cannot be '
         'replaced are dropped (counted, one warning); grid windows above it are dropped. '
         'None: off.'))
+    time_steps = param.Integer(default=None, allow_None=True, bounds=(1, None), doc=(
+        'Video datasets: frames per item, chosen around the pool window\'s frame by '
+        'time_sampling (a video shorter than this is padded with nodata frames); splits must '
+        'be by video; None: each item is one image.'))
+    time_sampling = param.Selector(default='contiguous', objects=list(TIME_SAMPLING), doc=(
+        'How the time_steps frames are chosen, always including the pool window\'s frame: '
+        '"contiguous" (consecutive frames around it), "uniform" (evenly spread over '
+        'time_span frames centred on it), "random" (sorted distinct frames of that span, '
+        'drawn from seed, epoch and pool index).'))
+    time_span = param.Integer(default=None, allow_None=True, bounds=(1, None), doc=(
+        'uniform / random: the frames (>= time_steps) the frames are chosen in, centred on '
+        'the pool window\'s frame and moved to stay inside the video; None: the whole video.'))
+    resolution = param.Parameter(default=None, doc=(
+        'Read every window at this resolution, units per pixel: a number or text such as '
+        '"0.5 GSD" / "0.5 mpp" / "0.5 meters" (GSD, mpp and metres are one unit); each '
+        'image is scaled by its own kwcoco "resolution" / this (the window is still '
+        'window_dims image pixels); exclusive with scale and output_dims; None: off.'))
 
     #: What changing each field does, one entry per field, in file order (the keys written
     #: to files). A role names the strongest thing a change needs, checked against what
@@ -245,7 +268,8 @@ class SamplingConfig(param.Parameterized):
     #: whose *padded* extent lies in one subset); ``'read'`` changes only how a pool window
     #: is read (:meth:`target_extra`, :meth:`item_target`: the per-item draws of
     #: ``scale_range`` / ``window_size_range`` / ``output_dims``, which stay inside the pool
-    #: window; ``visible_thresh``, ``with_annots``) or served in training epochs
+    #: window; the frames around the pool window's frame (``time_*``); the scale of
+    #: ``resolution``; ``visible_thresh``, ``with_annots``) or served in training epochs
     #: (``epoch_length``); ``'inert'``
     #: changes nothing sampled (the format version, the dataset hash filled on export).
     FIELD_ROLES = MappingProxyType({
@@ -260,7 +284,8 @@ class SamplingConfig(param.Parameterized):
         'split_by': 'pools', 'val_fraction': 'pools', 'split_seed': 'pools',
         'split_block': 'pools',
         'epoch_length': 'read', 'scale_range': 'read', 'window_size_range': 'read',
-        'output_dims': 'read', 'max_nodata_fraction': 'pools',
+        'output_dims': 'read', 'max_nodata_fraction': 'pools', 'time_steps': 'read', 'time_sampling': 'read',
+        'time_span': 'read', 'resolution': 'read',
     })
     #: keys written to files, in order
     FIELDS = tuple(FIELD_ROLES)
@@ -330,6 +355,14 @@ class SamplingConfig(param.Parameterized):
             except (TypeError, ValueError) as ex:
                 raise type(ex)(f'config key "max_nodata_fraction" must be null or a number in '
                                f'[0, 1], got {value!r}') from None
+        if key == 'resolution':
+            if value is None:
+                return None
+            try:
+                parse_resolution(value)
+            except (TypeError, ValueError) as ex:   # raised here: a config error, named
+                raise type(ex)(str(ex)) from None
+            return value.strip() if isinstance(value, str) else float(value)
         if key == 'output_dims':
             if value is None:
                 return None
@@ -382,6 +415,13 @@ class SamplingConfig(param.Parameterized):
                              f'largest window, used by the pools and splits): its max '
                              f'{self.window_size_range[1]} > min(window_dims)='
                              f'{min(self.window_dims)}; raise window_dims')
+        self._check_time()
+        if self.resolution is not None:
+            for key in ('scale', 'output_dims'):
+                if getattr(self, key) is not None:
+                    raise ValueError(f'config keys "resolution" and "{key}" are exclusive '
+                                     f'(resolution sets the scale of each image), got '
+                                     f'{key}={getattr(self, key)!r}')
         if self.output_dims is not None:
             for key in ('scale', 'scale_range'):
                 if getattr(self, key) is not None:
@@ -391,6 +431,30 @@ class SamplingConfig(param.Parameterized):
         if self.mode == 'grid' and not isinstance(self.window_dims, tuple):
             raise ValueError(f'config key "window_dims" must be [height, width] when mode is '
                              f'"grid", got {self.window_dims!r}')
+
+    def _check_time(self) -> None:
+        """The ``time_*`` fields: sampling and span need ``time_steps``; a span is at least
+        ``time_steps`` frames and means something for uniform / random only."""
+        if self.time_steps is None:
+            for key, default in (('time_sampling', 'contiguous'), ('time_span', None)):
+                if getattr(self, key) != default:
+                    raise ValueError(f'config key "{key}" needs time_steps (frames per item), '
+                                     f'got {key}={getattr(self, key)!r} with time_steps=null')
+            return
+        if self.split_by in ('image', 'block'):
+            raise ValueError(f'config key "time_steps" reads other frames of the pool window\'s '
+                             f'video, which split_by="{self.split_by}" may give to the other '
+                             f'subset (train and val would share pixels): use split_by "video" '
+                             f'(or "none"), got time_steps={self.time_steps}')
+        if self.time_span is None:
+            return
+        if self.time_sampling == 'contiguous':
+            raise ValueError(f'config key "time_span" is used by time_sampling "uniform" and '
+                             f'"random"; "contiguous" reads time_steps consecutive frames: set '
+                             f'time_span to null, got time_span={self.time_span}')
+        if self.time_span < self.time_steps:
+            raise ValueError(f'config key "time_span" must hold time_steps={self.time_steps} '
+                             f'distinct frames, got time_span={self.time_span}')
 
     def _check_class_weights(self) -> None:
         for name, weight in self.class_weights.items():
@@ -623,6 +687,19 @@ class SamplingConfig(param.Parameterized):
                                  for o, d, p in zip(self.output_dims, dims, self.pad))
         return out
 
+    def time_rng(self, index: int, epoch: int = 0):
+        """The random stream of item ``index``'s frames in ``epoch`` (``time_sampling:
+        random``): ``numpy.random.default_rng([seed, epoch, index, 2])``, like the other
+        per-item draws of :meth:`item_target`.
+
+        Example:
+            >>> cfg = SamplingConfig(seed=4)
+            >>> cfg.time_rng(3, 1).random() == cfg.time_rng(3, 1).random()
+            True
+        """
+        import numpy as np
+        return np.random.default_rng([self.seed, int(epoch), int(index), _STREAM_TIME])
+
     def category_ids(self, dset) -> list[int] | None:
         """Ids of :attr:`categories` in ``dset`` (``None``: all categories).
 
@@ -734,7 +811,7 @@ class SamplingConfig(param.Parameterized):
 
 
 #: the random stream of each per-item option (:meth:`SamplingConfig.item_target`)
-_STREAM_SCALE, _STREAM_SIZE = 0, 1
+_STREAM_SCALE, _STREAM_SIZE, _STREAM_TIME = 0, 1, 2
 
 
 def _fit_scale(out: int, size: int) -> float:

@@ -290,7 +290,10 @@ def export_chips(config, outdir, subsets=None, workers: int = 0, overwrite: bool
     intersected, keypoints outside dropped; coordinates are chip pixels. Each
     image records where it came from (``source``: ``gid``, ``file_name``,
     ``window`` ltrb in source pixels, ``pool_index``, ``aid``) and each
-    annotation its ``source_aid``.
+    annotation its ``source_aid``. With ``time_steps`` every window is a kwcoco video
+    (``videos``) of ``time_steps`` images ``chip_<i>_t<step>``, in order
+    (``frame_index``); each names its source frame (``gid``, ``None`` for a padding
+    frame; ``time_index`` in the source video) and its window is in video pixels.
 
     Args:
         config: a config, its dict or path (see :func:`prepare_cache`).
@@ -358,47 +361,72 @@ def _export_subset(sampler, outdir: Path, subset: str, workers: int, verbose: in
         im = np.asarray(sample['im'])
         if im.ndim == 2:
             im = im[:, :, None]
-        rel = f'{subset}/chip_{index:0{width}d}{_image_ext(im)}'
-        chip = os.fspath(outdir / rel)
-        try:
-            if rel.endswith('.png'):
-                kwimage.imwrite(chip, im[:, :, 0] if im.shape[2] == 1 else im)
-            else:
-                kwimage.imwrite(chip, im, backend='skimage')
-        except OSError as ex:  # e.g. a full disk: no partial chip is left
-            _remove_quietly(chip)
-            raise write_error(chip, ex, 'chip') from None
         tr = sample['target']
+        is_video = im.ndim == 4      # time_steps frames: one image per time step
         x0, y0, x1, y1 = (int(round(v)) for v in
                           np.asarray(sample['params']['sample_tlbr'].data).reshape(-1)[:4])
-        src = dset.imgs[tr['gid']]
-        img = {
-            'file_name': rel, 'width': int(im.shape[1]), 'height': int(im.shape[0]),
-            'source': {'gid': int(tr['gid']), 'file_name': src.get('file_name'),
-                       'window': [x0, y0, x1, y1], 'pool_index': int(index),
-                       'aid': int(tr.get('aid', -1) if tr.get('aid') is not None else -1),
-                       'kind': 'positive' if index < n_pos else 'negative'},
-        }
-        channels = tr.get('channels') or src.get('channels')
-        if channels:
-            img['channels'] = channels
-        anns = _chip_annots(sample['annots']['clipped_dets'][0], kp_name_to_id)
-        return img, anns
+        main = dset.imgs[tr['gid']]
+        frame_gids = list(sample['params']['frame_gids']) if is_video else [tr['gid']]
+        out = []
+        for step, frame in enumerate(im if is_video else im[None]):
+            stem = f'chip_{index:0{width}d}' + (f'_t{step}' if is_video else '')
+            rel = f'{subset}/{stem}{_image_ext(frame)}'
+            chip = os.fspath(outdir / rel)
+            try:
+                if rel.endswith('.png'):
+                    kwimage.imwrite(chip, frame[:, :, 0] if frame.shape[2] == 1 else frame)
+                else:
+                    kwimage.imwrite(chip, frame, backend='skimage')
+            except OSError as ex:  # e.g. a full disk: no partial chip is left
+                _remove_quietly(chip)
+                raise write_error(chip, ex, 'chip') from None
+            gid = frame_gids[step]
+            src = dset.imgs[gid] if gid is not None else {}
+            img = {
+                'file_name': rel, 'width': int(frame.shape[1]), 'height': int(frame.shape[0]),
+                'source': {'gid': None if gid is None else int(gid),
+                           'file_name': src.get('file_name'),
+                           'window': [x0, y0, x1, y1], 'pool_index': int(index),
+                           'aid': int(tr.get('aid', -1) if tr.get('aid') is not None else -1),
+                           'kind': 'positive' if index < n_pos else 'negative'},
+            }
+            if is_video:   # the window is in video pixels; the frame's index in its video
+                img['frame_index'] = step
+                img['source'].update(space='video', vidid=tr['vidid'],
+                                     time_index=int(tr['time_indices'][step]))
+            channels = tr.get('channels') or main.get('channels')
+            if channels:
+                img['channels'] = channels
+            out.append((img, _chip_annots(sample['annots']['clipped_dets'][step],
+                                          kp_name_to_id)))
+        video = None
+        if is_video:
+            video = {'name': f'chip_{index:0{width}d}', 'width': int(im.shape[2]),
+                     'height': int(im.shape[1]),
+                     'source': {'vidid': tr['vidid'], 'gid': int(tr['gid']),
+                                'pool_index': int(index)}}
+        return video, out
 
     pool = ub.JobPool(mode='thread' if workers > 0 else 'serial', max_workers=workers)
     futures = [pool.submit(one, i) for i in range(n)]
     for _ in ub.ProgIter(pool.as_completed(), total=n, desc=f'export {subset} chips',
                          enabled=verbose > 0, verbose=verbose):
         pass
-    images, annotations = [], []
-    for index, fut in enumerate(futures):
-        img, anns = fut.result()
-        img['id'] = index + 1
-        images.append(img)
-        for ann in anns:
-            ann['id'] = len(annotations) + 1
-            ann['image_id'] = img['id']
-            annotations.append(ann)
+    images, annotations, videos = [], [], []
+    for fut in futures:
+        video, frames = fut.result()
+        if video is not None:
+            video['id'] = len(videos) + 1
+            videos.append(video)
+        for img, anns in frames:
+            img['id'] = len(images) + 1
+            if video is not None:
+                img['video_id'] = video['id']
+            images.append(img)
+            for ann in anns:
+                ann['id'] = len(annotations) + 1
+                ann['image_id'] = img['id']
+                annotations.append(ann)
     data = {
         'info': [{'type': 'sampler-explorer export-chips', 'subset': subset,
                   'source_dataset': os.fspath(getattr(dset, 'fpath', '') or ''),
@@ -408,6 +436,8 @@ def _export_subset(sampler, outdir: Path, subset: str, workers: int, verbose: in
         'images': images,
         'annotations': annotations,
     }
+    if videos:
+        data['videos'] = videos
     fpath = outdir / f'{subset}.kwcoco.json'
     tmp = fpath.with_name(f'.{fpath.name}.tmp-{os.getpid()}')
     try:

@@ -177,6 +177,8 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         self.regions = None
         self.frames = None
         self._geometry = None
+        #: each image's (sy, sx) of the config's resolution: (resolution, space, {gid: scale})
+        self._resolution_scales = None
         #: the SamplingConfig this sampler was built from (see from_config)
         self.config = None
         #: the split side ('train' / 'val' / None) its pools were drawn from (apply_config)
@@ -480,14 +482,79 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
         return img, self.load_annotations(image_id)
 
     # ------------------------------------------------------------ pools
+    @property
+    def config(self):
+        """The :class:`~sampler_core.config.SamplingConfig` whose windows ``load_item`` reads
+        (``None``: none). Setting one checks what it needs of the dataset
+        (:meth:`_check_config`)."""
+        return self._config
+
+    @config.setter
+    def config(self, config) -> None:
+        if config is not None:
+            self._check_config(config)
+        self._config = config
+
+    def _check_config(self, config) -> None:
+        """Refuse a config this dataset cannot serve: ``time_steps`` without videos, and
+        ``resolution`` with an image lacking its own (each image's scale is computed here,
+        once per config).
+
+        Raises:
+            ValueError: naming the key, and the image (id and name) for ``resolution``.
+        """
+        if config.time_steps is not None and not self.dset.index.videos:
+            raise ValueError(f'config key "time_steps" is {config.time_steps} but the dataset '
+                             f'{config.dataset!r} has no videos (time_steps reads frames of a '
+                             f'video); set time_steps to null for 2-D images')
+        scales = None
+        if config.resolution is not None:
+            from sampler_core.resolution import resolution_scale
+            cached = getattr(self, '_resolution_scales', None)
+            if cached is not None and cached[0] == config.resolution:
+                scales = cached
+            else:
+                space = 'video' if config.time_steps is not None else 'image'
+                scales = (config.resolution, space,
+                          {gid: resolution_scale(self.dset, gid, config.resolution, space)
+                           for gid in self.dset.imgs})
+        self._resolution_scales = scales
+
+    def _config_target(self, tr: dict, cfg, pool_index, epoch: int, draw_index, rng) -> None:
+        """Update pool target ``tr`` with what ``cfg`` reads: its target keys, the per-item
+        draws, the frames of ``time_steps`` and the scale of ``resolution``."""
+        tr.update(cfg.target_extra())
+        if pool_index is not None:   # the config's per-item draws (training options)
+            tr.update(cfg.item_target(pool_index, epoch))
+        if cfg.time_steps is not None:
+            if cfg.time_sampling != 'random':
+                draw = None
+            elif draw_index is not None:
+                draw = cfg.time_rng(draw_index, epoch)
+            else:   # a random pool item: its frames come from the same rng
+                import kwarray
+                import numpy as np
+                draw = np.random.default_rng(int(kwarray.ensure_rng(rng).randint(2 ** 31)))
+            tr.update(video.time_target(self, tr, cfg.time_steps, cfg.time_sampling,
+                                        cfg.time_span, draw))
+        if cfg.resolution is not None:
+            cached = getattr(self, '_resolution_scales', None)
+            if cached is None or cached[0] != cfg.resolution or \
+                    cached[1] != ('video' if cfg.time_steps is not None else 'image'):
+                self._check_config(cfg)
+                cached = self._resolution_scales
+            sy, sx = cached[2][tr['gid']]
+            jitter = tr.get('scale', 1.0)      # scale_range's factor (scale is None here)
+            jy, jx = jitter if isinstance(jitter, tuple) else (jitter, jitter)
+            tr['scale'] = (sy * jy, sx * jx)
+
     def _load_from_pool(self, getter, index, with_annots, target, rng, kw, pool_index=None,
-                        epoch: int = 0) -> dict:
+                        epoch: int = 0, draw_index=None) -> dict:
         tr = dict(getter(index, rng=rng))
         cfg = self.config
         if cfg is not None:
-            tr.update(cfg.target_extra())
-            if pool_index is not None:   # the config's per-item draws (training options)
-                tr.update(cfg.item_target(pool_index, epoch))
+            self._config_target(tr, cfg, pool_index, epoch,
+                                pool_index if draw_index is None else draw_index, rng)
         extra = dict(kw.pop('tr', None) or {})
         if target:
             extra.update(target)
@@ -522,11 +589,15 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
 
     def load_positive(self, index=None, with_annots=True, target=None, rng=None, **kw) -> dict:
         """Sample a positive (the ``index``-th, or a random one). See :meth:`load_item`."""
-        return self._load_from_pool(self.regions.get_positive, index, with_annots, target, rng, kw)
+        draw = None if index is None else int(index)
+        return self._load_from_pool(self.regions.get_positive, index, with_annots, target, rng, kw,
+                                    draw_index=draw)
 
     def load_negative(self, index=None, with_annots=True, target=None, rng=None, **kw) -> dict:
         """Sample a negative (the ``index``-th, or the next one). See :meth:`load_item`."""
-        return self._load_from_pool(self.regions.get_negative, index, with_annots, target, rng, kw)
+        draw = None if index is None else self.regions.n_positives + int(index)
+        return self._load_from_pool(self.regions.get_negative, index, with_annots, target, rng, kw,
+                                    draw_index=draw)
 
     # ------------------------------------------------------------ sampling
     def _check_gid(self, gid):

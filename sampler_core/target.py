@@ -55,6 +55,9 @@ INTERPOLATIONS = ('nearest', 'linear', 'cubic', 'area', 'lanczos')
 
 #: keys of a target that make it 3-D
 VIDEO_KEYS = ('vidid', 'gids', 'time_slice')
+#: ``time_sampling`` of a config: how an item's frames are chosen around its pool frame
+#: (:func:`sampler_core.video.time_indices`)
+TIME_SAMPLING = ('contiguous', 'uniform', 'random')
 
 def _as_finite(value: Any, name: str) -> float:
     try:

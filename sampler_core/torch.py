@@ -36,14 +36,17 @@ repeat windows), the same on every run.
 An item is a dict of tensors (shapes for a window of ``H x W`` pixels including
 the pad, ``C`` channels and ``N`` annotations)::
 
-    image   (C, H, W) float32 (uint8 pixels scaled to [0, 1]) or uint8
+    image   (C, H, W) float32 (uint8 pixels scaled to [0, 1]) or uint8;
+            (T, C, H, W) with the config's time_steps = T (video datasets)
     boxes   (N, 4) float32, ltrb, pixels of the window, clipped to it
+    frames  (N,) int64 time step of each box (only with time_steps)
     labels  (N,) int64 category ids of the dataset
     aids    (N,) int64 annotation ids
     masks   (N, H, W) uint8, only with masks=True (0 where no segmentation)
     target  dict of int64 tensors: index, pool_index, epoch, gid, aid (-1 for a
             negative), category_id, window ((4,) ltrb of the padded window, image
-            pixels)
+            pixels; video pixels with time_steps), frame_gids ((T,), -1 for a padding
+            frame; only with time_steps)
 
 :func:`collate` batches items with different numbers of boxes: images are
 stacked (a list when sizes differ), per-box fields become lists (views into one
@@ -303,8 +306,9 @@ class SampleDataset:
         im = np.asarray(sample['im'])
         if im.ndim == 2:
             im = im[:, :, None]
-        h, w = im.shape[:2]
-        chw = np.ascontiguousarray(im.transpose(2, 0, 1))
+        video = im.ndim == 4      # (T, H, W, C): time_steps frames
+        h, w = im.shape[-3:-1]
+        chw = np.ascontiguousarray(np.moveaxis(im, -1, -3))
         if self.image_dtype == 'uint8':
             if chw.dtype != np.uint8:
                 raise ValueError(f'image_dtype="uint8" but the pixels are {chw.dtype}; '
@@ -332,6 +336,10 @@ class SampleDataset:
             'labels': torch.from_numpy(cids),
             'aids': torch.from_numpy(aids),
         }
+        if video:   # the time step of each box
+            frames = np.asarray(annots.get('rel_frame_index', np.zeros(len(aids))),
+                                dtype=np.int64).reshape(-1)
+            item['frames'] = torch.from_numpy(frames[:len(aids)].copy())
         if self.masks:
             item['masks'] = torch.from_numpy(_rasterize(annots.get('rel_ssegs', None),
                                                         len(aids), (h, w)))
@@ -349,6 +357,9 @@ class SampleDataset:
             'category_id': torch.tensor(-1 if cid is None else int(cid), dtype=torch.int64),
             'window': torch.tensor([x0, y0, x1, y1], dtype=torch.int64),
         }
+        if video:   # the image of each time step, -1 for a padding frame
+            gids = [-1 if g is None else int(g) for g in sample['params']['frame_gids']]
+            item['target']['frame_gids'] = torch.tensor(gids, dtype=torch.int64)
         return item
 
 

@@ -30,7 +30,8 @@ from ubelt import NoParam
 # the delayed reader's per-frames state (tests and callers reach it as video._state)
 from sampler_core.read import (_image_window, _is_multi_asset, _mode_padding,  # noqa: F401
                                _state, _warp_vid_from_img)
-from sampler_core.target import (CENTER_KEYS, INTERPOLATIONS, VIDEO_KEYS,  # noqa: F401
+from sampler_core.target import (CENTER_KEYS, INTERPOLATIONS, TIME_SAMPLING,  # noqa: F401
+                                 VIDEO_KEYS,
                                  _is_int, center_target_slices, coerce_channels,
                                  coerce_interpolation, coerce_pad, coerce_padkw, coerce_scale,
                                  coerce_space_slice, coerce_window_dims, is_video_target)
@@ -187,8 +188,8 @@ def infer_video_target(sampler, t: dict) -> dict:
             if time_pad != (0, 0):
                 raise ValueError('time padding needs frames given by time_slice, not an explicit '
                                  f'list of gids {gids}')
-            if time_slice is None:
-                time_slice = slice(0, len(gids))
+            if time_slice is None and t.get('time_indices') is None:
+                time_slice = slice(0, len(gids))   # explicit gids: positions in the sample
     t['vidid'] = vidid
     t['gids'] = gids
     t['time_slice'] = time_slice
@@ -355,4 +356,132 @@ def window_aids(sampler, win, visible_thresh: float = 0.0) -> list[int]:
         if gid is not None:
             _, img_window = _image_window(state, gid, win.space, win.padded_ltrb)
             out.extend(sampler.regions.visible_aids(gid, img_window, visible_thresh)[0].tolist())
+    return out
+
+
+# --------------------------------------------------------------------------- time sampling
+def time_indices(n_frames: int, frame: int, time_steps: int, sampling: str = 'contiguous',
+                 time_span: int | None = None, rng=None) -> list[int]:
+    """The frame indices an item of ``time_steps`` frames reads, around its target frame.
+
+    Every mode reads the target frame ``frame`` and returns sorted, distinct indices:
+
+    * a video of at most ``time_steps`` frames: ``0 .. time_steps - 1``, every frame of
+      the video then padding frames (indices ``>= n_frames``: nodata frames);
+    * ``'contiguous'``: ``time_steps`` consecutive frames starting at
+      ``frame - time_steps // 2``, moved (not cut) to stay inside the video;
+    * ``'uniform'`` and ``'random'`` use the span: ``S = min(time_span or n_frames,
+      n_frames)`` consecutive frames starting at ``frame - S // 2``, moved to stay inside
+      the video. ``'uniform'``: ``start + round_half_up(j * (S - 1) / (time_steps - 1))``
+      for ``j = 0 .. time_steps - 1`` (the span's first and last frame included), the one
+      nearest ``frame`` (the earlier on a tie) replaced by ``frame``; one step is
+      ``frame``. ``'random'``: ``frame`` plus ``time_steps - 1`` frames of the span drawn
+      without replacement from ``rng``.
+
+    Args:
+        n_frames: frames in the video (>= 1).
+        frame: index of the target frame, ``0 <= frame < n_frames``.
+        time_steps: frames per item (>= 1).
+        sampling: ``'contiguous'``, ``'uniform'`` or ``'random'``.
+        time_span: frames the uniform / random frames are spread over (>= time_steps);
+            ``None``: the video's length.
+        rng (numpy.random.Generator): the draw of ``'random'``.
+
+    Raises:
+        ValueError: a bad value, naming it.
+
+    Example:
+        >>> time_indices(10, 0, 3), time_indices(10, 9, 3), time_indices(10, 5, 4)
+        ([0, 1, 2], [7, 8, 9], [3, 4, 5, 6])
+        >>> time_indices(10, 5, 3, 'uniform', time_span=5), time_indices(10, 5, 3, 'uniform')
+        ([3, 5, 7], [0, 5, 9])
+        >>> time_indices(2, 1, 4, 'random')   # a short video: padded after its frames
+        [0, 1, 2, 3]
+        >>> import numpy as np
+        >>> idx = time_indices(20, 7, 4, 'random', 9, rng=np.random.default_rng(0))
+        >>> 7 in idx and idx == sorted(set(idx)) and 3 <= idx[0] and idx[-1] <= 11
+        True
+    """
+    for name, value, low in (('n_frames', n_frames, 1), ('time_steps', time_steps, 1)):
+        if not _is_int(value) or value < low:
+            raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
+    if not _is_int(frame) or not 0 <= frame < n_frames:
+        raise ValueError(f'frame must be an index of the video\'s {n_frames} frames, '
+                         f'got {frame!r}')
+    if sampling not in TIME_SAMPLING:
+        raise ValueError(f'time_sampling must be one of {list(TIME_SAMPLING)}, got {sampling!r}')
+    if time_span is not None and (not _is_int(time_span) or time_span < time_steps):
+        raise ValueError(f'time_span must be null or an integer >= time_steps={time_steps}, '
+                         f'got {time_span!r}')
+    n, f, k = int(n_frames), int(frame), int(time_steps)
+    if n <= k:
+        return list(range(k))
+    if sampling == 'contiguous':
+        start = min(max(f - k // 2, 0), n - k)
+        return list(range(start, start + k))
+    span = min(time_span or n, n)
+    start = min(max(f - span // 2, 0), n - span)
+    if sampling == 'uniform':
+        if k == 1:
+            return [f]
+        grid = [start + (2 * j * (span - 1) + (k - 1)) // (2 * (k - 1)) for j in range(k)]
+        nearest = min(range(k), key=lambda j: (abs(grid[j] - f), j))
+        grid[nearest] = f
+        return grid
+    if rng is None:
+        raise ValueError('time_sampling="random" needs an rng (numpy.random.Generator)')
+    others = [i for i in range(start, start + span) if i != f]
+    picked = rng.choice(len(others), size=k - 1, replace=False)
+    return sorted([f] + [others[int(i)] for i in picked])
+
+
+def time_target(sampler, tr: dict, time_steps: int, sampling: str = 'contiguous',
+                time_span: int | None = None, rng=None) -> dict:
+    """The 3-D target keys that read a 2-D pool target ``tr`` as ``time_steps`` frames.
+
+    The target frame is ``tr['gid']``; the frames are :func:`time_indices` of its
+    video. The window keeps its centre and size, warped from the image into video
+    space (``warp_img_to_vid``; identical for the kwcoco video demos).
+
+    Returns:
+        ``{'vidid', 'gids' (the frames read, in order), 'time_indices' (each time
+        step's index in the video; ``>= len(video)`` is a padding frame), 'cx', 'cy',
+        'width', 'height'}`` plus ``time_slice`` (``slice(first, last + 1, step)``) when
+        the frames are evenly spaced; otherwise the resolved target's ``time_slice`` is
+        ``None`` (no slice selects them) and ``time_indices`` names them.
+
+    Raises:
+        ValueError: the image belongs to no video (naming it).
+
+    Example:
+        >>> import sampler_core as ndsampler
+        >>> self = ndsampler.CocoSampler.demo('vidshapes1', num_frames=5, image_size=(64, 64))
+        >>> out = time_target(self, {'gid': 1, 'cx': 30.0, 'cy': 20.0}, 3)
+        >>> out['gids'], out['time_indices'], out['time_slice']
+        ([1, 2, 3], [0, 1, 2], slice(0, 3, None))
+    """
+    dset = sampler.dset
+    gid = tr['gid']
+    img = dset.imgs[gid]
+    vidid = img.get('video_id', None)
+    if vidid is None:
+        name = img.get('name') or img.get('file_name')
+        raise ValueError(f'image {gid!r} ({name!r}) belongs to no video: config key '
+                         f'"time_steps"={time_steps} reads frames of a video; set time_steps '
+                         f'to null for 2-D images')
+    vid_gids = list(dset.index.vidid_to_gids[vidid])
+    idxs = time_indices(len(vid_gids), vid_gids.index(gid), time_steps, sampling, time_span,
+                        rng)
+    out = {'vidid': vidid, 'time_indices': idxs,
+           'gids': [vid_gids[i] for i in idxs if i < len(vid_gids)]}
+    steps = {b - a for a, b in zip(idxs, idxs[1:])}
+    if len(steps) <= 1:   # evenly spaced: the time_slice that selects them
+        step = steps.pop() if steps else 1
+        out['time_slice'] = slice(idxs[0], idxs[-1] + 1, None if step == 1 else step)
+    if all(k in tr for k in CENTER_KEYS):
+        import kwimage
+        box = kwimage.Boxes(np.array([[tr['cx'], tr['cy'], tr['width'], tr['height']]],
+                                     dtype=np.float64), 'cxywh')
+        box = box.warp(_warp_vid_from_img(dset, gid)).to_cxywh().data[0]
+        out.update(zip(('cx', 'cy', 'width', 'height'), (float(v) for v in box)))
     return out

@@ -403,8 +403,11 @@ def test_link_reopens_every_config_field(shapes_copy, tmp_path):
     link_location(location, state)
     state.dataset = str(path)
     changes = _every_url_field(state)
-    # output_dims is exclusive with scale: the 'output' case of the test below
-    assert {k for k, _ in changes} | {'dataset', 'mode', 'output_dims'} == set(URL_KEYS)
+    # output_dims is exclusive with scale: the 'output' case of the test below; the time
+    # fields need videos: its 'video' case; resolution: tests/test_resolution.py
+    assert {k for k, _ in changes} | {'dataset', 'mode', 'output_dims', 'time_steps',
+                                      'time_sampling', 'time_span', 'resolution'} == \
+        set(URL_KEYS)
     for key, value in changes:          # one widget at a time
         setattr(state, key, value)
         assert state.message is None, (key, state.message)
@@ -426,7 +429,9 @@ def test_link_reopens_every_config_field(shapes_copy, tmp_path):
     {'window_dims': None, 'balance': 'weights', 'class_weights': 'one category',
      'dataset': 'shapes8', 'search': 'true'},
     {'window_dims': (64, 80), 'output_dims': (32, 48), 'window_size_range': (16, 64)},
-], ids=['grid', 'square', 'box-size', 'output'])
+    {'dataset': 'vidshapes3-frames6', 'time_steps': 3, 'time_sampling': 'random',
+     'time_span': 4},
+], ids=['grid', 'square', 'box-size', 'output', 'video'])
 def test_link_reopens_values_that_are_not_plain_scalars(values):
     from panel.io.location import Location
 

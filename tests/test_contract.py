@@ -26,7 +26,25 @@ READ_CHANGES = {
     'scale_range': (0.5, 1.0),
     'window_size_range': (16, 32),
     'output_dims': (32, 40),
+    'time_steps': 3,
+    'time_sampling': 'random',
+    'time_span': 4,
+    'resolution': '0.5 GSD',
 }
+#: fields a READ_CHANGES value needs set with it
+_READ_COMPANIONS = {'time_sampling': {'time_steps': 2},
+                    'time_span': {'time_steps': 2, 'time_sampling': 'uniform'}}
+
+
+@pytest.fixture(scope='module')
+def video_res_dset():
+    """A video demo whose videos carry a resolution (time and resolution fields apply)."""
+    import kwcoco
+    dset = kwcoco.CocoDataset.demo('vidshapes2', num_frames=4)
+    dset = dset.copy()
+    for video in dset.index.videos.values():
+        video['resolution'] = '1 meter'
+    return dset
 
 
 def test_every_field_has_exactly_one_role():
@@ -68,17 +86,22 @@ def _pools(sampler) -> list:
 @pytest.mark.parametrize('split', [
     {}, {'split_by': 'image'}, {'split_by': 'block', 'split_block': (256, 256)}],
     ids=['no-split', 'image-split', 'block-split'])
-def test_read_fields_do_not_change_the_pools(shapes8_dset, split):
+def test_read_fields_do_not_change_the_pools(video_res_dset, split):
     """Every 'read' field changed on its own keeps the pools (a block split with pad
     too: pad itself is a pool field)."""
-    base = dict(dataset='shapes8', backend=None, window_dims=(64, 64), pad=(8, 32),
+    base = dict(dataset='vidshapes2', backend=None, window_dims=(64, 64), pad=(8, 32),
                 n_pos=12, n_neg=6, seed=5, **split)
-    sampler = CocoSampler(shapes8_dset, backend=None)
+    sampler = CocoSampler(video_res_dset, backend=None)
     sampler.apply_config(SamplingConfig(**base))
     before = _pools(sampler)
     assert len(before[0]) == 12
     for key, value in READ_CHANGES.items():
-        cfg = SamplingConfig(**base, **{key: value})
+        fields = dict(base, **_READ_COMPANIONS.get(key, {}), **{key: value})
+        if fields.get('time_steps') is not None and split.get('split_by') in ('image', 'block'):
+            with pytest.raises(ValueError, match='use split_by "video"'):   # would leak
+                SamplingConfig(**fields)
+            continue
+        cfg = SamplingConfig(**fields)
         assert getattr(cfg, key) != getattr(SamplingConfig(**base), key), key
         sampler.apply_config(cfg)
         assert _pools(sampler) == before, key
@@ -145,6 +168,11 @@ FIELD_VALUES = {
                                                         st.integers(32, 48))),
     'output_dims': st.one_of(st.none(), st.tuples(st.integers(16, 64), st.integers(16, 64))),
     'max_nodata_fraction': st.one_of(st.none(), st.sampled_from([0.0, 0.05, 0.2, 0.5])),
+    # shapes8 has no videos and no resolutions: these are refused there, unless null
+    'time_steps': st.one_of(st.none(), st.integers(1, 4)),
+    'time_sampling': st.sampled_from(['contiguous', 'uniform', 'random']),
+    'time_span': st.one_of(st.none(), st.integers(1, 6)),
+    'resolution': st.one_of(st.none(), st.sampled_from(['1 GSD', 0.5])),
 }
 
 FIELD_VALUES['split_by'] = st.sampled_from(['none', 'image', 'video', 'block', 'block'])
@@ -246,3 +274,60 @@ def test_link_values_survive_panels_query_parsing(text, number, weights):
               'class_weights': weights, 'window_dims': (int(number) + 1, 7), 'n_neg': None}
     query = parse_query('?' + urlencode({k: encode(v) for k, v in values.items()}))
     assert {k: decode(k, query[k]) for k in values} == values
+
+
+# ------------------------------------------------------------- video + resolution dataset
+#: the fields the video property changes (the rest as in FIELD_VALUES)
+VIDEO_FIELDS = ('time_steps', 'time_sampling', 'time_span', 'resolution', 'window_dims',
+                'pad', 'seed', 'n_pos', 'n_neg', 'scale', 'scale_range', 'mode')
+_VIDEO_VALUES = dict(FIELD_VALUES, time_steps=st.one_of(st.none(), st.integers(1, 6)),
+                     time_span=st.one_of(st.none(), st.integers(1, 8)),
+                     resolution=st.one_of(st.none(), st.sampled_from(['2 GSD', 0.5, '1 mpp'])),
+                     window_dims=st.tuples(st.integers(24, 64), st.integers(24, 64)),
+                     n_pos=st.integers(0, 6), n_neg=st.integers(0, 4))
+_VIDEO_CHANGES = st.lists(st.sampled_from(VIDEO_FIELDS).flatmap(
+    lambda k: st.tuples(st.just(k), _VIDEO_VALUES[k])), min_size=1, max_size=8)
+
+
+@pytest.fixture(scope='module')
+def video_state_args(video_res_dset, tmp_path_factory):
+    """The video dataset written to a file the explorer may open."""
+    root = tmp_path_factory.mktemp('videos')
+    dset = video_res_dset.copy()
+    bundle = dset.bundle_dpath
+    dset.reroot(absolute=True)
+    dset.fpath = str(root / 'videos.kwcoco.json')
+    dset.dump(dset.fpath)
+    return dict(dataset=dset.fpath, roots=[str(root), str(bundle)], backend=None,
+                window_dims=(32, 32))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(changes=_VIDEO_CHANGES, data=st.data())
+def test_explorer_video_items_are_what_the_export_rebuilds(video_state_args, changes, data):
+    """The time and resolution fields changed in the explorer, one at a time: its
+    load_item reads the frames and pixels ``from_config`` of its export reads."""
+    from app.state import ExplorerState
+    state = ExplorerState(n_pos=4, n_neg=2, **video_state_args)
+    for key, value in changes:
+        before = state.config_dict()
+        serial = (state.message or {}).get('serial')
+        setattr(state, key, value)
+        if (state.message or {}).get('serial') != serial:      # refused: nothing changed
+            assert state.config_dict() == before, (key, value, state.message)
+            event('a change refused')
+    rebuilt = CocoSampler.from_config(SamplingConfig.loads(state.export_yaml()))
+    assert _shown_pools(state) == _sampler_pools(rebuilt)
+    n = rebuilt.regions.n_samples
+    if state.time_steps is not None:
+        event('time_steps')
+    if n:
+        picks = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=2,
+                                   unique=True), label='items')
+        for i in picks:
+            a, b = state.sampler.load_item(i, epoch=1), rebuilt.load_item(i, epoch=1)
+            np.testing.assert_array_equal(a['im'], b['im'], err_msg=str(i))
+            assert a['params'].get('frame_gids') == b['params'].get('frame_gids')
+            if state.time_steps is not None:
+                assert np.asarray(a['im']).shape[0] == state.time_steps
