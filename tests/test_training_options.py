@@ -458,3 +458,26 @@ def test_readme_training_example_works_as_written(tmp_path, monkeypatch):
     train_gids = {int(v) for v in train.sampler.regions.pool_tables()[0]['gid']}
     val_gids = {int(v) for v in val.sampler.regions.pool_tables()[0]['gid']}
     assert train_gids and val_gids and not train_gids & val_gids
+
+
+def test_readme_video_example_works_as_written(tmp_path, monkeypatch):
+    """The README's video config (the second YAML block of "Train with it") loads as written."""
+    monkeypatch.chdir(tmp_path)
+    readme = open(os.path.join(os.path.dirname(__file__), '..', 'README.md')).read()
+    section = readme[readme.index('## Train with it'):readme.index('## Command line')]
+    config = re.findall(r'```yaml\n(.*?)```', section, re.S)[1]
+    assert 'time_steps: 3' in config
+    (tmp_path / 'video.yaml').write_text(config + 'backend: null\n')
+    from sampler_core.torch import SampleDataset
+    train = SampleDataset('video.yaml', mode='train')
+    item = train[0]
+    assert tuple(item['image'].shape[:1]) == (3,)
+    gids = [int(g) for g in item['target']['frame_gids']]
+    dset = train.sampler.dset
+    # the three frames are distinct frames of one video, sorted in time
+    frames = [g for g in gids if g >= 0]
+    assert len(set(frames)) == len(frames) >= 2
+    vids = {dset.imgs[g]['video_id'] for g in frames}
+    assert len(vids) == 1
+    order = [dset.imgs[g]['frame_index'] for g in frames]
+    assert order == sorted(order)
