@@ -12,6 +12,7 @@ import numpy as np
 import panel as pn
 
 from app import views
+from app.colors import halo_hook
 
 
 class OverviewView:
@@ -107,13 +108,14 @@ class OverviewView:
                 s.notify(f'cannot read image {gid}: {ex}')
                 return views.rgb_element(np.zeros((2, 2, 3), np.uint8), (0, 0, width, height))
 
-        def annots(gid, with_annots):
+        def annots(gid, with_annots, hidden_categories):
             # an annotation that cannot be drawn is left out with a warning naming it
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter('always')
                 try:
-                    overlay = views.annotation_overlay(s.sampler.dset, gid, with_annots,
-                                                       self.colors)
+                    dset = s.sampler.dset
+                    overlay = views.annotation_overlay(dset, gid, with_annots,
+                                                       views.category_colors(dset), s.hidden_ids)
                 except Exception as ex:     # never lose the overview to one annotation
                     s.notify(f'cannot draw the annotations of image {gid}: {ex}')
                     return views.annotation_overlay(s.sampler.dset, gid, ())
@@ -143,7 +145,8 @@ class OverviewView:
                 yr.start, yr.end = (height, 0) if yr.start > yr.end else (0, height)
 
         rgb = hv.DynamicMap(image, streams=[ov, hv.streams.RangeXY()])
-        ann = hv.DynamicMap(annots, streams=[ov, hv.streams.Params(s, ['with_annots'])])
+        ann = hv.DynamicMap(annots, streams=[
+            ov, hv.streams.Params(s, ['with_annots', 'hidden_categories'])])
         win = hv.DynamicMap(windows, streams=[
             ov, hv.streams.Params(s, ['revision', 'selected_item', 'click_xy'])])
         tap = hv.streams.Tap(source=rgb, x=None, y=None)
@@ -159,9 +162,10 @@ class OverviewView:
                                                                            'box_zoom', 'reset']),
             hv.opts.Rectangles(fill_alpha=0.0, line_width=2),
             hv.opts.Rectangles('Boxes', line_color='color', tools=['hover'],
-                               hover_tooltips=ann_hover),
+                               hover_tooltips=ann_hover, hooks=[halo_hook]),
             hv.opts.Polygons(fill_color='color', line_color='color', fill_alpha=0.25,
-                             line_width=1, tools=['hover'], hover_tooltips=ann_hover),
+                             line_width=1, tools=['hover'], hover_tooltips=ann_hover,
+                             hooks=[halo_hook]),
             hv.opts.Points(color='color', size=5, line_color='white',
                            tools=['hover'], hover_tooltips=ann_hover),
             hv.opts.Rectangles('Windows', line_color='color', fill_color='color',
