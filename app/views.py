@@ -36,6 +36,9 @@ OTHER_COLOR = '#94a3b8'
 OVERVIEW_PX = 1000
 #: most pool windows looked at for the visible-fraction histogram
 STATS_LIMIT = 2000
+#: most annotations the overview draws as glyphs (with hover); with more boxes in view, they
+#: are drawn into the overview image instead (rasterised at its resolution)
+VECTOR_LIMIT = 1000
 
 
 # ---------------------------------------------------------------- browsing
@@ -258,14 +261,14 @@ _ANN_VDIMS = ['aid', 'category', 'area', 'color']
 
 
 def annotation_overlay(dset, gid: int, with_annots=('boxes', 'segmentation', 'keypoints'),
-                       colors: dict | None = None, hidden=()) -> hv.Overlay:
+                       colors: dict | None = None, hidden=(), aids=None) -> hv.Overlay:
     """Annotations of image ``gid`` in image pixels: boxes, polygons, keypoints.
 
     Each element carries ``aid``, ``category``, ``area`` and ``color`` value
     dimensions (for hover and colouring; ``color`` is the category's
     :func:`app.colors.category_colors` unless ``colors`` says otherwise). Kinds
     not in ``with_annots`` are empty; annotations of the category ids in
-    ``hidden`` are left out.
+    ``hidden`` are left out, and so are those not in ``aids`` when it is given.
 
     Returns:
         ``hv.Overlay`` of ``hv.Rectangles``, ``hv.Polygons``, ``hv.Points``
@@ -288,7 +291,7 @@ def annotation_overlay(dset, gid: int, with_annots=('boxes', 'segmentation', 'ke
         x, y, w, h = (float(v) for v in bbox)
         return [(x, y, x + w, y + h)]
 
-    for aid in dset.index.gid_to_aids.get(gid, ()):
+    for aid in (dset.index.gid_to_aids.get(gid, ()) if aids is None else aids):
         ann = dset.anns[aid]
         cid = ann.get('category_id')
         if cid in hidden:
@@ -318,6 +321,117 @@ def annotation_overlay(dset, gid: int, with_annots=('boxes', 'segmentation', 'ke
         hv.Polygons(polys, kdims=['x', 'y'], vdims=_ANN_VDIMS, label='polygons'),
         hv.Points(points, kdims=['x', 'y'], vdims=_ANN_VDIMS, label='keypoints'),
     ])
+
+
+#: dataset -> (number of annotations, {gid: (aids, ltrb, cids)}); forgotten with the dataset
+_IMAGE_BOXES = weakref.WeakKeyDictionary()
+
+
+def image_boxes(dset, gid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(aids (N,), ltrb (N, 4) image pixels, cids (N,))`` of image ``gid``'s annotations
+    with a readable, finite box (cached per dataset and image).
+
+    Example:
+        >>> import kwcoco
+        >>> dset = kwcoco.CocoDataset.demo('shapes8')
+        >>> aids, ltrb, cids = image_boxes(dset, 1)
+        >>> x, y, w, h = dset.anns[int(aids[0])]['bbox']
+        >>> ltrb[0].tolist() == [x, y, x + w, y + h]
+        True
+    """
+    hit = _IMAGE_BOXES.get(dset)
+    if hit is None or hit[0] != len(dset.anns):
+        hit = _IMAGE_BOXES[dset] = (len(dset.anns), {})
+    per_image = hit[1]
+    if gid not in per_image:
+        rows = []
+        for aid in dset.index.gid_to_aids.get(gid, ()):
+            ann = dset.anns[aid]
+            try:
+                x, y, w, h = (float(v) for v in ann.get('bbox'))
+            except (TypeError, ValueError):
+                continue
+            if all(map(math.isfinite, (x, y, w, h))):
+                rows.append((aid, x, y, x + w, y + h, ann.get('category_id', -1)))
+        arr = np.array(rows, dtype=np.float64).reshape(-1, 6)
+        per_image[gid] = (arr[:, 0].astype(np.int64), arr[:, 1:5].copy(),
+                          arr[:, 5].astype(np.int64))
+    return per_image[gid]
+
+
+def boxes_in_view(dset, gid: int, x_range=None, y_range=None, hidden=()) -> np.ndarray:
+    """Indexes into :func:`image_boxes` of the boxes that touch the visible ranges (image
+    pixels; None: the whole image) and are not of a category id in ``hidden``."""
+    aids, ltrb, cids = image_boxes(dset, gid)
+    keep = ~np.isin(cids, list(hidden)) if hidden else np.ones(len(aids), bool)
+    for rng, lo, hi in ((x_range, 0, 2), (y_range, 1, 3)):
+        if rng is not None and rng[0] is not None and all(map(math.isfinite, rng)):
+            a, b = sorted(rng)
+            keep &= (ltrb[:, hi] >= a) & (ltrb[:, lo] <= b)
+    return np.flatnonzero(keep)
+
+
+def overview_annotations(dset, gid: int, x_range=None, y_range=None, hidden=(),
+                         limit: int | None = None) -> tuple[list | None, np.ndarray]:
+    """How the overview draws the annotations of image ``gid`` in the visible ranges.
+
+    An image with at most ``limit`` boxes: all its annotations as glyphs, whatever
+    the ranges. Else the boxes in view: as glyphs when at most ``limit`` are in
+    view, drawn into the image (:func:`burn_boxes`) when more are. ``limit``:
+    :data:`VECTOR_LIMIT` by default.
+
+    Returns:
+        ``(aids, burned)``: ``aids`` the annotations drawn as glyphs (None: all
+        of the image's), ``burned`` indexes into :func:`image_boxes` of the boxes
+        drawn into the image.
+
+    Example:
+        >>> import kwcoco
+        >>> dset = kwcoco.CocoDataset.demo('shapes8')
+        >>> overview_annotations(dset, 1)[0] is None
+        True
+        >>> gid = max(dset.imgs, key=lambda g: len(dset.index.gid_to_aids[g]))
+        >>> aids, burned = overview_annotations(dset, gid, limit=1)
+        >>> aids, len(burned) == len(dset.index.gid_to_aids[gid])
+        ([], True)
+    """
+    limit = VECTOR_LIMIT if limit is None else limit
+    aids, _, _ = image_boxes(dset, gid)
+    none = np.empty(0, np.int64)
+    if len(aids) <= limit:
+        return None, none
+    idx = boxes_in_view(dset, gid, x_range, y_range, hidden)
+    if len(idx) > limit:
+        return [], idx
+    return aids[idx].tolist(), none
+
+
+def burn_boxes(rgb: np.ndarray, bounds, ltrb: np.ndarray, colors: list) -> np.ndarray:
+    """Box outlines drawn into an overview image (over a dark halo), in place.
+
+    Args:
+        rgb: ``(h, w, 3)`` uint8 covering ``bounds`` (``(x0, y0, x1, y1)`` image pixels).
+        ltrb: ``(N, 4)`` boxes in image pixels.
+        colors: ``N`` ``'#rrggbb'`` colours.
+
+    Returns:
+        ``rgb``.
+    """
+    import cv2
+
+    from app.colors import HALO
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = bounds
+    sx, sy = w / max(x1 - x0, 1e-9), h / max(y1 - y0, 1e-9)
+    pts = np.round((ltrb - [x0, y0, x0, y0]) * [sx, sy, sx, sy]).astype(np.int64)
+    pts = np.clip(pts, -1, [w, h, w, h])
+    halo = tuple(int(HALO[i:i + 2], 16) for i in (1, 3, 5))
+    rgb255 = {c: tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in set(colors)}
+    for (a, b, c, d) in pts.tolist():
+        cv2.rectangle(rgb, (a, b), (c, d), halo, 3)
+    for (a, b, c, d), color in zip(pts.tolist(), colors):
+        cv2.rectangle(rgb, (a, b), (c, d), rgb255[color], 1)
+    return rgb
 
 
 _WIN_VDIMS = ['index', 'kind', 'aid', 'color', 'width']

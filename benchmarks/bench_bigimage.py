@@ -87,6 +87,118 @@ def prepare_cache(path: Path, workdir: Path) -> float:
     return time.perf_counter() - t0
 
 
+TIMEOUT = 180_000
+
+# window.__big: the overview's image and annotation sources; window.__wait(kind): resolves
+# with the ms from the last input event of ``kind`` ('wheel' / 'pointerup') to the first
+# painted frame after the image source changed (null after 15 s)
+_HOOK_JS = r"""
+() => {
+  const doc = window.Bokeh.documents[0];
+  const models = [...doc.all_models];
+  const img = models.find(m => m.glyph && m.glyph.constructor.__name__ === 'ImageRGBA');
+  const boxes = models.filter(m => m.glyph && m.data_source && m.data_source.data &&
+                              'category' in m.data_source.data &&
+                              !(m.tags || []).includes('halo'));
+  const n = Math.max(0, ...boxes.map(r => r.data_source.data.aid.length));
+  window.__big = {img, n};
+  window.__last = {};
+  for (const kind of ['wheel', 'pointerup']) {
+    document.addEventListener(kind, (ev) => { window.__last[kind] = performance.now(); },
+                              {capture: true});
+  }
+  window.__wait = (kind) => new Promise((resolve) => {
+    const src = window.__big.img.data_source;
+    const before = src.data.image ? src.data.image[0] : null;
+    const start = performance.now();
+    let frames = 0, worst = 0, prev = performance.now();
+    const tick = () => {
+      const now = performance.now();
+      worst = Math.max(worst, now - prev); prev = now; frames += 1;
+      const cur = src.data.image ? src.data.image[0] : null;
+      if (cur !== before && window.__last[kind] !== undefined) {
+        requestAnimationFrame(() => resolve({ms: performance.now() - window.__last[kind],
+                                             worst_frame: worst}));
+        return;
+      }
+      if (now - start > 15000) { resolve(null); return; }
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+  return n;
+}
+"""
+
+
+def pct(values, q):
+    return float(np.percentile(np.asarray(values), q)) if values else float('nan')
+
+
+def measure(path: Path, workdir: Path, moves: int) -> int:
+    """Serve the dataset, open it in chromium, pan and zoom ``moves`` times."""
+    from playwright.sync_api import sync_playwright
+
+    from app.browser import launch_chromium, spawn_server, stop_server
+    t0 = time.perf_counter()
+    proc, url = spawn_server([path, '--backend', 'npy', '--workdir', workdir,
+                              '--allow-root', path.parent], cwd=path.parent, timeout=600)
+    print(f'server start to URL: {time.perf_counter() - t0:.1f} s', flush=True)
+    try:
+        with sync_playwright() as p:
+            browser = launch_chromium(p)
+            page = browser.new_page(viewport={'width': 1500, 'height': 1100})
+            page.set_default_timeout(TIMEOUT)
+            t1 = time.perf_counter()
+            page.goto(url)
+            canvas = page.locator('.overview canvas').first
+            canvas.wait_for(state='visible')
+            print(f'page open to first canvas: {time.perf_counter() - t1:.1f} s', flush=True)
+            page.wait_for_function('() => window.Bokeh && [...window.Bokeh.documents[0].'
+                                   'all_models].some(m => m.glyph && m.glyph.constructor.'
+                                   '__name__ === "ImageRGBA")')
+            print(f'page open to the image drawn: {time.perf_counter() - t1:.1f} s', flush=True)
+            n = page.evaluate(_HOOK_JS)
+            print(f'boxes drawn as glyphs at the start: {n} (the others are drawn into the '
+                  f'image)', flush=True)
+            box = canvas.bounding_box()
+            cx, cy = box['x'] + box['width'] / 2, box['y'] + box['height'] / 2
+            rng = np.random.RandomState(0)
+            out = {'zoom': [], 'pan': []}
+            worst, missed = [], 0
+            for k in range(moves):
+                kind = ('zoom in', 'pan', 'pan', 'zoom out')[k % 4]
+                x = cx + rng.uniform(-0.25, 0.25) * box['width']
+                y = cy + rng.uniform(-0.25, 0.25) * box['height']
+                page.mouse.move(x, y)
+                event = 'wheel' if kind.startswith('zoom') else 'pointerup'
+                page.evaluate('(k) => { window.__p = window.__wait(k); }', event)
+                if kind.startswith('zoom'):
+                    page.mouse.wheel(0, -300 if kind == 'zoom in' else 300)
+                else:
+                    page.mouse.down()
+                    for step in range(1, 6):
+                        page.mouse.move(x + 30 * step, y + 20 * step)
+                    page.mouse.up()
+                got = page.evaluate('() => window.__p')
+                if got is None:
+                    missed += 1
+                    continue
+                out['zoom' if kind.startswith('zoom') else 'pan'].append(got['ms'])
+                worst.append(got['worst_frame'])
+            browser.close()
+    finally:
+        stop_server(proc)
+    both = out['zoom'] + out['pan']
+    print(f'pan: n={len(out["pan"])} p50 {pct(out["pan"], 50):.0f} ms, '
+          f'p95 {pct(out["pan"], 95):.0f} ms, max {max(out["pan"] or [0]):.0f} ms')
+    print(f'zoom: n={len(out["zoom"])} p50 {pct(out["zoom"], 50):.0f} ms, '
+          f'p95 {pct(out["zoom"], 95):.0f} ms, max {max(out["zoom"] or [0]):.0f} ms')
+    print(f'pan + zoom: p95 {pct(both, 95):.0f} ms (goal < 1000 ms); longest frame during '
+          f'the waits: p95 {pct(worst, 95):.0f} ms; no image update within 15 s: {missed}')
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--moves', type=int, default=40)

@@ -74,7 +74,7 @@ def _overview_sources(plot) -> list:
     out = []
     for r in plot.state.renderers:
         data = getattr(r.data_source, 'data', {})
-        if 'aid' in data and 'category' in data:
+        if 'aid' in data and 'category' in data and 'halo' not in (r.tags or []):
             out.append((r, data))
     return out
 
@@ -207,3 +207,80 @@ def test_label_counts_match_an_independent_count():
 def test_the_explorer_renders_with_the_label_list(explorer):
     import panel as pn
     assert pn.panel(explorer).get_root(Document()) is not None
+
+
+# ---------------------------------------------------------------- many boxes: rasterised
+def _boxes_dataset(tmp_path, n_side=6, cell=100, side=None):
+    """One grey image with an ``n_side`` x ``n_side`` grid of 40x30 boxes (one per cell of
+    ``cell`` pixels), categories alternating 1, 2, 3."""
+    import cv2
+    side = side or n_side * cell
+    cv2.imwrite(str(tmp_path / 'img.png'), np.full((side, side, 3), 128, np.uint8))
+    dset = kwcoco.CocoDataset()
+    for cid in (1, 2, 3):
+        dset.add_category(f'c{cid}', id=cid)
+    gid = dset.add_image(file_name='img.png', width=side, height=side)
+    for k in range(n_side * n_side):
+        row, col = divmod(k, n_side)
+        dset.add_annotation(image_id=gid, category_id=1 + k % 3,
+                            bbox=[col * cell + 10, row * cell + 20, 40, 30])
+    path = tmp_path / 'boxes.kwcoco.json'
+    dset.fpath = str(path)
+    dset.dump(str(path))
+    return path
+
+
+def test_overview_annotations_are_glyphs_up_to_the_limit_then_burned(tmp_path):
+    dset = kwcoco.CocoDataset(str(_boxes_dataset(tmp_path)))
+    aids, ltrb, cids = views.image_boxes(dset, 1)
+    assert len(aids) == 36 and ltrb[7].tolist() == [110, 120, 150, 150]
+    # few boxes: all drawn as glyphs, whatever the view
+    glyphs, burned = views.overview_annotations(dset, 1, (0, 10), (0, 10), limit=36)
+    assert glyphs is None and len(burned) == 0
+    # more than the limit in view: every box in view burned, none as a glyph
+    glyphs, burned = views.overview_annotations(dset, 1, limit=10)
+    assert glyphs == [] and sorted(burned.tolist()) == list(range(36))
+    # zoomed in on the 2 x 2 cells at the top left: their 4 boxes are glyphs
+    glyphs, burned = views.overview_annotations(dset, 1, (0, 199), (0, 199), limit=10)
+    assert sorted(glyphs) == sorted(aids[[0, 1, 6, 7]].tolist()) and len(burned) == 0
+    # hidden categories are neither
+    glyphs, _ = views.overview_annotations(dset, 1, (0, 199), (0, 199), hidden={1}, limit=10)
+    assert sorted(glyphs) == sorted(a for a in aids[[0, 1, 6, 7]].tolist()
+                                    if dset.anns[a]['category_id'] != 1)
+
+
+def test_burn_boxes_draws_outlines_over_a_halo_at_the_image_scale():
+    rgb = np.full((100, 100, 3), 128, np.uint8)
+    # the image covers x, y in [0, 200): 2 image pixels a picture pixel
+    views.burn_boxes(rgb, (0, 0, 200, 200), np.array([[20.0, 40.0, 100.0, 120.0]]),
+                     ['#fb4f2f'])
+    color = (0xfb, 0x4f, 0x2f)
+    # the box is (10, 20) - (50, 60) in picture pixels
+    assert tuple(rgb[20, 30]) == tuple(rgb[60, 30]) == tuple(rgb[40, 10]) == color
+    assert tuple(rgb[19, 30]) == tuple(rgb[21, 30]) == (0, 0, 0)        # halo
+    assert tuple(rgb[40, 30]) == tuple(rgb[17, 30]) == (128, 128, 128)  # inside, outside
+
+
+def test_explorer_overview_burns_many_boxes_and_draws_few_as_glyphs(tmp_path, monkeypatch):
+    from app.layout import Explorer
+    monkeypatch.setattr(views, 'VECTOR_LIMIT', 10)
+    path = _boxes_dataset(tmp_path)
+    ex = Explorer(str(path), roots=[str(tmp_path)], backend=None, n_pos=2)
+    plot = _overview_plot(ex)
+    assert sum(len(d['aid']) for _, d in _overview_sources(plot)) == 0
+    img = next(r for r in plot.state.renderers
+               if type(r.glyph).__name__ == 'ImageRGBA').data_source.data['image'][0]
+    rgba = img.view(np.uint8).reshape(img.shape + (4,))      # rows: y down, as the image
+    colors = category_colors(ex.state.shared.dset)
+    # the first box (category 1) is (10, 20) - (50, 50): its top edge at full resolution
+    assert tuple(rgba[20, 30, :3]) == tuple(_rgb(colors[1]).astype(int))
+    # zoomed in: the boxes in view become glyphs (hover), and leave the image
+    for stream in plot.streams:
+        if isinstance(stream, hv.streams.RangeXY):
+            stream.update(x_range=(0, 199), y_range=(0, 199))
+    hv.streams.Stream.trigger([s for s in plot.streams if isinstance(s, hv.streams.RangeXY)])
+    drawn = set()
+    for _, data in _overview_sources(plot):
+        drawn |= {int(a) for a in data['aid']}
+    aids, _, _ = views.image_boxes(ex.state.shared.dset, 1)
+    assert drawn == set(aids[[0, 1, 6, 7]].tolist())
