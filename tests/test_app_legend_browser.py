@@ -71,7 +71,13 @@ def page(server, request):
 
 def test_browser_legend_toggle_hides_and_shows_a_category(server, page):
     from playwright.sync_api import expect
-    page.goto(server)
+    from sampler_core.demo import load_demo
+    dset = load_demo('shapes8')        # the served demo: open an image of several categories
+    gid = max(dset.imgs, key=lambda g: len({dset.anns[a]['category_id']
+                                            for a in dset.index.gid_to_aids[g]}))
+    cats = {dset.cats[dset.anns[a]['category_id']]['name'] for a in dset.index.gid_to_aids[gid]}
+    assert len(cats) >= 2
+    page.goto(f'{server}?gid={gid}')
     page.locator('.overview canvas').first.wait_for(state='visible')
     shown = {}
 
@@ -80,29 +86,28 @@ def test_browser_legend_toggle_hides_and_shows_a_category(server, page):
         shown.update(page.evaluate(_OVERVIEW_JS) or {})
         return shown
 
-    wait_until(lambda: len(overview_categories()) >= 2, page)
+    wait_until(lambda: set(overview_categories()) == cats, page)
     before = dict(shown)
-    rows = page.locator('.legend-row')
-    expect(rows.first).to_be_visible()
+    boxes = page.locator('.legend-toggle input[type=checkbox]')
+    swatches = page.locator('.swatch')
+    expect(boxes.first).to_be_visible()
+    assert boxes.count() == swatches.count() == len(dset.cats)
     # each swatch has the colour the overview draws its category in
     legend = {}
-    for k in range(rows.count()):
-        row = rows.nth(k)
-        name = row.locator('.legend-toggle').first.text_content().strip()
-        color = row.locator('.swatch').first.get_attribute('data-color')
-        legend[name] = color
+    for k in range(boxes.count()):
+        name = boxes.nth(k).evaluate('e => e.nextElementSibling.textContent').strip()
+        legend[name] = swatches.nth(k).get_attribute('data-color')
     for name, colors in before.items():
         assert colors == [legend[name]], (name, colors, legend[name])
     # untick one category: only its annotations leave the overview
     name = sorted(before)[0]
-    row = rows.filter(has=page.locator('.legend-toggle', has_text=re.compile(
-        rf'^\s*{re.escape(name)}\s*$')))
-    row.locator('input[type=checkbox]').first.click()
+    toggle = boxes.nth(list(legend).index(name))
+    toggle.click()
     wait_until(lambda: name not in overview_categories(), page)
     assert set(shown) == set(before) - {name}
     page.wait_for_url(re.compile(r'hidden_categories='))
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / 'legend-hidden.png'), full_page=True)
     # tick it again: back
-    row.locator('input[type=checkbox]').first.click()
+    toggle.click()
     wait_until(lambda: set(overview_categories()) == set(before), page)
