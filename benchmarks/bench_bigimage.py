@@ -135,14 +135,15 @@ def pct(values, q):
     return float(np.percentile(np.asarray(values), q)) if values else float('nan')
 
 
-def measure(path: Path, workdir: Path, moves: int) -> int:
+def measure(path, workdir: Path, moves: int) -> int:
     """Serve the dataset, open it in chromium, pan and zoom ``moves`` times."""
     from playwright.sync_api import sync_playwright
 
     from app.browser import launch_chromium, spawn_server, stop_server
     t0 = time.perf_counter()
+    folder = Path(path).parent if Path(path).exists() else Path.cwd()
     proc, url = spawn_server([path, '--backend', 'npy', '--workdir', workdir,
-                              '--allow-root', path.parent], cwd=path.parent, timeout=600)
+                              '--allow-root', folder], cwd=folder, timeout=600)
     print(f'server start to URL: {time.perf_counter() - t0:.1f} s', flush=True)
     try:
         with sync_playwright() as p:
@@ -204,7 +205,12 @@ def main(argv=None) -> int:
     parser.add_argument('--moves', type=int, default=40)
     parser.add_argument('--cache', type=Path, default=default_cache())
     parser.add_argument('--prepare-only', action='store_true')
+    parser.add_argument('--dataset', default=None, help=(
+        'measure this dataset instead (e.g. shapes8: the same gestures on the demo, to '
+        'separate the machine and harness from the big image)'))
     args = parser.parse_args(argv)
+    if args.dataset:
+        return measure(args.dataset, args.cache / 'work', args.moves)
     t0 = time.perf_counter()
     path = make_bigimage_dataset(args.cache)
     print(f'dataset {path} ({time.perf_counter() - t0:.1f} s)', flush=True)

@@ -8,6 +8,7 @@ import kwcoco
 import numpy as np
 import pytest
 from bokeh.document import Document
+from bokeh.models import GlyphRenderer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -284,3 +285,35 @@ def test_explorer_overview_burns_many_boxes_and_draws_few_as_glyphs(tmp_path, mo
         drawn |= {int(a) for a in data['aid']}
     aids, _, _ = views.image_boxes(ex.state.shared.dset, 1)
     assert drawn == set(aids[[0, 1, 6, 7]].tolist())
+
+
+def test_overview_colours_follow_another_dataset(tmp_path):
+    """Tour finding: after opening another dataset the overview drew its annotations in
+    white (the colours of the previous dataset's ids) until the image changed."""
+    import json
+
+    from app.layout import Explorer
+    path = _boxes_dataset(tmp_path, n_side=2)
+    data = json.loads(path.read_text())
+    for cat in data['categories']:           # other category ids than the first dataset's
+        cat['id'] += 100
+    for ann in data['annotations']:
+        ann['category_id'] += 100
+    other = tmp_path / 'other.kwcoco.json'
+    other.write_text(json.dumps(data))
+    ex = Explorer(str(path), roots=[str(tmp_path)], backend=None, n_pos=2)
+    ex.overview.get_root(Document())     # shown: the new plot is drawn as the dataset opens
+    ex.state.dataset = str(other)
+    assert ex.state.message is None or ex.state.message['level'] != 'error', ex.state.message
+    dset = ex.state.shared.dset
+    colors = category_colors(dset)
+    figure = next(iter(ex.overview[0]._models.values()))[0]
+    seen = 0
+    for r in figure.select({'type': GlyphRenderer}):
+        data = r.data_source.data
+        if 'category' not in data or 'halo' in (r.tags or []):
+            continue
+        for aid, color in zip(data['aid'], data['color']):
+            assert color == colors[dset.anns[int(aid)]['category_id']]
+            seen += 1
+    assert seen == 4
