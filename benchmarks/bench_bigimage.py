@@ -159,6 +159,10 @@ def measure(path, workdir: Path, moves: int) -> int:
                                    'all_models].some(m => m.glyph && m.glyph.constructor.'
                                    '__name__ === "ImageRGBA")')
             print(f'page open to the image drawn: {time.perf_counter() - t1:.1f} s', flush=True)
+            page.evaluate('() => new Promise(r => requestAnimationFrame(() => r()))')
+            shots = ROOT / 'test-artifacts'
+            shots.mkdir(exist_ok=True)
+            page.locator('.overview').first.screenshot(path=str(shots / 'bench-bigimage.png'))
             n = page.evaluate(_HOOK_JS)
             print(f'boxes drawn as glyphs at the start: {n} (the others are drawn into the '
                   f'image)', flush=True)

@@ -317,3 +317,22 @@ def test_overview_colours_follow_another_dataset(tmp_path):
             assert color == colors[dset.anns[int(aid)]['category_id']]
             seen += 1
     assert seen == 4
+
+
+def test_legend_shows_a_category_name_as_text_only(tmp_path):
+    """A category name is a checkbox label (Bokeh sets it as textContent); no HTML pane of
+    the label list holds it."""
+    import json
+
+    from app.layout import Explorer
+    evil = '<img src=x onerror="alert(1)">'
+    path = _boxes_dataset(tmp_path, n_side=2)
+    data = json.loads(path.read_text())
+    data['categories'][0]['name'] = evil
+    path.write_text(json.dumps(data))
+    ex = Explorer(str(path), roots=[str(tmp_path)], backend=None, n_pos=2)
+    assert evil in ex._legend
+    box, counts = ex._legend[evil]
+    assert box.label == evil
+    for row in ex.legend_rows:
+        assert evil not in row[0].object and evil not in row[2].object
