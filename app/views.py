@@ -95,12 +95,14 @@ def label_counts(dset, gids=None, pools=None):
         True
     """
     import pandas as pd
-    ann_gids, index, cids = _annotation_arrays(dset)
+    cids = np.array(sorted(dset.cats), dtype=np.int64)
     n = len(cids)
-    total = np.bincount(index, minlength=n + 1)[:n]
+    by_cat = dset.index.cid_to_aids
+    total = np.array([len(by_cat.get(c, ())) for c in cids.tolist()], dtype=np.int64)
     if gids is None:
         in_filter = total
-    else:
+    else:       # per-annotation arrays: built once per dataset, on the first filter
+        ann_gids, index, _ = _annotation_arrays(dset)
         keep = np.isin(ann_gids, np.asarray(list(gids), dtype=np.int64))
         in_filter = np.bincount(index[keep], minlength=n + 1)[:n]
     positives = np.zeros(n, np.int64)
