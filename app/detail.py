@@ -5,6 +5,7 @@ import holoviews as hv
 import panel as pn
 
 from app import views
+from app.colors import halo_hook
 from app.text import escape_markdown
 
 
@@ -25,7 +26,7 @@ class DetailView:
         try:
             sample = views.detail_sample(s.sampler, s.to_config(), s.gid, *click,
                                          n_frames=s.detail_frames)
-            element = views.detail_view(sample, s.shared.dset, self.colors)
+            element = views.detail_view(sample, s.shared.dset, hidden=s.hidden_ids)
         except Exception as ex:
             s.notify(f'cannot sample a window at {click}: {ex}')
             return pn.pane.Markdown(f'**cannot sample this window**: {escape_markdown(ex)}',
@@ -36,9 +37,10 @@ class DetailView:
             hv.opts.RGB(frame_width=max(60, int(w * scale)), frame_height=max(60, int(h * scale)),
                         invert_yaxis=True, xlim=(0, w), ylim=(0, h),
                         title=f'window at ({click[0]:.0f}, {click[1]:.0f}), image {s.gid}'),
-            hv.opts.Rectangles(fill_alpha=0, line_color='color', line_width=2, tools=['hover']),
+            hv.opts.Rectangles(fill_alpha=0, line_color='color', line_width=2, tools=['hover'],
+                               hooks=[halo_hook]),
             hv.opts.Polygons(fill_color='color', line_color='color', fill_alpha=0.25,
-                             tools=['hover']),
+                             tools=['hover'], hooks=[halo_hook]),
             hv.opts.Points(color='color', size=6, line_color='white', tools=['hover']),
             hv.opts.Overlay(show_legend=False))
         table = pn.pane.DataFrame(views.params_table(sample), index=False,

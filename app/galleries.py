@@ -56,7 +56,7 @@ class GalleriesView:
 
     def _gallery_key(self) -> tuple:
         s = self.state
-        return (s.revision, s.gallery_size, id(s.pools))
+        return (s.revision, s.gallery_size, id(s.pools), tuple(sorted(s.hidden_ids)))
 
     def _gallery_items(self) -> dict:
         """The gallery items of the current pools (computed here when no worker has)."""
@@ -68,7 +68,8 @@ class GalleriesView:
         """``(key, {kind: items})`` of a :meth:`_snapshot`: each window sampled, drawn and
         PNG-encoded (runs on a worker thread in a served session)."""
         galleries = {kind: views.gallery(snap['sampler'], snap['pools'], kind,
-                                         snap['gallery_size'], thumb=THUMB, colors=snap['colors'])
+                                         snap['gallery_size'], thumb=THUMB, colors=snap['colors'],
+                                         hidden=snap['hidden'])
                      for kind in ('pos', 'neg')}
         for items in galleries.values():
             for it in items:

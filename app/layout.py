@@ -218,7 +218,6 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         if self.uploads.root not in self.state.roots:
             self.state.roots = self.state.roots + [self.uploads.root]
         self.uploads.acquire(self._owner, self.state.shared.key)
-        self.colors = views.category_colors(self.state.shared.dset)
         self._syncing = False
         self._gallery_cache = (None, None)
         self._build()
@@ -427,11 +426,14 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         self.status = pn.pane.HTML(pn.bind(self._status, s.param.revision, s.param.gid),
                                    css_classes=['status-line'], sizing_mode='stretch_width')
         self.detail = pn.Column(self._detail_empty, css_classes=['detail'])
-        s.param.watch(self._update_detail, ['click_xy', 'revision', 'detail_frames'])
+        s.param.watch(self._update_detail, ['click_xy', 'revision', 'detail_frames',
+                                            'hidden_categories'])
         self._build_galleries()
         self._build_stats()
+        self._build_legend()
         self._schedule_updates()
-        s.param.watch(self._schedule_updates, ['revision', 'gallery_size', 'selected_item'])
+        s.param.watch(self._schedule_updates, ['revision', 'gallery_size', 'selected_item',
+                                               'hidden_categories'])
 
 
 
@@ -488,7 +490,8 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         loop): a worker never reads the state while the loop changes it."""
         s = self.state
         return {'sampler': s.sampler, 'pools': s.pools, 'dset': s.shared.dset,
-                'pad': tuple(s.pad), 'gallery_size': s.gallery_size, 'colors': self.colors,
+                'pad': tuple(s.pad), 'gallery_size': s.gallery_size,
+                'colors': views.category_colors(s.shared.dset), 'hidden': s.hidden_ids,
                 'coverage': self._coverage(), 'stats_key': self._stats_key(),
                 'gallery_key': self._gallery_key()}
 

@@ -12,6 +12,7 @@ import numpy as np
 import panel as pn
 
 from app import views
+from app.colors import halo_hook
 
 
 class OverviewView:
@@ -94,26 +95,43 @@ class OverviewView:
         s = self.state
         height, width = max(1, dims[0]), max(1, dims[1])   # an image of no size: a 1 px plot
         ov = self._ov_stream
-        last = {'gid': None}
+        last = {'gid': None, 'ann_gid': None}
 
-        def image(gid, x_range=None, y_range=None):
+        def image(gid, with_annots, hidden_categories, x_range=None, y_range=None):
             sampler = s.sampler
             if gid != last['gid']:        # a new image: the old zoom does not apply
                 last['gid'] = gid
                 x_range = y_range = None
             try:
-                return views.overview_image(sampler, gid, x_range, y_range)
+                rgb, bounds, _ = views.image_region(sampler, gid, x_range, y_range)
+                if 'boxes' in with_annots:   # many boxes in view: drawn into the image
+                    dset = sampler.dset
+                    _, burned = views.overview_annotations(dset, gid, x_range, y_range,
+                                                           s.hidden_ids)
+                    if len(burned):
+                        _, ltrb, cids = views.image_boxes(dset, gid)
+                        colors = views.category_colors(dset)
+                        rgb = views.burn_boxes(rgb.copy(), bounds, ltrb[burned], [
+                            colors.get(c, views.UNKNOWN) for c in cids[burned].tolist()])
+                return views.rgb_element(rgb, bounds)
             except Exception as ex:
                 s.notify(f'cannot read image {gid}: {ex}')
                 return views.rgb_element(np.zeros((2, 2, 3), np.uint8), (0, 0, width, height))
 
-        def annots(gid, with_annots):
+        def annots(gid, with_annots, hidden_categories, x_range=None, y_range=None):
+            if gid != last['ann_gid']:
+                last['ann_gid'] = gid
+                x_range = y_range = None
             # an annotation that cannot be drawn is left out with a warning naming it
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter('always')
                 try:
-                    overlay = views.annotation_overlay(s.sampler.dset, gid, with_annots,
-                                                       self.colors)
+                    dset = s.sampler.dset
+                    aids, _ = views.overview_annotations(dset, gid, x_range, y_range,
+                                                         s.hidden_ids)
+                    overlay = views.annotation_overlay(dset, gid, with_annots,
+                                                       views.category_colors(dset), s.hidden_ids,
+                                                       aids)
                 except Exception as ex:     # never lose the overview to one annotation
                     s.notify(f'cannot draw the annotations of image {gid}: {ex}')
                     return views.annotation_overlay(s.sampler.dset, gid, ())
@@ -142,8 +160,12 @@ class OverviewView:
                 xr.start, xr.end = 0, width
                 yr.start, yr.end = (height, 0) if yr.start > yr.end else (0, height)
 
-        rgb = hv.DynamicMap(image, streams=[ov, hv.streams.RangeXY()])
-        ann = hv.DynamicMap(annots, streams=[ov, hv.streams.Params(s, ['with_annots'])])
+        rgb = hv.DynamicMap(image, streams=[
+            ov, hv.streams.Params(s, ['with_annots', 'hidden_categories']),
+            hv.streams.RangeXY()])
+        ann = hv.DynamicMap(annots, streams=[
+            ov, hv.streams.Params(s, ['with_annots', 'hidden_categories']),
+            hv.streams.RangeXY()])
         win = hv.DynamicMap(windows, streams=[
             ov, hv.streams.Params(s, ['revision', 'selected_item', 'click_xy'])])
         tap = hv.streams.Tap(source=rgb, x=None, y=None)
@@ -159,9 +181,10 @@ class OverviewView:
                                                                            'box_zoom', 'reset']),
             hv.opts.Rectangles(fill_alpha=0.0, line_width=2),
             hv.opts.Rectangles('Boxes', line_color='color', tools=['hover'],
-                               hover_tooltips=ann_hover),
+                               hover_tooltips=ann_hover, hooks=[halo_hook]),
             hv.opts.Polygons(fill_color='color', line_color='color', fill_alpha=0.25,
-                             line_width=1, tools=['hover'], hover_tooltips=ann_hover),
+                             line_width=1, tools=['hover'], hover_tooltips=ann_hover,
+                             hooks=[halo_hook]),
             hv.opts.Points(color='color', size=5, line_color='white',
                            tools=['hover'], hover_tooltips=ann_hover),
             hv.opts.Rectangles('Windows', line_color='color', fill_color='color',

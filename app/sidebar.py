@@ -1,4 +1,5 @@
-"""The explorer's sidebar: dataset choice and upload, config import / export, messages."""
+"""The explorer's sidebar: dataset choice and upload, the label list (counts, colours,
+show / hide), config import / export, messages."""
 from __future__ import annotations
 
 import html
@@ -11,6 +12,17 @@ from app import uploads as upl
 from app import views
 from app.demo import DEMOS
 from app.text import escape_markdown, text_options
+
+
+#: most categories the label list shows (in id order); the rest are named by a count
+LEGEND_LIMIT = 200
+
+
+def _swatch(color: str) -> str:
+    """HTML of a colour swatch (``color``: a palette ``'#rrggbb'``, never user text)."""
+    return (f'<span class="swatch" data-color="{color}" style="display:inline-block;'
+            f'width:14px;height:14px;background:{color};border:2px solid #000;'
+            f'border-radius:3px;margin-top:6px"></span>')
 
 
 class SidebarView:
@@ -78,7 +90,6 @@ class SidebarView:
 
     def _on_dataset(self, event) -> None:
         s = self.state
-        self.colors = views.category_colors(s.shared.dset)
         self.dataset_info.object = self._dataset_info()
         self.categories.options = text_options(s.category_names)
         self.image_categories.options = text_options(s.category_names)
@@ -154,10 +165,88 @@ class SidebarView:
             self.state.notify(f'cannot export: {ex}')
             return io.StringIO('')
 
+    # ------------------------------------------------------------ label list
+    def _build_legend(self) -> None:
+        """The label list: one row per category (swatch, show / hide toggle, counts); rows
+        are rebuilt for a new dataset, their counts updated in place."""
+        self.legend_rows = pn.Column(css_classes=['legend'], sizing_mode='stretch_width',
+                                     max_height=420, scroll=True)
+        self.legend_note = pn.pane.Markdown('', css_classes=['legend-note'])
+        self._legend = {}          # category name -> (checkbox, counts pane)
+        self._legend_dset = None
+        self._rebuild_legend()
+        s = self.state
+        s.param.watch(lambda *_: self._rebuild_legend(), ['dataset_label'])
+        s.param.watch(lambda *_: self._update_legend(),
+                      ['search', 'image_categories', 'revision'])
+        s.param.watch(self._legend_from_state, ['hidden_categories'])
+
+    def _rebuild_legend(self) -> None:
+        s = self.state
+        dset = s.shared.dset
+        if self._legend_dset is dset:
+            return self._update_legend()
+        self._legend_dset = dset
+        rows, self._legend = [], {}
+        hidden = set(s.hidden_categories)
+        for cid in sorted(dset.cats)[:LEGEND_LIMIT]:
+            name = dset.cats[cid]['name']
+            color = views.category_colors(dset)[cid]
+            box = pn.widgets.Checkbox(label=name, value=name not in hidden, width=150,
+                                      css_classes=['legend-toggle', f'legend-cid-{cid}'])
+            box.param.watch(lambda ev, name=name: self._on_legend_toggle(name, ev.new), 'value')
+            counts = pn.pane.HTML('', css_classes=['legend-counts'], margin=(5, 0))
+            self._legend[name] = (box, counts)
+            rows.append(pn.Row(pn.pane.HTML(_swatch(color), width=18, margin=(0, 2)), box,
+                               counts, css_classes=['legend-row'], margin=0))
+        self.legend_rows[:] = rows
+        more = len(dset.cats) - len(rows)
+        self.legend_note.object = (f'*{more} more categories not listed*' if more > 0 else '')
+        self._update_legend()
+
+    def _update_legend(self) -> None:
+        """Counts: annotations in the dataset · in the listed images · positive windows."""
+        s = self.state
+        table = s.shared.image_table
+        from app.pools import filter_images
+        listed = filter_images(table, s.search, s.image_categories, s.shared.dset)
+        gids = None if len(listed) == len(table) else listed['gid'].tolist()
+        counts = views.label_counts(s.shared.dset, gids, s.pools)
+        for row in counts.itertuples(index=False):
+            entry = self._legend.get(row.name)
+            if entry is None:
+                continue
+            text = (f'<span title="annotations · in the listed images · positive windows">'
+                    f'{row.annotations} · {row.in_filter} · {row.positives}</span>')
+            if entry[1].object != text:
+                entry[1].object = text
+
+    def _on_legend_toggle(self, name: str, shown: bool) -> None:
+        if self._syncing:
+            return
+        hidden = [n for n in self.state.hidden_categories if n != name]
+        if not shown:
+            hidden.append(name)
+        self.state.hidden_categories = hidden
+
+    def _legend_from_state(self, event) -> None:
+        hidden = set(event.new)
+        self._syncing = True
+        try:
+            for name, (box, _) in self._legend.items():
+                if box.value != (name not in hidden):
+                    box.value = name not in hidden
+        finally:
+            self._syncing = False
+
     def sidebar(self) -> list:
         cards = [
             pn.Card(self.demo_select, self.path_input, self.open_button, self.upload,
                     self.dataset_info, self.alert, title='Dataset', collapsed=False),
+            pn.Card(pn.pane.Markdown('annotations · in the listed images · positive windows; '
+                                     'untick to hide a category in every view',
+                                     css_classes=['legend-help']),
+                    self.legend_rows, self.legend_note, title='Labels', collapsed=False),
             pn.Card(self.window_mode, pn.Row(self.window_h, self.window_w),
                     pn.Row(self.pad_h, self.pad_w), self.pad_mode, self.scale, self.channels,
                     self.visible_thresh, self.with_annots, title='Windows'),

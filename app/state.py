@@ -39,7 +39,8 @@ from app.roots import check_dataset_files, check_path, normalize_roots
 from sampler_core.config import SamplingConfig, WindowDims
 
 #: UI keys kept in the URL besides the config
-URL_UI_KEYS = ('gid', 'search', 'image_categories', 'gallery_size', 'detail_frames')
+URL_UI_KEYS = ('gid', 'search', 'image_categories', 'gallery_size', 'detail_frames',
+               'hidden_categories')
 
 #: the largest window side the explorer samples, pixels
 MAX_WINDOW = 4096
@@ -86,6 +87,9 @@ class ExplorerState(SamplingConfig):
         'Positives and negatives shown in each gallery.'))
     detail_frames = param.Integer(default=1, bounds=(1, 8), doc=(
         'Frames of the clip sampled on a click when the image is a video frame.'))
+    hidden_categories = param.List(default=[], item_type=str, doc=(
+        'Categories not drawn in the overview, detail pane and galleries. A view setting '
+        'only: the pools, statistics and exported config do not change.'))
 
     # --- internal: what views read -------------------------------------------
     pools = param.Parameter(default=None, precedence=-1, doc='app.pools.Pools of this session.')
@@ -95,7 +99,7 @@ class ExplorerState(SamplingConfig):
     dataset_label = param.String(default='', precedence=-1, doc='The loaded dataset.')
 
     UI_KEYS = ('gid', 'search', 'image_categories', 'click_xy', 'selected_item', 'gallery_size',
-               'detail_frames')
+               'detail_frames', 'hidden_categories')
 
     def __init__(self, dataset=DEFAULT_DEMO, roots=None, **params):
         ui = {k: params.pop(k) for k in list(params) if k in self.UI_KEYS}
@@ -282,6 +286,7 @@ class ExplorerState(SamplingConfig):
                 if self.gid not in self.shared.dset.imgs:
                     self.gid = ids[0] if ids else None
                 self.image_categories = []
+                self.hidden_categories = []
                 self.click_xy = None
             if role in ('sampler', 'pools'):
                 self._refresh_pools()
@@ -347,6 +352,12 @@ class ExplorerState(SamplingConfig):
         """Show the image of pool item ``index`` and highlight its window."""
         row = self.pools.item(int(index))
         self.param.update(gid=int(row['gid']), selected_item=int(index))
+
+    @property
+    def hidden_ids(self) -> set:
+        """Category ids of :attr:`hidden_categories` in the loaded dataset."""
+        name_to_cat = self.shared.dset.name_to_cat
+        return {name_to_cat[n]['id'] for n in self.hidden_categories if n in name_to_cat}
 
     @property
     def category_names(self) -> list[str]:

@@ -53,7 +53,7 @@ class StatsView:
 
         plots = [
             hv.DynamicMap(balance, streams=[self._stats_tick]).opts(
-                xrotation=45, color='category', cmap='Category20', show_legend=False, **size),
+                xrotation=45, color='color', show_legend=False, **size),
             hv.DynamicMap(visible, streams=[self._stats_tick]).opts(
                 hv.opts.Histogram(color='#64748b', **size),
                 hv.opts.VLine(color='red', line_dash='dashed'),

@@ -25,21 +25,20 @@ import weakref
 import holoviews as hv
 import numpy as np
 
+from app.colors import UNKNOWN, category_colors, name_colors  # noqa: F401  (views.<name>)
 from sampler_core.window import pad_boxes, window_boxes
 
 #: colour of positive / negative / highlighted / clicked windows
 POS_COLOR, NEG_COLOR, SELECT_COLOR, CLICK_COLOR = '#16a34a', '#dc2626', '#facc15', '#06b6d4'
+#: colour of chart bars that are no category (negatives, grid windows)
+OTHER_COLOR = '#94a3b8'
 #: largest side (pixels) of the overview image sent to the browser
 OVERVIEW_PX = 1000
 #: most pool windows looked at for the visible-fraction histogram
 STATS_LIMIT = 2000
-
-
-# ---------------------------------------------------------------- colours
-def category_colors(dset) -> dict:
-    """``{category id: '#rrggbb'}``, stable for a dataset (sorted ids, Category20)."""
-    from bokeh.palettes import Category20_20
-    return {cid: Category20_20[i % 20] for i, cid in enumerate(sorted(dset.cats))}
+#: most annotations the overview draws as glyphs (with hover); with more boxes in view, they
+#: are drawn into the overview image instead (rasterised at its resolution)
+VECTOR_LIMIT = 1000
 
 
 # ---------------------------------------------------------------- browsing
@@ -47,6 +46,77 @@ def image_options(table, limit: int = 500) -> dict:
     """``{label: gid}`` for a selector (at most ``limit`` entries, dataset order)."""
     sub = table.iloc[:limit]
     return dict(zip(sub['label'].tolist(), sub['gid'].tolist()))
+
+
+#: dataset -> (number of annotations, (annotation gids, category indexes, category ids));
+#: forgotten with the dataset
+_ANN_ARRAYS = weakref.WeakKeyDictionary()
+
+
+def _annotation_arrays(dset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(gids, cat_index, cids)``: each annotation's image id and the index of its
+    category in ``cids`` (the sorted category ids; ``len(cids)`` for an unknown one)."""
+    hit = _ANN_ARRAYS.get(dset)
+    if hit is None or hit[0] != len(dset.anns):
+        cids = np.array(sorted(dset.cats), dtype=np.int64)
+        anns = dset.anns.values()
+        gids = np.fromiter((a.get('image_id', -1) for a in anns), np.int64, len(dset.anns))
+        acid = np.fromiter((a.get('category_id', -1) if isinstance(a.get('category_id'), int)
+                            else -1 for a in anns), np.int64, len(dset.anns))
+        pos = np.searchsorted(cids, acid)
+        known = (pos < len(cids)) & (cids[np.minimum(pos, len(cids) - 1)] == acid) \
+            if len(cids) else np.zeros(len(acid), bool)
+        index = np.where(known, pos, len(cids))
+        hit = _ANN_ARRAYS[dset] = (len(dset.anns), (gids, index, cids))
+    return hit[1]
+
+
+def label_counts(dset, gids=None, pools=None):
+    """Each category with its counts: what the sidebar's label list shows.
+
+    Args:
+        dset: the ``kwcoco.CocoDataset``.
+        gids: the images of the current filter (None: every image).
+        pools: :class:`app.pools.Pools` (None: no ``positives`` counted).
+
+    Returns:
+        ``pandas.DataFrame`` in category id order: ``cid``, ``name``, ``color``
+        (:func:`app.colors.category_colors`), ``annotations`` (in the dataset),
+        ``in_filter`` (in the images ``gids``) and ``positives`` (positive pool
+        windows of the category).
+
+    Example:
+        >>> import kwcoco
+        >>> dset = kwcoco.CocoDataset.demo('shapes8')
+        >>> table = label_counts(dset, gids=[1])
+        >>> int(table['annotations'].sum()) == len(dset.anns)
+        True
+        >>> int(table['in_filter'].sum()) == len(dset.index.gid_to_aids[1])
+        True
+    """
+    import pandas as pd
+    cids = np.array(sorted(dset.cats), dtype=np.int64)
+    n = len(cids)
+    by_cat = dset.index.cid_to_aids
+    total = np.array([len(by_cat.get(c, ())) for c in cids.tolist()], dtype=np.int64)
+    if gids is None:
+        in_filter = total
+    else:       # per-annotation arrays: built once per dataset, on the first filter
+        ann_gids, index, _ = _annotation_arrays(dset)
+        keep = np.isin(ann_gids, np.asarray(list(gids), dtype=np.int64))
+        in_filter = np.bincount(index[keep], minlength=n + 1)[:n]
+    positives = np.zeros(n, np.int64)
+    if pools is not None and len(pools.pos):
+        counts = pools.pos['category_id'].value_counts()
+        where = {int(c): k for k, c in enumerate(cids.tolist())}
+        for cid, count in counts.items():
+            if int(cid) in where:
+                positives[where[int(cid)]] = int(count)
+    colors = category_colors(dset)
+    return pd.DataFrame({
+        'cid': cids, 'name': [dset.cats[c]['name'] for c in cids.tolist()],
+        'color': [colors[c] for c in cids.tolist()], 'annotations': total,
+        'in_filter': in_filter, 'positives': positives})
 
 
 def video_frames(dset, gid: int) -> list:
@@ -193,17 +263,21 @@ _ANN_VDIMS = ['aid', 'category', 'area', 'color']
 
 
 def annotation_overlay(dset, gid: int, with_annots=('boxes', 'segmentation', 'keypoints'),
-                       colors: dict | None = None) -> hv.Overlay:
+                       colors: dict | None = None, hidden=(), aids=None) -> hv.Overlay:
     """Annotations of image ``gid`` in image pixels: boxes, polygons, keypoints.
 
     Each element carries ``aid``, ``category``, ``area`` and ``color`` value
-    dimensions (for hover and colouring). Kinds not in ``with_annots`` are empty.
+    dimensions (for hover and colouring; ``color`` is the category's
+    :func:`app.colors.category_colors` unless ``colors`` says otherwise). Kinds
+    not in ``with_annots`` are empty; annotations of the category ids in
+    ``hidden`` are left out, and so are those not in ``aids`` when it is given.
 
     Returns:
         ``hv.Overlay`` of ``hv.Rectangles``, ``hv.Polygons``, ``hv.Points``
         (always all three, so the plot structure never changes).
     """
     colors = colors or category_colors(dset)
+    hidden = set(hidden)
     dims = image_dims(dset, gid)
     rects, polys, points = [], [], []
     odd: dict[str, list] = {}      # kind -> aids whose geometry of that kind cannot be drawn
@@ -219,11 +293,13 @@ def annotation_overlay(dset, gid: int, with_annots=('boxes', 'segmentation', 'ke
         x, y, w, h = (float(v) for v in bbox)
         return [(x, y, x + w, y + h)]
 
-    for aid in dset.index.gid_to_aids.get(gid, ()):
+    for aid in (dset.index.gid_to_aids.get(gid, ()) if aids is None else aids):
         ann = dset.anns[aid]
         cid = ann.get('category_id')
+        if cid in hidden:
+            continue
         name = dset.cats[cid]['name'] if cid in dset.cats else str(cid)
-        color = colors.get(cid, '#ffffff')
+        color = colors.get(cid, UNKNOWN)
         bbox = ann.get('bbox')
         ltrb = draw('boxes', aid, lambda: box(bbox)) if bbox is not None else []
         area = ann.get('area')
@@ -247,6 +323,117 @@ def annotation_overlay(dset, gid: int, with_annots=('boxes', 'segmentation', 'ke
         hv.Polygons(polys, kdims=['x', 'y'], vdims=_ANN_VDIMS, label='polygons'),
         hv.Points(points, kdims=['x', 'y'], vdims=_ANN_VDIMS, label='keypoints'),
     ])
+
+
+#: dataset -> (number of annotations, {gid: (aids, ltrb, cids)}); forgotten with the dataset
+_IMAGE_BOXES = weakref.WeakKeyDictionary()
+
+
+def image_boxes(dset, gid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(aids (N,), ltrb (N, 4) image pixels, cids (N,))`` of image ``gid``'s annotations
+    with a readable, finite box (cached per dataset and image).
+
+    Example:
+        >>> import kwcoco
+        >>> dset = kwcoco.CocoDataset.demo('shapes8')
+        >>> aids, ltrb, cids = image_boxes(dset, 1)
+        >>> x, y, w, h = dset.anns[int(aids[0])]['bbox']
+        >>> ltrb[0].tolist() == [x, y, x + w, y + h]
+        True
+    """
+    hit = _IMAGE_BOXES.get(dset)
+    if hit is None or hit[0] != len(dset.anns):
+        hit = _IMAGE_BOXES[dset] = (len(dset.anns), {})
+    per_image = hit[1]
+    if gid not in per_image:
+        rows = []
+        for aid in dset.index.gid_to_aids.get(gid, ()):
+            ann = dset.anns[aid]
+            try:
+                x, y, w, h = (float(v) for v in ann.get('bbox'))
+            except (TypeError, ValueError):
+                continue
+            if all(map(math.isfinite, (x, y, w, h))):
+                rows.append((aid, x, y, x + w, y + h, ann.get('category_id', -1)))
+        arr = np.array(rows, dtype=np.float64).reshape(-1, 6)
+        per_image[gid] = (arr[:, 0].astype(np.int64), arr[:, 1:5].copy(),
+                          arr[:, 5].astype(np.int64))
+    return per_image[gid]
+
+
+def boxes_in_view(dset, gid: int, x_range=None, y_range=None, hidden=()) -> np.ndarray:
+    """Indexes into :func:`image_boxes` of the boxes that touch the visible ranges (image
+    pixels; None: the whole image) and are not of a category id in ``hidden``."""
+    aids, ltrb, cids = image_boxes(dset, gid)
+    keep = ~np.isin(cids, list(hidden)) if hidden else np.ones(len(aids), bool)
+    for rng, lo, hi in ((x_range, 0, 2), (y_range, 1, 3)):
+        if rng is not None and rng[0] is not None and all(map(math.isfinite, rng)):
+            a, b = sorted(rng)
+            keep &= (ltrb[:, hi] >= a) & (ltrb[:, lo] <= b)
+    return np.flatnonzero(keep)
+
+
+def overview_annotations(dset, gid: int, x_range=None, y_range=None, hidden=(),
+                         limit: int | None = None) -> tuple[list | None, np.ndarray]:
+    """How the overview draws the annotations of image ``gid`` in the visible ranges.
+
+    An image with at most ``limit`` boxes: all its annotations as glyphs, whatever
+    the ranges. Else the boxes in view: as glyphs when at most ``limit`` are in
+    view, drawn into the image (:func:`burn_boxes`) when more are. ``limit``:
+    :data:`VECTOR_LIMIT` by default.
+
+    Returns:
+        ``(aids, burned)``: ``aids`` the annotations drawn as glyphs (None: all
+        of the image's), ``burned`` indexes into :func:`image_boxes` of the boxes
+        drawn into the image.
+
+    Example:
+        >>> import kwcoco
+        >>> dset = kwcoco.CocoDataset.demo('shapes8')
+        >>> overview_annotations(dset, 1)[0] is None
+        True
+        >>> gid = max(dset.imgs, key=lambda g: len(dset.index.gid_to_aids[g]))
+        >>> aids, burned = overview_annotations(dset, gid, limit=1)
+        >>> aids, len(burned) == len(dset.index.gid_to_aids[gid])
+        ([], True)
+    """
+    limit = VECTOR_LIMIT if limit is None else limit
+    aids, _, _ = image_boxes(dset, gid)
+    none = np.empty(0, np.int64)
+    if len(aids) <= limit:
+        return None, none
+    idx = boxes_in_view(dset, gid, x_range, y_range, hidden)
+    if len(idx) > limit:
+        return [], idx
+    return aids[idx].tolist(), none
+
+
+def burn_boxes(rgb: np.ndarray, bounds, ltrb: np.ndarray, colors: list) -> np.ndarray:
+    """Box outlines drawn into an overview image (over a dark halo), in place.
+
+    Args:
+        rgb: ``(h, w, 3)`` uint8 covering ``bounds`` (``(x0, y0, x1, y1)`` image pixels).
+        ltrb: ``(N, 4)`` boxes in image pixels.
+        colors: ``N`` ``'#rrggbb'`` colours.
+
+    Returns:
+        ``rgb``.
+    """
+    import cv2
+
+    from app.colors import HALO
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = bounds
+    sx, sy = w / max(x1 - x0, 1e-9), h / max(y1 - y0, 1e-9)
+    pts = np.round((ltrb - [x0, y0, x0, y0]) * [sx, sy, sx, sy]).astype(np.int64)
+    pts = np.clip(pts, -1, [w, h, w, h])
+    halo = tuple(int(HALO[i:i + 2], 16) for i in (1, 3, 5))
+    rgb255 = {c: tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in set(colors)}
+    for (a, b, c, d) in pts.tolist():
+        cv2.rectangle(rgb, (a, b), (c, d), halo, 3)
+    for (a, b, c, d), color in zip(pts.tolist(), colors):
+        cv2.rectangle(rgb, (a, b), (c, d), rgb255[color], 1)
+    return rgb
 
 
 _WIN_VDIMS = ['index', 'kind', 'aid', 'color', 'width']
@@ -351,9 +538,11 @@ def detail_sample(sampler, config, gid: int, x: float, y: float, n_frames: int =
                                visible_thresh=config.visible_thresh)
 
 
-def dets_overlay(dets, classes=None, colors: dict | None = None) -> hv.Overlay:
-    """kwimage.Detections (window pixels) as Rectangles / Polygons / Points."""
+def dets_overlay(dets, classes=None, colors: dict | None = None, hidden=()) -> hv.Overlay:
+    """kwimage.Detections (window pixels) as Rectangles / Polygons / Points; detections of
+    the category ids in ``hidden`` are left out."""
     colors = colors or {}
+    hidden = set(hidden)
     rects, polys, points = [], [], []
     aids = dets.data.get('aids', np.full(len(dets), -1))
     cids = dets.data.get('cids', np.full(len(dets), -1))
@@ -362,8 +551,10 @@ def dets_overlay(dets, classes=None, colors: dict | None = None) -> hv.Overlay:
     kpts = dets.data.get('keypoints')
     for i in range(len(dets)):
         cid = int(cids[i])
+        if cid in hidden:
+            continue
         name = classes[cid] if classes is not None and cid in classes else str(cid)
-        color = colors.get(cid, '#ffffff')
+        color = colors.get(cid, UNKNOWN)
         x0, y0, x1, y1 = (float(v) for v in ltrb[i])
         area = (x1 - x0) * (y1 - y0)
         rects.append((x0, y0, x1, y1, int(aids[i]), name, area, color))
@@ -389,11 +580,13 @@ def _class_lookup(dset) -> dict:
     return {cid: cat['name'] for cid, cat in dset.cats.items()}
 
 
-def detail_view(sample: dict, dset, colors: dict | None = None, gap: int = 4) -> hv.Overlay:
+def detail_view(sample: dict, dset, colors: dict | None = None, gap: int = 4,
+                hidden=()) -> hv.Overlay:
     """The sampled window (``im``) with its clipped annotations, window pixels.
 
     A clip ``(T, H, W, C)`` is drawn as its frames side by side (``gap`` pixels
-    apart), each with its own frame's annotations.
+    apart), each with its own frame's annotations. Colours: ``colors``, by default
+    :func:`app.colors.category_colors`; the category ids in ``hidden`` are not drawn.
     """
     im = np.asarray(sample['im'])
     annots = sample['annots']
@@ -415,7 +608,7 @@ def detail_view(sample: dict, dset, colors: dict | None = None, gap: int = 4) ->
         import kwimage
         dets = kwimage.Detections.concatenate(moved)
     return rgb_element(strip, (0, 0, strip.shape[1], h)) * dets_overlay(
-        dets, _class_lookup(dset), colors)
+        dets, _class_lookup(dset), colors or category_colors(dset), hidden)
 
 
 def params_table(sample: dict):
@@ -439,9 +632,13 @@ def params_table(sample: dict):
 
 
 # ---------------------------------------------------------------- galleries
-def draw_sample(sample: dict, color: str, thumb: int = 160, colors: dict | None = None) -> np.ndarray:
-    """A ``(thumb, thumb, 3)`` uint8 picture of a sample: annotations drawn, coloured frame."""
+def draw_sample(sample: dict, color: str, thumb: int = 160, colors: dict | None = None,
+                hidden=()) -> np.ndarray:
+    """A ``(thumb, thumb, 3)`` uint8 picture of a sample: annotations drawn in their category
+    colours (``colors``: ``{category id: colour}``) over a dark halo, except the category
+    ids in ``hidden``; a frame of ``color``."""
     import kwimage
+    from app.colors import HALO
     im, step = np.asarray(sample['im']), 0
     if im.ndim == 4:   # time_steps frames: draw the pool window's own frame
         gids = list(sample['params'].get('frame_gids', []))
@@ -449,11 +646,15 @@ def draw_sample(sample: dict, color: str, thumb: int = 160, colors: dict | None 
         im = im[step]
     im = to_rgb8(im).copy()
     dets = sample['annots']['frame_dets'][step]
+    if len(dets) and hidden:
+        dets = dets.compress(~np.isin(np.asarray(dets.data['cids']), list(hidden)))
     if len(dets):
         cmap = colors or {}
-        box_colors = [kwimage.Color(cmap.get(int(c), '#ffffff')).as255()
+        box_colors = [kwimage.Color(cmap.get(int(c), UNKNOWN)).as255()
                       for c in dets.data['cids']]
-        im = dets.boxes.draw_on(im, color=box_colors, thickness=max(1, im.shape[0] // 100))
+        thickness = max(1, im.shape[0] // 100)
+        im = dets.boxes.draw_on(im, color=HALO, thickness=thickness + 2)
+        im = dets.boxes.draw_on(im, color=box_colors, thickness=thickness)
         for sseg, c in zip(dets.data['segmentations'].data, box_colors):
             if sseg is not None:
                 im = sseg.draw_on(im, color=c, alpha=0.35)
@@ -469,10 +670,11 @@ def draw_sample(sample: dict, color: str, thumb: int = 160, colors: dict | None 
 
 
 def gallery(sampler, pools, kind: str, n: int, thumb: int = 160,
-            colors: dict | None = None) -> list[dict]:
+            colors: dict | None = None, hidden=()) -> list[dict]:
     """The first ``n`` positives (``kind='pos'``) or negatives as the training loop gets them.
 
-    Each window is ``sampler.load_item(index)`` (the config applied), drawn.
+    Each window is ``sampler.load_item(index)`` (the config applied), drawn by
+    :func:`draw_sample` (``colors``, ``hidden``).
 
     Returns:
         list of ``{'index', 'gid', 'aid', 'image' ((thumb, thumb, 3) uint8 or
@@ -486,7 +688,7 @@ def gallery(sampler, pools, kind: str, n: int, thumb: int = 160,
                 'image': None, 'n_annots': 0, 'error': None}
         try:
             sample = sampler.load_item(int(row.index))
-            item['image'] = draw_sample(sample, color, thumb, colors)
+            item['image'] = draw_sample(sample, color, thumb, colors, hidden)
             item['n_annots'] = len(sample['annots']['aids'])
         except (OSError, ValueError, KeyError, IndexError, TypeError) as ex:
             item['error'] = f'window {row.index} (image {row.gid}): {ex}'
@@ -496,19 +698,24 @@ def gallery(sampler, pools, kind: str, n: int, thumb: int = 160,
 
 # ---------------------------------------------------------------- statistics
 def class_balance(pools, dset):
-    """``pandas.DataFrame`` (category, windows): positives per category, negatives last."""
+    """``pandas.DataFrame`` (category, windows, color): positives per category in the
+    category's colour (:func:`app.colors.category_colors`), negatives last (grey)."""
     import pandas as pd
     counts = pools.pos['category_id'].value_counts()
     names = [dset.cats[c]['name'] if c in dset.cats else
              ('(grid windows)' if c == -1 else str(c)) for c in counts.index]
-    df = pd.DataFrame({'category': names, 'windows': counts.to_numpy()})
+    colors = category_colors(dset)
+    df = pd.DataFrame({'category': names, 'windows': counts.to_numpy(),
+                       'color': [colors.get(c, OTHER_COLOR) for c in counts.index]})
     df = df.sort_values('category', kind='stable').reset_index(drop=True)
-    neg = pd.DataFrame({'category': ['(negatives)'], 'windows': [pools.n_neg]})
+    neg = pd.DataFrame({'category': ['(negatives)'], 'windows': [pools.n_neg],
+                        'color': [OTHER_COLOR]})
     return pd.concat([df, neg], ignore_index=True)
 
 
 def class_balance_plot(pools, dset) -> hv.Bars:
-    return hv.Bars(class_balance(pools, dset), 'category', 'windows',
+    """Windows per category (bars in the category colours: style them ``color='color'``)."""
+    return hv.Bars(class_balance(pools, dset), 'category', ['windows', 'color'],
                    label='Windows per category')
 
 

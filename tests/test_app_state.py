@@ -386,7 +386,7 @@ def _every_url_field(state) -> list:
             ('split_block', (300, 200)),
             ('epoch_length', 50), ('scale_range', (0.5, 1.5)), ('window_size_range', (40, 80)),
             ('max_nodata_fraction', 0.2), ('gid', 3), ('search', '12'), ('image_categories', cats[:1]),
-            ('gallery_size', 4), ('detail_frames', 2)]
+            ('gallery_size', 4), ('detail_frames', 2), ('hidden_categories', cats[1:2])]
 
 
 def test_link_reopens_every_config_field(shapes_copy, tmp_path):
