@@ -650,14 +650,13 @@ def _read_scaled(frames, win, margin):
     rest with 0 / NaN as the delayed reader does). It is then warped by
     ``win.sample_from_space`` (moved to the block's corner) into the sample:
     nearest by :func:`~sampler_core._delayed_compat.nearest_warp`, the other
-    interpolations by ``kwimage.warp_affine`` (cv2, with its antialias blur), so
+    interpolations by :func:`_warp_block` (cv2, with kwimage's antialias blur), so
     the pixels at the window's edge are interpolated from the image's real
     neighbours (the delayed reader blends them with nodata).
 
     Returns:
         ``(im, extra_params)`` like :func:`_read_delayed`.
     """
-    import kwimage
     from sampler_core._delayed_compat import nearest_warp
     gid = win.frames[0]
     padkw = win.padkw
@@ -677,25 +676,59 @@ def _read_scaled(frames, win, margin):
     # delayed_image's size of a scaled window (dsize='auto')
     out_hw = (int(math.ceil((y1 - y0) * sy)), int(math.ceil((x1 - x0) * sx)))
     fill = np.nan if block.dtype.kind == 'f' else 0
-    tf = win.sample_from_space @ kwimage.Affine.translate((ox, oy))
+    # block pixels -> sample pixels (the Window's transform, from the block's corner)
+    matrix = win.sample_from_space.matrix @ np.array([[1.0, 0.0, ox], [0.0, 1.0, oy],
+                                                      [0.0, 0.0, 1.0]])
     if win.interpolation == 'nearest':
-        im = nearest_warp(block, tf, (out_hw[1], out_hw[0]), fill)
+        im = nearest_warp(block, matrix, (out_hw[1], out_hw[0]), fill)
     else:
-        # cv2 warps at most 4 channels at a time with cubic / lanczos
-        step = 4 if win.interpolation in ('cubic', 'lanczos') else max(block.shape[2], 1)
-        parts = [kwimage.warp_affine(block[:, :, c:c + step], tf, dsize=(out_hw[1], out_hw[0]),
-                                     interpolation=win.interpolation,
-                                     antialias=_use_antialias(win), border_value=fill,
-                                     origin_convention='corner')
-                 for c in range(0, max(block.shape[2], 1), step)]
-        parts = [p[:, :, None] if p.ndim == 2 else p for p in parts]
-        im = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+        im = _warp_block(block, matrix, out_hw, win.interpolation, _use_antialias(win), fill)
     if win.dtype is not None:
         im = _cast(im, win.dtype)
     if win.as_xarray:
         im = _to_xarray(frames, im, gid, idxs, num_bands)
     spec, names = _sample_channels(_state(frames), [gid], win.channels)
     return im, _delayed_params(win, spec, names, out_hw)
+
+
+#: dtypes cv2.warpAffine takes as they are
+_CV2_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+
+
+def _warp_block(block: np.ndarray, matrix: np.ndarray, out_hw: tuple[int, int],
+                interpolation: str, antialias: bool, fill) -> np.ndarray:
+    """``block`` warped by the axis-aligned ``matrix`` (block -> sample pixels, pixel
+    corners at whole numbers) into ``out_hw``, as ``kwimage.warp_affine(...,
+    origin_convention='corner')`` does it: the antialias blur of kwimage (for a
+    downscale by more than 1/8: one Gaussian, no pyramid), then one ``cv2.warpAffine``
+    (the outside filled with ``fill``), without kwimage's per-call overhead.
+    """
+    import cv2
+    import kwimage
+    if block.dtype not in _CV2_DTYPES:
+        return kwimage.warp_affine(block, kwimage.Affine(matrix), dsize=(out_hw[1], out_hw[0]),
+                                   interpolation=interpolation, antialias=antialias,
+                                   border_value=fill, origin_convention='corner').reshape(
+                                       out_hw + block.shape[2:])
+    if block.shape[0] == 0 or block.shape[1] == 0:   # the window lies outside the image
+        return np.full(out_hw + block.shape[2:], fill, dtype=block.dtype)
+    from kwimage.im_cv2 import _coerce_interpolation, _cv2_prepare_downscale
+    # cv2 puts pixel centres at whole numbers
+    centre = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]]) @ matrix @ \
+        np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    n_chan = block.shape[2]
+    if antialias:
+        block, _, _ = _cv2_prepare_downscale(block, matrix[0, 0], matrix[1, 1])
+        block = block.reshape(block.shape[:2] + (n_chan,))
+    flags = _coerce_interpolation(interpolation)
+    # cv2 warps at most 4 channels at a time with cubic / lanczos
+    step = 4 if interpolation in ('cubic', 'lanczos') else n_chan
+    parts = [cv2.warpAffine(np.ascontiguousarray(block[:, :, c:c + step]), centre[:2],
+                            (out_hw[1], out_hw[0]), flags=flags,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * 4)
+             for c in range(0, n_chan, step)]
+    parts = [p[:, :, None] if p.ndim == 2 else p for p in parts]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
 
 
 def _to_xarray(frames, im, gid, idxs, num_bands):
