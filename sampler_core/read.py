@@ -4,12 +4,17 @@ One flow for 2-D and video targets::
 
     target --resolve--> Window --read--> {'im', 'params', 'annots'}
                                   |
-                                  +-- pixels: one of two readers
+                                  +-- pixels: one of three readers (chosen in :func:`read`)
                                   |     * crop: the window of one image file,
                                   |       cut from its memmap (``.npy`` cache) and padded;
+                                  |     * scaled crop: a scaled 2-D window of one image
+                                  |       file: the crop (plus the interpolation's
+                                  |       margin), then one cv2 warp by
+                                  |       ``sample_from_space`` (:func:`_read_scaled`);
                                   |     * delayed: every frame through delayed_image
-                                  |       (video space, multi-asset images, scale,
-                                  |       missing channels, use_native_scale)
+                                  |       (video space, multi-asset images, missing
+                                  |       channels, use_native_scale, downscales by
+                                  |       more than 8 with antialias)
                                   +-- params: :func:`sample_params`
                                   +-- annots: :func:`sample_annots`
 

@@ -396,3 +396,53 @@ def test_scaled_windows_on_the_cog_backend_equal_npy(images, tmp_path):
         np.testing.assert_array_equal(a['im'], b['im'])
         np.testing.assert_array_equal(a['params']['tf_rel_to_abs'],
                                       b['params']['tf_rel_to_abs'])
+
+
+OPTIONS = [{'as_xarray': True}, {'dtype': 'int32'}, {'dtype': np.float64}, {'nodata': 0},
+           {'nodata': 'float'}, {'channels': None}]
+
+
+#: (kind, options) pairs; channel subsets on the images with 3 channels or more
+OPTION_CASES = [(k, o) for k in range(len(KINDS)) for o in OPTIONS
+                if 'channels' not in o or KINDS[k][1] >= 3]
+
+
+@pytest.mark.parametrize('kind,options', OPTION_CASES,
+                         ids=[f'{np.dtype(KINDS[k][0]).name}x{KINDS[k][1]}-{o}'
+                              for k, o in OPTION_CASES])
+def test_read_options_and_params_equal_the_delayed_reader(images, kind, options,
+                                                          monkeypatch):
+    """dtype, nodata, channels, as_xarray and every param: as the delayed reader gives them."""
+    dtype, channels = KINDS[kind]
+    sampler, _ = images[np.dtype(dtype).name, channels]
+    if 'channels' in options:   # two of the image's own channels, out of order
+        names = read_mod._state(sampler.frames).channel_names(1)
+        options = dict(options, channels=f'{names[2]}|{names[0]}')
+    target = dict({'gid': 1, 'space_slice': (slice(-6, 30), slice(50, 80)), 'scale': 0.7,
+                   'interpolation': 'nearest'}, **options)
+    calls = []
+    real = read_mod._read_scaled
+    monkeypatch.setattr(read_mod, '_read_scaled', lambda *a: calls.append(1) or real(*a))
+    new = _load(sampler, target)
+    assert calls == [1]
+    win = resolve(sampler, dict(target))
+    old_im, old_extra = read_mod._read_delayed(sampler.frames, win)
+    if options.get('as_xarray'):
+        assert new['im'].dims == old_im.dims
+        assert new['im'].coords['c'].values.tolist() == old_im.coords['c'].values.tolist()
+    np.testing.assert_array_equal(np.asarray(new['im']), np.asarray(old_im))
+    assert np.asarray(new['im']).dtype == np.asarray(old_im).dtype
+    want = read_mod.sample_params(win, old_extra)
+    assert set(new['params']) == set(want)
+    for key, value in want.items():
+        got = new['params'][key]
+        if key == 'sample_tlbr':
+            np.testing.assert_array_equal(got.data, value.data)
+        elif isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(got, value)
+        elif key == 'frame_sample_from_grid_warps':
+            assert [np.asarray(g).tolist() for g in got] == [np.asarray(v).tolist() for v in value]
+        elif key == 'request_chanspec':
+            assert str(got) == str(value)
+        else:
+            assert got == value, key
