@@ -107,7 +107,9 @@ def option_variants(window) -> dict:
 
 
 def option_rows(fpath, workdir: Path, args) -> list:
-    """``[(image dtype, variant, workers, samples/s, first batch s)]`` for each variant."""
+    """``[(image dtype, variant, workers, samples/s, first batch s, CPU ms / item)]`` for
+    each variant; the CPU time (this process, all its threads; 0 workers only) is what
+    a shared machine's load disturbs least."""
     from sampler_core import SamplingConfig
     from sampler_core.torch import SampleDataset
     rows = []
@@ -123,26 +125,31 @@ def option_rows(fpath, workdir: Path, args) -> list:
             with quiet():
                 datasets[name][0]
         for workers in args.workers:
-            best = {name: (0.0, None) for name in datasets}
+            best = {name: (0.0, None, float('inf')) for name in datasets}
             for _ in range(args.repeats):   # interleaved: the machine's load hits all alike
                 for name, dataset in datasets.items():
+                    cpu0 = time.process_time()
                     with quiet():
-                        start, rate, _ = one_pass(dataset, workers, args.num, args.batch)
-                    rate0, start0 = best[name]
-                    best[name] = (max(rate0, rate), start if start0 is None else min(start0, start))
-            rows.extend((dtype, name, workers, rate, start)
-                        for name, (rate, start) in best.items())
+                        start, rate, n = one_pass(dataset, workers, args.num, args.batch)
+                    cpu = (time.process_time() - cpu0) / n * 1e3 if workers == 0 else float('nan')
+                    rate0, start0, cpu_best = best[name]
+                    best[name] = (max(rate0, rate), start if start0 is None else min(start0, start),
+                                  min(cpu_best, cpu) if workers == 0 else cpu)
+            rows.extend((dtype, name, workers, *best[name]) for name in datasets)
     return rows
 
 
 def print_option_rows(rows) -> None:
     print()
-    print('| image | windows | workers | samples/s | / fixed | first batch (s) |')
-    print('|---|---|---:|---:|---:|---:|')
-    fixed = {(d, w): r for d, n, w, r, _ in rows if n == 'fixed'}
-    for dtype, name, workers, rate, startup in rows:
-        ratio = rate / fixed[dtype, workers] if fixed.get((dtype, workers)) else float('nan')
-        print(f'| {dtype} | {name} | {workers} | {rate:,.0f} | {ratio:.2f} | {startup:.2f} |')
+    print('| image | windows | workers | samples/s | / fixed | CPU ms / item | fixed / this '
+          '(CPU) | first batch (s) |')
+    print('|---|---|---:|---:|---:|---:|---:|---:|')
+    fixed = {(d, w): (r, c) for d, n, w, r, _, c in rows if n == 'fixed'}
+    for dtype, name, workers, rate, startup, cpu in rows:
+        rate0, cpu0 = fixed.get((dtype, workers), (float('nan'), float('nan')))
+        cpu_text = f'{cpu:.2f} | {cpu0 / cpu:.2f}' if workers == 0 else '- | -'
+        print(f'| {dtype} | {name} | {workers} | {rate:,.0f} | {rate / rate0:.2f} | {cpu_text} | '
+              f'{startup:.2f} |')
 
 
 def main(argv=None) -> int:
