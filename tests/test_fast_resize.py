@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from fractions import Fraction
 
 import kwcoco
 import kwimage
