@@ -16,9 +16,16 @@ the dataset order is shuffled (epoch 0). Timing: a pass over ``--num`` items
 worker start-up is excluded and reported separately); best of ``--repeats``
 passes. Throughput is samples per second.
 
+Training options (``sampler_core`` only, one more table): the same pools read through
+a :class:`~sampler_core.config.SamplingConfig` as fixed ``--window`` windows, with
+``window_size_range: [W/2, W]`` + ``output_dims: [3W/4, 3W/4]``, and with
+``scale_range: [0.75, 1.25]``, timed the same way in the same run, each with its ratio
+to the fixed windows (goal: >= 0.8).
+
 Usage:
     python benchmarks/bench_dataloader.py             # ~1-2 minutes once the data exists
     python benchmarks/bench_dataloader.py --quick
+    python benchmarks/bench_dataloader.py --only-options --no-ndsampler
 """
 from __future__ import annotations
 
@@ -130,6 +137,65 @@ def bench_max_nodata(fpath, workdir: Path, args) -> None:
                   f'{rate:,.0f} | {rate / plain[workers]:.0%} |')
 
 
+#: the training-option variants timed against fixed windows (``window`` = (H, W))
+def option_variants(window) -> dict:
+    """``{name: config fields}``: fixed windows, random sizes resampled, scale jitter."""
+    side = min(window)
+    out = 3 * side // 4
+    return {
+        'fixed': {},
+        f'window_size_range [{side // 2}, {side}] + output_dims [{out}, {out}]': {
+            'window_size_range': [side // 2, side], 'output_dims': [out, out]},
+        'scale_range [0.75, 1.25]': {'scale_range': [0.75, 1.25]},
+    }
+
+
+def option_rows(fpath, workdir: Path, args) -> list:
+    """``[(image dtype, variant, workers, samples/s, first batch s, CPU ms / item)]`` for
+    each variant; the CPU time (this process, all its threads; 0 workers only) is what
+    a shared machine's load disturbs least."""
+    from sampler_core import SamplingConfig
+    from sampler_core.torch import SampleDataset
+    rows = []
+    for dtype in args.image_dtypes:
+        datasets = {}
+        for name, fields in option_variants(tuple(args.window)).items():
+            cfg = SamplingConfig(dataset=os.fspath(fpath), backend='npy',
+                                 workdir=os.fspath(workdir / 'cache_sampler_core'),
+                                 window_dims=tuple(args.window), n_pos=args.n_pos,
+                                 n_neg=args.n_neg, seed=0, **fields)
+            datasets[name] = SampleDataset(cfg, mode='train', shuffle=True, seed=0,
+                                           image_dtype=dtype)
+            with quiet():
+                datasets[name][0]
+        for workers in args.workers:
+            best = {name: (0.0, None, float('inf')) for name in datasets}
+            for _ in range(args.repeats):   # interleaved: the machine's load hits all alike
+                for name, dataset in datasets.items():
+                    cpu0 = time.process_time()
+                    with quiet():
+                        start, rate, n = one_pass(dataset, workers, args.num, args.batch)
+                    cpu = (time.process_time() - cpu0) / n * 1e3 if workers == 0 else float('nan')
+                    rate0, start0, cpu_best = best[name]
+                    best[name] = (max(rate0, rate), start if start0 is None else min(start0, start),
+                                  min(cpu_best, cpu) if workers == 0 else cpu)
+            rows.extend((dtype, name, workers, *best[name]) for name in datasets)
+    return rows
+
+
+def print_option_rows(rows) -> None:
+    print()
+    print('| image | windows | workers | samples/s | / fixed | CPU ms / item | fixed / this '
+          '(CPU) | first batch (s) |')
+    print('|---|---|---:|---:|---:|---:|---:|---:|')
+    fixed = {(d, w): (r, c) for d, n, w, r, _, c in rows if n == 'fixed'}
+    for dtype, name, workers, rate, startup, cpu in rows:
+        rate0, cpu0 = fixed.get((dtype, workers), (float('nan'), float('nan')))
+        cpu_text = f'{cpu:.2f} | {cpu0 / cpu:.2f}' if workers == 0 else '- | -'
+        print(f'| {dtype} | {name} | {workers} | {rate:,.0f} | {rate / rate0:.2f} | {cpu_text} | '
+              f'{startup:.2f} |')
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--workdir', default='/tmp/sampler-bench',
@@ -148,6 +214,10 @@ def main(argv=None) -> int:
     parser.add_argument('--max-nodata-fraction', type=float, default=0.0,
                         help='threshold of the max_nodata_fraction case (negative: skip it)')
     parser.add_argument('--pad', type=int, default=32, help='pad of the max_nodata_fraction case')
+    parser.add_argument('--no-options', action='store_true',
+                        help='skip the training-option table (window_size_range, scale_range)')
+    parser.add_argument('--only-options', action='store_true',
+                        help='only the training-option table')
     args = parser.parse_args(argv)
     if args.quick:
         args.num, args.repeats = 256, 1
@@ -160,6 +230,9 @@ def main(argv=None) -> int:
           f'{args.repeats}')
     workdir = Path(args.workdir)
     fpath = _data.ensure_image_dataset(workdir)
+    if args.only_options:
+        print_option_rows(option_rows(fpath, workdir, args))
+        return 0
     samplers = build(fpath, workdir, tuple(args.window), args.n_pos, args.n_neg,
                      not args.no_ndsampler)
     rows = []
@@ -189,6 +262,8 @@ def main(argv=None) -> int:
                   f'{base[dtype, workers] / rate:.2f}x')
     if args.max_nodata_fraction >= 0:
         bench_max_nodata(fpath, workdir, args)
+    if not args.no_options:
+        print_option_rows(option_rows(fpath, workdir, args))
     return 0
 
 

@@ -43,7 +43,6 @@ def safe_nearest_warp_cls():
     """
     global _SAFE_NEAREST_WARP
     if _SAFE_NEAREST_WARP is None:
-        from delayed_image.delayed_leafs import DelayedIdentity
         from delayed_image.delayed_nodes import DelayedWarp
 
         class SafeNearestWarp(DelayedWarp):
@@ -61,41 +60,102 @@ def safe_nearest_warp_cls():
                         abs(float(params.get('shearx', 0))) > 1e-9 or sx <= 0 or sy <= 0:
                     return super()._finalize()
                 prewarp = np.asanyarray(self.subdata._finalize())
-                tx, ty = (float(v) for v in params.get('offset', (0, 0)))
-                out_w, out_h = (int(v) for v in self.dsize)
-                in_h, in_w = prewarp.shape[0:2]
-                yi = np.floor((np.arange(out_h) - ty) / sy).astype(np.int64)
-                xi = np.floor((np.arange(out_w) - tx) / sx).astype(np.int64)
-                inside = (out_h == 0 or (yi.min() >= 0 and yi.max() < in_h)) and \
-                    (out_w == 0 or (xi.min() >= 0 and xi.max() < in_w))
-                # without a translation delayed_image resizes the input to the output
-                # size: exact only when the output is the input times the scale
-                stretches = tx == 0 and ty == 0 and (in_w * sx != out_w or in_h * sy != out_h)
-                if inside and not stretches:
-                    node = DelayedWarp(DelayedIdentity(prewarp, channels=self.channels),
-                                       transform, dsize=self.dsize, antialias=meta['antialias'],
-                                       interpolation='nearest',
-                                       border_value=meta['border_value'],
-                                       noop_eps=meta['noop_eps'], backend=meta['backend'])
-                    return DelayedWarp._finalize(node)
-                border = meta['border_value']
-                if isinstance(border, str):
-                    border = np.nan if prewarp.dtype.kind == 'f' else 0
-                data = np.asarray(prewarp)
-                if data.ndim == 2:
-                    data = data[:, :, None]
-                out = np.full((out_h, out_w, data.shape[2]), border, dtype=data.dtype)
-                vy = (yi >= 0) & (yi < in_h)
-                vx = (xi >= 0) & (xi < in_w)
-                if vy.any() and vx.any():
-                    out[np.ix_(vy, vx)] = data[np.ix_(yi[vy], xi[vx])]
-                return out
+                return nearest_warp(prewarp, transform, self.dsize, meta['border_value'],
+                                    channels=self.channels, noop_eps=meta['noop_eps'],
+                                    backend=meta['backend'])
 
         _SAFE_NEAREST_WARP = SafeNearestWarp
     return _SAFE_NEAREST_WARP
 
 
 _SAFE_NEAREST_WARP = None
+
+
+def nearest_warp(prewarp: np.ndarray, transform, dsize: tuple[int, int], border_value='auto',
+                 channels=None, noop_eps: float = 0, backend: str = 'auto') -> np.ndarray:
+    """delayed_image's nearest-neighbour warp of an array by an axis-aligned affine, made safe.
+
+    When every output pixel's source is inside ``prewarp`` and the warp is not a
+    stretched resize (see :func:`safe_nearest_warp_cls`), delayed_image's own result
+    (exact there); otherwise :func:`nearest_gather`. The safe nearest warp and the
+    scaled crop reader (:func:`sampler_core.read._read_scaled`) both warp through it,
+    so their pixels agree to the bit.
+
+    Args:
+        prewarp: ``(H, W[, C])`` input.
+        transform: input -> output pixels (anything ``kwimage.Affine.coerce`` takes),
+            a positive scale and a translation only.
+        dsize: ``(width, height)`` of the output.
+        border_value: fill outside the input; ``'auto'``: NaN for floats, else 0.
+
+    Example:
+        >>> data = np.arange(6, dtype=np.uint8).reshape(2, 3)
+        >>> nearest_warp(data, {'scale': (2, 1), 'offset': (1, 0)}, (5, 3))[..., 0].tolist()
+        [[0, 0, 0, 1, 1], [0, 3, 3, 4, 4], [0, 0, 0, 0, 0]]
+    """
+    import kwimage
+    from delayed_image.delayed_leafs import DelayedIdentity
+    from delayed_image.delayed_nodes import DelayedWarp
+    transform = kwimage.Affine.coerce(transform)
+    params = transform.decompose()
+    sx, sy = (float(v) for v in params['scale'])
+    tx, ty = (float(v) for v in params.get('offset', (0, 0)))
+    out_w, out_h = (int(v) for v in dsize)
+    in_h, in_w = prewarp.shape[0:2]
+    yi = np.floor((np.arange(out_h) - ty) / sy).astype(np.int64)
+    xi = np.floor((np.arange(out_w) - tx) / sx).astype(np.int64)
+    inside = (out_h == 0 or (yi.min() >= 0 and yi.max() < in_h)) and \
+        (out_w == 0 or (xi.min() >= 0 and xi.max() < in_w))
+    # without a translation delayed_image resizes the input to the output
+    # size: exact only when the output is the input times the scale
+    stretches = tx == 0 and ty == 0 and (in_w * sx != out_w or in_h * sy != out_h)
+    if inside and not stretches:
+        node = DelayedWarp(DelayedIdentity(prewarp, channels=channels), transform,
+                           dsize=(out_w, out_h), antialias=False, interpolation='nearest',
+                           border_value=border_value, noop_eps=noop_eps, backend=backend)
+        return np.asarray(DelayedWarp._finalize(node))
+    if isinstance(border_value, str):
+        border_value = np.nan if prewarp.dtype.kind == 'f' else 0
+    return nearest_gather(prewarp, (sx, sy), (tx, ty), (out_h, out_w), border_value)
+
+
+def nearest_gather(data: np.ndarray, scale: tuple[float, float], offset: tuple[float, float],
+                   out_hw: tuple[int, int], border) -> np.ndarray:
+    """Nearest-neighbour warp by ``x -> sx * x + tx`` (``(x, y)`` order), outside filled.
+
+    Output pixel ``(y, x)`` is ``data[floor((y - ty) / sy), floor((x - tx) / sx)]``, or
+    ``border`` where that index falls outside ``data`` (design rule 18).
+
+    Args:
+        data: ``(H, W)`` or ``(H, W, C)`` input.
+        scale: ``(sx, sy)``, positive.
+        offset: ``(tx, ty)``, output pixels.
+        out_hw: ``(height, width)`` of the output.
+        border: fill value of the output pixels whose source is outside ``data``.
+
+    Returns:
+        ``(height, width, C)`` array of ``data``'s dtype.
+
+    Example:
+        >>> data = np.arange(6, dtype=np.uint8).reshape(2, 3)
+        >>> nearest_gather(data, (2.0, 1.0), (1.0, 0.0), (3, 5), 9)[..., 0].tolist()
+        [[9, 0, 0, 1, 1], [9, 3, 3, 4, 4], [9, 9, 9, 9, 9]]
+    """
+    sx, sy = scale
+    tx, ty = offset
+    out_h, out_w = out_hw
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[:, :, None]
+    in_h, in_w = data.shape[0:2]
+    yi = np.floor((np.arange(out_h) - ty) / sy).astype(np.int64)
+    xi = np.floor((np.arange(out_w) - tx) / sx).astype(np.int64)
+    out = np.full((out_h, out_w, data.shape[2]), border, dtype=data.dtype)
+    vy = (yi >= 0) & (yi < in_h)
+    vx = (xi >= 0) & (xi < in_w)
+    if vy.any() and vx.any():
+        out[np.ix_(vy, vx)] = data[np.ix_(yi[vy], xi[vx])]
+    return out
 
 
 def set_warp_params(node, interpolation: str, antialias: bool) -> None:

@@ -4,12 +4,17 @@ One flow for 2-D and video targets::
 
     target --resolve--> Window --read--> {'im', 'params', 'annots'}
                                   |
-                                  +-- pixels: one of two readers
+                                  +-- pixels: one of three readers (chosen in :func:`read`)
                                   |     * crop: the window of one image file,
                                   |       cut from its memmap (``.npy`` cache) and padded;
+                                  |     * scaled crop: a scaled 2-D window of one image
+                                  |       file: the crop (plus the interpolation's
+                                  |       margin), then one cv2 warp by
+                                  |       ``sample_from_space`` (:func:`_read_scaled`);
                                   |     * delayed: every frame through delayed_image
-                                  |       (video space, multi-asset images, scale,
-                                  |       missing channels, use_native_scale)
+                                  |       (video space, multi-asset images, missing
+                                  |       channels, use_native_scale, downscales by
+                                  |       more than 8 with antialias)
                                   +-- params: :func:`sample_params`
                                   +-- annots: :func:`sample_annots`
 
@@ -53,7 +58,8 @@ import numpy as np
 
 from sampler_core._delayed_compat import finalize
 from sampler_core.annots import clip_dets
-from sampler_core.target import coerce_channels, coerce_interpolation, pad_crop
+from sampler_core.target import (coerce_channels, coerce_interpolation, pad_crop,
+                                 pad_mode_needs_data)
 from sampler_core.window import MAX_WINDOW_PIXELS, _is_int, embed_window
 
 #: how many per-image delayed trees stay cached
@@ -427,7 +433,10 @@ def read(win, frames, regions, geometry, kinds=('boxes',), annot_ids=None,
         >>> read(win, self.frames, self.regions, self.annot_geometry)['im'].shape
         (2, 32, 32, 2)
     """
-    if win.delayed:
+    margin = _scaled_crop_margin(frames, win) if win.delayed else None
+    if margin is not None:
+        im, extra = _read_scaled(frames, win, margin)
+    elif win.delayed:
         im, extra = _read_delayed(frames, win)
     else:
         im, extra = _read_crop(frames, win), None
@@ -484,12 +493,31 @@ def sample_params(win, extra: dict | None = None) -> dict:
 
 def _read_crop(frames, win) -> np.ndarray:
     """The crop reader: the padded window of one image, cut from its memmap."""
+    im, _, idxs, num_bands = _padded_block(frames, win, win.pad)
+    if win.dtype is not None:
+        im = im.astype(win.dtype, copy=False)
+    if win.as_xarray:
+        im = _to_xarray(frames, im, win.frames[0], idxs, num_bands)
+    return im
+
+
+def _padded_block(frames, win, pad, clip: bool = False):
+    """``win``'s window of its one image grown by ``pad``, cut from the memmap, padded.
+
+    The part inside the image is read (the requested channels; float32 with NaN
+    for the ``nodata`` value when ``win.nodata`` is set) and padded to the grown
+    window as ``win.padkw`` says, or not padded at all with ``clip``.
+
+    Returns:
+        ``(block, (top, left), idxs, num_bands)``: the ``(H, W, C)`` block, the
+        space pixel of its top-left corner, the band indices read (``None``:
+        all) and the image's band count.
+    """
     gid = win.frames[0]
     padkw = dict(win.padkw)
-    outer, inner, extra = embed_window(win.space_slice, win.pad, win.space_dims)
+    outer, inner, extra = embed_window(win.space_slice, pad, win.space_dims)
     data = frames._data(gid)
-    channels = win.channels
-    idxs = frames.channel_indices(gid, channels, data.shape[2])
+    idxs = frames.channel_indices(gid, win.channels, data.shape[2])
     n_chan = data.shape[2] if idxs is None else len(idxs)
     nodata = win.nodata
 
@@ -503,7 +531,11 @@ def _read_crop(frames, win) -> np.ndarray:
     out_shape = (outer[0].stop - outer[0].start, outer[1].stop - outer[1].start, n_chan)
     has_pad = any(a or b for a, b in extra)
     mode = padkw.get('mode', 'constant')
-    if not has_pad:
+    origin = (outer[0].start, outer[1].start)
+    if clip:
+        im = np.array(crop, dtype=out_dtype)
+        origin = (inner[0].start, inner[1].start)
+    elif not has_pad:
         im = np.array(crop, dtype=out_dtype)
     elif mode == 'constant':
         cval = padkw.get('constant_values', np.nan if as_float else 0)
@@ -522,11 +554,186 @@ def _read_crop(frames, win) -> np.ndarray:
                       win.space_dims)
     if as_float and nodata not in ('float', 'auto'):
         im[im == nodata] = np.nan
+    return im, origin, idxs, data.shape[2]
+
+
+def _sample_channels(state, fgids, channels):
+    """``(spec, names)``: the channels a sample has (the request, else the union of its
+    frames' channels in asset order) as a ``FusedChannelSpec`` (``None``: none) and names."""
+    spec = coerce_channels(channels)
+    if spec is None:
+        names: list = []
+        for g in fgids:
+            if g is not None:
+                names.extend(n for n in state.channel_names(g) if n not in names)
+        from delayed_image.channel_spec import FusedChannelSpec
+        spec = FusedChannelSpec.coerce(names) if names else None
+    names = [] if spec is None else spec.as_list()
+    return spec, names
+
+
+def _delayed_params(win, spec, names, out_hw) -> dict:
+    """The params only samples read in their space (scaled, video ...) have."""
+    fgids = list(win.frames)
+    return {
+        'space': win.space,
+        'scale': win.scale,
+        'sample_dims': out_hw,
+        'request_chanspec': spec,
+        'channels': list(names),
+        'frame_gids': fgids,
+        'frame_sample_from_grid_warps': [win.sample_from_space] * len(fgids),
+    }
+
+
+# --------------------------------------------------------------------------- scaled crop
+#: source pixels an interpolation reads on each side of the point it samples
+#: (cv2's INTER_AREA in a warp is bilinear)
+_KERNEL_RADIUS = {'linear': 1, 'area': 1, 'cubic': 2, 'lanczos': 4}
+
+
+def _use_antialias(win) -> bool:
+    """Whether the warp of ``win`` blurs first (delayed_image's rule: a downscale on an axis)."""
+    sy, sx = win.scale
+    return win.antialias and win.interpolation != 'nearest' and (sx < 1 or sy < 1)
+
+
+def _scaled_margin(win) -> tuple[int, int] | None:
+    """``(my, mx)``: source pixels beyond the padded window that its scaled pixels read.
+
+    Nearest reads none. The other interpolations read their kernel's radius around
+    each sampled point, plus the radius of kwimage's antialias blur (``ceil(2.5 / s)``
+    pixels wide at most, for a downscale by ``s``); and the last sampled point lies
+    up to ``1 / s`` pixels past the window (the sample's size is rounded up). ``None``
+    when the scaled crop reader does not apply: kwimage downscales by more than 8
+    through an image pyramid, whose grid depends on where the block starts.
+    """
+    if win.interpolation == 'nearest':
+        return (0, 0)
+    sy, sx = win.scale
+    if _use_antialias(win) and min(sx, sy) <= 1 / 8:
+        return None
+    out = []
+    for s in (sy, sx):
+        margin = _KERNEL_RADIUS[win.interpolation] + 1 + int(math.ceil(1 / s))
+        if _use_antialias(win) and s < 1:
+            margin += int(math.ceil(2.5 / s)) // 2 + 1
+        out.append(margin)
+    return tuple(out)
+
+
+def _scaled_crop_margin(frames, win) -> tuple[int, int] | None:
+    """The margin of :func:`_read_scaled` when it can read ``win``, else ``None``.
+
+    It can for a scaled 2-D window of one image file holding every requested
+    channel (not ``use_native_scale``), with a pad mode whose values do not depend
+    on the pad's width (all but ``'linear_ramp'``).
+    """
+    if win.is3d or win.native or win.scale is None or \
+            win.padkw.get('mode', 'constant') == 'linear_ramp':
+        return None
+    gid = win.frames[0]
+    if _is_multi_asset(frames.dset.imgs[gid]):
+        return None
+    margin = _scaled_margin(win)
+    if margin is None:
+        return None
+    spec = coerce_channels(win.channels)
+    if spec is not None:
+        have = _state(frames).channel_names(gid)
+        if any(n not in have for n in spec.as_list()):
+            return None
+    return margin
+
+
+def _read_scaled(frames, win, margin):
+    """The scaled crop reader: a scaled 2-D window as one crop and one cv2 warp.
+
+    The padded window grown by ``margin`` source pixels is cut from the memmap as
+    the crop reader cuts it (:func:`_padded_block`): padded as ``win.padkw`` says,
+    or, for the nodata fill, only its part inside the image (the warp fills the
+    rest with 0 / NaN as the delayed reader does). It is then warped by
+    ``win.sample_from_space`` (moved to the block's corner) into the sample:
+    nearest by :func:`~sampler_core._delayed_compat.nearest_warp`, the other
+    interpolations by :func:`_warp_block` (cv2, with kwimage's antialias blur), so
+    the pixels at the window's edge are interpolated from the image's real
+    neighbours (the delayed reader blends them with nodata).
+
+    Returns:
+        ``(im, extra_params)`` like :func:`_read_delayed`.
+    """
+    from sampler_core._delayed_compat import nearest_warp
+    gid = win.frames[0]
+    padkw = win.padkw
+    mode_pad = _mode_padding(padkw)
+    if mode_pad and pad_mode_needs_data(padkw):
+        # the window itself must hold image pixels, as for the other readers
+        _, inner, _ = embed_window(win.space_slice, win.pad, win.space_dims)
+        if any(sl.stop <= sl.start for sl in inner):
+            pad_crop(np.zeros((0, 0, 1)), [(0, 0), (0, 0)], padkw, win.padded_slice, gid,
+                     win.space_dims)
+    my, mx = margin
+    (pt, pb), (pl, pr) = win.pad
+    grown = ((pt + my, pb + my), (pl + mx, pr + mx))
+    block, (oy, ox), idxs, num_bands = _padded_block(frames, win, grown, clip=not mode_pad)
+    x0, y0, x1, y1 = win.padded_ltrb
+    sy, sx = win.scale
+    # delayed_image's size of a scaled window (dsize='auto')
+    out_hw = (int(math.ceil((y1 - y0) * sy)), int(math.ceil((x1 - x0) * sx)))
+    fill = np.nan if block.dtype.kind == 'f' else 0
+    # block pixels -> sample pixels (the Window's transform, from the block's corner)
+    matrix = win.sample_from_space.matrix @ np.array([[1.0, 0.0, ox], [0.0, 1.0, oy],
+                                                      [0.0, 0.0, 1.0]])
+    if win.interpolation == 'nearest':
+        im = nearest_warp(block, matrix, (out_hw[1], out_hw[0]), fill)
+    else:
+        im = _warp_block(block, matrix, out_hw, win.interpolation, _use_antialias(win), fill)
     if win.dtype is not None:
-        im = im.astype(win.dtype, copy=False)
+        im = _cast(im, win.dtype)
     if win.as_xarray:
-        im = _to_xarray(frames, im, gid, idxs, data.shape[2])
-    return im
+        im = _to_xarray(frames, im, gid, idxs, num_bands)
+    spec, names = _sample_channels(_state(frames), [gid], win.channels)
+    return im, _delayed_params(win, spec, names, out_hw)
+
+
+#: dtypes cv2.warpAffine takes as they are
+_CV2_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+
+
+def _warp_block(block: np.ndarray, matrix: np.ndarray, out_hw: tuple[int, int],
+                interpolation: str, antialias: bool, fill) -> np.ndarray:
+    """``block`` warped by the axis-aligned ``matrix`` (block -> sample pixels, pixel
+    corners at whole numbers) into ``out_hw``, as ``kwimage.warp_affine(...,
+    origin_convention='corner')`` does it: the antialias blur of kwimage (for a
+    downscale by more than 1/8: one Gaussian, no pyramid), then one ``cv2.warpAffine``
+    (the outside filled with ``fill``), without kwimage's per-call overhead.
+    """
+    import cv2
+    import kwimage
+    if block.dtype not in _CV2_DTYPES:
+        return kwimage.warp_affine(block, kwimage.Affine(matrix), dsize=(out_hw[1], out_hw[0]),
+                                   interpolation=interpolation, antialias=antialias,
+                                   border_value=fill, origin_convention='corner').reshape(
+                                       out_hw + block.shape[2:])
+    if block.shape[0] == 0 or block.shape[1] == 0:   # the window lies outside the image
+        return np.full(out_hw + block.shape[2:], fill, dtype=block.dtype)
+    from kwimage.im_cv2 import _coerce_interpolation, _cv2_prepare_downscale
+    # cv2 puts pixel centres at whole numbers
+    centre = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]]) @ matrix @ \
+        np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    n_chan = block.shape[2]
+    if antialias:
+        block, _, _ = _cv2_prepare_downscale(block, matrix[0, 0], matrix[1, 1])
+        block = block.reshape(block.shape[:2] + (n_chan,))
+    flags = _coerce_interpolation(interpolation)
+    # cv2 warps at most 4 channels at a time with cubic / lanczos
+    step = 4 if interpolation in ('cubic', 'lanczos') else n_chan
+    parts = [cv2.warpAffine(np.ascontiguousarray(block[:, :, c:c + step]), centre[:2],
+                            (out_hw[1], out_hw[0]), flags=flags,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * 4)
+             for c in range(0, n_chan, step)]
+    parts = [p[:, :, None] if p.ndim == 2 else p for p in parts]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
 
 
 def _to_xarray(frames, im, gid, idxs, num_bands):
@@ -558,15 +765,7 @@ def _read_delayed(frames, win):
     scale = win.scale
     _check_size(len(fgids), y1 - y0, x1 - x0, scale)
 
-    spec = coerce_channels(win.channels)
-    if spec is None:
-        names: list = []
-        for g in fgids:
-            if g is not None:
-                names.extend(n for n in state.channel_names(g) if n not in names)
-        from delayed_image.channel_spec import FusedChannelSpec
-        spec = FusedChannelSpec.coerce(names) if names else None
-    names = [] if spec is None else spec.as_list()
+    spec, names = _sample_channels(state, fgids, win.channels)
     interpolation, antialias = win.interpolation, win.antialias
     native = win.native
     nodata = win.nodata
@@ -656,15 +855,7 @@ def _read_delayed(frames, win):
             im.append(arrs)
         if not is3d:
             im = im[0]
-    extra = {
-        'space': space,
-        'scale': scale,
-        'sample_dims': out_hw,
-        'request_chanspec': spec,
-        'channels': list(names),
-        'frame_gids': fgids,
-        'frame_sample_from_grid_warps': [tf_sample_from_space] * len(fgids),
-    }
+    extra = _delayed_params(win, spec, names, out_hw)
     if native:
         extra['jagged_meta'] = jagged_meta if is3d else jagged_meta[0]
     return im, extra
