@@ -2,6 +2,7 @@
 ``sampler.load_item`` returns them; a click finds one in the overview."""
 from __future__ import annotations
 
+import contextlib
 import io
 
 import numpy as np
@@ -50,8 +51,10 @@ class GalleriesView:
                             and s.select_item(slot['index']))
             slots.append(slot)
             new.append(slot['box'])
-        if new:
-            self._gallery_boxes[kind].extend(new)
+        if new:      # new models: Bokeh walks the page's model graph once for all of them
+            doc = getattr(self, '_doc', None)
+            with doc.models.freeze() if doc is not None else contextlib.nullcontext():
+                self._gallery_boxes[kind].extend(new)
         return slots
 
     def _gallery_key(self) -> tuple:

@@ -1,0 +1,113 @@
+"""The statistics plots are updated in place (their Bokeh sources get new data) and show
+exactly what the pools hold; a change that keeps the pools recomputes nothing."""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+
+from sampler_core.config import SamplingConfig
+
+#: the changes made in place before the plots are compared with a fresh explorer's
+CHANGES = [{'window_dims': (64, 96)}, {'n_pos': 7}, {'pad': (8, 4)},
+           {'neg_to_pos_ratio': 2.0}, {'visible_thresh': 0.3}, {'window_dims': (48, 48)}]
+
+
+def _render(explorer):
+    from bokeh.document import Document
+    import panel as pn
+    doc = Document()
+    doc.add_root(pn.panel(explorer).get_root(doc))
+    return doc
+
+
+def _columns(explorer) -> dict:
+    """Each statistics source's columns as plain lists."""
+    return {name: {k: np.asarray(v).tolist() for k, v in src.data.items()}
+            for name, src in explorer._stats_plots.sources.items()}
+
+
+def _expected(state) -> dict:
+    """What the plots must show, computed here from the pools and ``load_item``."""
+    pools, dset = state.pools, state.shared.dset
+    names = collections.Counter(dset.cats[c]['name'] for c in pools.pos['category_id'])
+    balance = sorted(names.items()) + [('(negatives)', pools.n_neg)]
+    # the histogram shows every visible fraction (the threshold is a line on it)
+    visible = np.concatenate([state.sampler.load_item(i, visible_thresh=0.0)['annots']['visible']
+                              for i in range(pools.n_pos + pools.n_neg)] + [np.empty(0)])
+    counts, edges = np.histogram(visible, bins=20, range=(0.0, 1.0))
+    asked = state.n_neg if state.n_neg is not None else int(state.neg_to_pos_ratio * pools.n_pos)
+    return {'balance': balance, 'visible': (counts.tolist(), edges[:-1].tolist()),
+            'negatives': [asked, pools.n_neg], 'n_visible': len(visible)}
+
+
+def test_statistics_updated_in_place_show_the_pools():
+    from app.layout import Explorer
+    e = Explorer('shapes8', backend=None, n_pos=5)
+    _render(e)
+    plots = e._stats_plots
+    figures = {k: id(f) for k, f in plots.figures.items()}
+    sources = {k: id(s) for k, s in plots.sources.items()}
+    for change in CHANGES:
+        e.state.param.update(**change)
+        cols = _columns(e)
+        want = _expected(e.state)
+        assert list(zip(cols['balance']['category'], cols['balance']['windows'])) == \
+            want['balance'], change
+        assert plots.figures['balance'].x_range.factors == cols['balance']['category']
+        assert (cols["visible"]["annotations"], cols["visible"]["left"]) == want["visible"], change
+        assert plots.figures['visible'].title.text == \
+            f"Visible fraction of annotations (n={want['n_visible']})"
+        assert cols['negatives']['windows'] == want['negatives']
+        assert plots.span.location == e.state.visible_thresh
+        covered = cols['coverage']['covered']
+        assert covered == sorted(covered, reverse=True) and all(0 < c <= 1 for c in covered)
+        assert set(map(int, cols['coverage']['image'])) == set(e.state.pools.all['gid'])
+        assert plots.figures['coverage'].x_range.factors == cols['coverage']['image']
+        window = f'{e.state.window_dims[0]}x{e.state.window_dims[1]}'
+        assert f'<td>{window}</td>' in e.stats_numbers.object
+    # the same models all along: only their data changed
+    assert {k: id(f) for k, f in plots.figures.items()} == figures
+    assert {k: id(s) for k, s in plots.sources.items()} == sources
+    # exactly what a fresh explorer of the final config shows
+    final = {k: getattr(e.state, k) for change in CHANGES for k in change}
+    fresh = Explorer('shapes8', backend=None, **final)
+    _render(fresh)
+    assert _columns(fresh) == _columns(e)
+    assert fresh.stats_numbers.object == e.stats_numbers.object
+    for name, fig in fresh._stats_plots.figures.items():
+        assert fig.title.text == plots.figures[name].title.text
+    assert fresh._stats_plots.span.location == plots.span.location
+
+
+@pytest.mark.parametrize('change', [{'visible_thresh': 0.4}, {'pad_mode': 'edge'}],
+                         ids=['visible_thresh', 'pad_mode'])
+def test_a_read_change_recomputes_neither_pools_nor_statistics(monkeypatch, change):
+    import app.state
+    import app.stats
+    from app.layout import Explorer
+    assert SamplingConfig.change_role(set(change)) == 'read'
+    calls = collections.Counter()
+
+    def counting(name, fn):
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(app.state, 'compute_pools', counting('pools', app.state.compute_pools))
+    monkeypatch.setattr(app.stats, 'stats_data', counting('stats', app.stats.stats_data))
+    e = Explorer('shapes8', backend=None, n_pos=4)
+    _render(e)
+    pools, html, before = e.state.pools, e.stats_numbers.object, _columns(e)
+    calls.clear()
+    revision = e.state.revision
+    e.state.param.update(**change)
+    assert e.state.revision == revision + 1          # the change was applied
+    assert calls == {} and e.state.pools is pools
+    assert _columns(e) == before and e.stats_numbers.object == html
+    assert e._stats_plots.span.location == e.state.visible_thresh
+    assert e._gallery_cache[0] == e._gallery_key()   # the galleries (read windows) redrawn
+    e.state.window_dims = (40, 40)                   # a pool change recomputes both, once
+    assert calls == {'pools': 1, 'stats': 1}
