@@ -17,6 +17,7 @@ worker threads, applied in one batch).
 from __future__ import annotations
 
 import typing as t
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -417,8 +418,10 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         self.overview = pn.Column(css_classes=['overview'])
         self._ov_dims = None
         self._ov_reset = False
+        self._window_sources = weakref.WeakSet()    # the shown overviews' pool windows
         self._on_overview_gid()
         s.param.watch(self._on_overview_gid, ['gid', 'dataset_label'])
+        s.param.watch(self._update_windows, ['gid', 'revision', 'selected_item', 'click_xy'])
         self.status = pn.pane.HTML(pn.bind(self._status, s.param.revision, s.param.gid),
                                    css_classes=['status-line'], sizing_mode='stretch_width')
         self.detail = pn.Column(self._detail_empty, css_classes=['detail'])

@@ -35,8 +35,8 @@ from app import views
 
 #: bar colours of the class-balance plot when its table has no ``color`` column (row order)
 BALANCE_PALETTE = 'Category20_20'
-#: colour of the visible-fraction bars and of the ``negatives asked`` bar
-GREY = '#64748b'
+#: colour of the visible-fraction bars, and of the ``negatives asked`` bar
+GREY, LIGHT_GREY = '#64748b', '#94a3b8'
 #: size of each statistics plot, pixels
 PLOT_WIDTH, PLOT_HEIGHT = 400, 260
 #: images in the coverage plot (the most covered first)
@@ -99,7 +99,7 @@ def stats_data(pools, dset, regions, pad=None, coverage=None) -> dict:
         'visible': {'left': edges[:-1], 'right': edges[1:], 'annotations': counts},
         'negatives': {'what': ['asked', 'found'],
                       'windows': [int(pools.n_neg_asked), int(pools.n_neg)],
-                      'color': [GREY, views.NEG_COLOR]},
+                      'color': [LIGHT_GREY, views.NEG_COLOR]},
         'coverage': {'image': [str(g) for g in top['gid'].tolist()],
                      'covered': top['covered'].to_numpy(dtype=np.float64)},
     }

@@ -1,5 +1,6 @@
-"""The statistics plots are updated in place (their Bokeh sources get new data) and show
-exactly what the pools hold; a change that keeps the pools recomputes nothing."""
+"""Views updated in place (their Bokeh sources get new data, no new models) show exactly
+what the pools hold: the statistics plots and the overview's pool windows; a change that
+keeps the pools recomputes nothing."""
 from __future__ import annotations
 
 import collections
@@ -111,3 +112,61 @@ def test_a_read_change_recomputes_neither_pools_nor_statistics(monkeypatch, chan
     assert e._gallery_cache[0] == e._gallery_key()   # the galleries (read windows) redrawn
     e.state.window_dims = (40, 40)                   # a pool change recomputes both, once
     assert calls == {'pools': 1, 'stats': 1}
+
+
+def _loaded_windows(state) -> set:
+    """(x0, y0, x1, y1, index, kind) of every pool window of the shown image, from
+    ``load_item`` (the window the training loop cuts; pad 0)."""
+    out = set()
+    n_pos = state.pools.n_pos
+    for i in range(n_pos + state.pools.n_neg):
+        item = state.sampler.load_item(i)
+        if item['target']['gid'] == state.gid:
+            x0, y0, x1, y1 = (int(v) for v in item['params']['sample_tlbr'].to_ltrb().data.ravel())
+            out.add((x0, y0, x1, y1, i, 'pos' if i < n_pos else 'neg'))
+    return out
+
+
+def test_overview_windows_updated_in_place_are_the_pool_windows():
+    from app import views
+    from app.layout import Explorer
+    e = Explorer('shapes8', backend=None, n_pos=12, gid=3)
+    doc = _render(e)
+    (source,) = list(e._window_sources)
+    from bokeh.models import Plot
+    (fig,) = [m for m in doc.models if isinstance(m, Plot)
+              and any(getattr(r, 'data_source', None) is source for r in m.renderers)]
+    assert fig.renderers[-1].data_source is source     # drawn over the annotations
+    s = e.state
+
+    def shown():
+        d = source.data
+        return {(int(a), int(b), int(c), int(f), int(i), k)
+                for a, b, c, f, i, k in zip(d['x0'], d['y0'], d['x1'], d['y1'], d['index'],
+                                            d['kind'])}
+
+    for change in [{}, {'window_dims': (64, 96)}, {'gid': 4}, {'n_pos': 20, 'seed': 3},
+                   {'gid': 1}]:
+        s.param.update(**change)
+        rows = shown()
+        assert {r for r in rows if r[5] in ('pos', 'neg')} == _loaded_windows(s), change
+        assert list(e._window_sources) == [source]          # the same source all along
+    # a highlighted item and a click are drawn last, in their colours
+    s.select_item(0)                       # shows the first positive's image
+    assert _loaded_windows(s) and s.gid == int(s.pools.pos['gid'].iloc[0])
+    s.click_xy = (100.0, 200.0)
+    d = source.data
+    h, w = s.window_dims
+    assert d['kind'][-2:] == ['selected', 'click']
+    assert d['color'][-2:] == [views.SELECT_COLOR, views.CLICK_COLOR]
+    assert [d[k][-1] for k in ('x0', 'y0', 'x1', 'y1')] == [100 - w // 2, 200 - h // 2,
+                                                           100 - w // 2 + w, 200 - h // 2 + h]
+    s.click_xy = None
+    assert 'click' not in source.data['kind']
+    # what a fresh explorer of the same state draws
+    fresh = Explorer('shapes8', backend=None, n_pos=20, seed=3, window_dims=(64, 96), gid=s.gid,
+                     selected_item=0)
+    _render(fresh)
+    (other,) = list(fresh._window_sources)
+    assert {k: list(v) for k, v in other.data.items()} == \
+        {k: list(v) for k, v in source.data.items()}
