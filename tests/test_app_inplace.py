@@ -170,3 +170,38 @@ def test_overview_windows_updated_in_place_are_the_pool_windows():
     (other,) = list(fresh._window_sources)
     assert {k: list(v) for k, v in other.data.items()} == \
         {k: list(v) for k, v in source.data.items()}
+
+
+def test_gallery_thumbnails_updated_in_place_are_the_load_item_windows():
+    """After changes, each thumbnail (a JPEG) is its window as ``load_item`` returns it,
+    drawn: close to that drawing (JPEG error, mean < 8 of 255) and far from any other
+    window's (> 30)."""
+    import io
+
+    from PIL import Image
+
+    from app import views
+    from app.galleries import THUMB
+    from app.layout import Explorer
+    e = Explorer('shapes8', backend=None, n_pos=5, gallery_size=3)
+    _render(e)
+    s = e.state
+    pics = [sl['pic'] for kind in ('pos', 'neg') for sl in e._slots[kind]]
+    colors = views.category_colors(s.shared.dset)
+    for change in [{'window_dims': (64, 96)}, {'pad': (16, 0), 'seed': 2}, {'n_pos': 2}]:
+        s.param.update(**change)
+        shown = [(sl['index'], sl['pic']) for kind in ('pos', 'neg') for sl in e._slots[kind]
+                 if sl['box'].visible]
+        n = s.pools.n_pos + s.pools.n_neg
+        assert [i for i, _ in shown] == list(range(min(3, s.pools.n_pos))) + \
+            list(range(s.pools.n_pos, min(n, s.pools.n_pos + 3))), change
+        drawn = {i: views.draw_sample(s.sampler.load_item(i), views.POS_COLOR if i <
+                                      s.pools.n_pos else views.NEG_COLOR, THUMB, colors)
+                 for i in range(n)}
+        for index, pic in shown:
+            thumb = np.asarray(Image.open(io.BytesIO(pic.object)).convert('RGB'), dtype=float)
+            err = {i: np.abs(thumb - im).mean() for i, im in drawn.items()}
+            assert err[index] < 8 and all(v > 30 for i, v in err.items() if i != index), \
+                (change, index, err)
+    # the same panes all along (hidden when unused, never rebuilt)
+    assert [sl['pic'] for kind in ('pos', 'neg') for sl in e._slots[kind]][:len(pics)] == pics
