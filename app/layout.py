@@ -17,6 +17,7 @@ worker threads, applied in one batch).
 from __future__ import annotations
 
 import typing as t
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -421,8 +422,10 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         self.overview = pn.Column(css_classes=['overview'])
         self._ov_dims = None
         self._ov_reset = False
+        self._window_sources = weakref.WeakSet()    # the shown overviews' pool windows
         self._on_overview_gid()
         s.param.watch(self._on_overview_gid, ['gid', 'dataset_label'])
+        s.param.watch(self._update_windows, ['gid', 'revision', 'selected_item', 'click_xy'])
         self.status = pn.pane.HTML(pn.bind(self._status, s.param.revision, s.param.gid),
                                    css_classes=['status-line'], sizing_mode='stretch_width')
         self.detail = pn.Column(self._detail_empty, css_classes=['detail'])
@@ -479,11 +482,13 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
     # ------------------------------------------------------------ deferred updates
     def _batched(self):
         """In a served session, the page's models changed by a state change are sent in one
-        batch and Bokeh walks the document's model graph once (not once per plot)."""
+        batch. (Not frozen: a change of the config only puts data into existing models, and
+        leaving a freeze re-walks every model of the page, ~40 ms, even when none was
+        added; views that add models, e.g. a new overview plot, freeze for themselves.)"""
         import contextlib
         if self._doc is None or self._released:
             return contextlib.nullcontext()
-        return pn.io.hold(self._doc, freeze=True)
+        return pn.io.hold(self._doc)
 
     def _snapshot(self) -> dict:
         """What the statistics and galleries are computed from, read at once (on the server
@@ -564,9 +569,11 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         self._apply_updates(stats=current[0], galleries=current[1])
 
     def _apply_updates(self, stats: bool = True, galleries: bool = True) -> None:
-        """Show the computed statistics and galleries, in one batch of the page's models
-        (``pn.io.hold(freeze=True)``: Bokeh walks the document's models once, not per plot)."""
-        with pn.io.hold(self._doc, freeze=True):
+        """Show the computed statistics and galleries, in one message to the page
+        (``pn.io.hold``). Only data and texts of existing models change, so Bokeh has no
+        model graph to walk again (no ``freeze``: leaving one re-walks every model of the
+        page, ~40 ms each time; new gallery slots freeze for themselves)."""
+        with pn.io.hold(self._doc):
             try:
                 if stats:
                     self._update_stats()
@@ -620,6 +627,7 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         if self._job is not None:
             self._job.cancel()
         self._stats_cache = self._gallery_cache = self._coverage_cache = (None, None)
+        self._stats_plots.forget()
         s = self.state
         for by_what in list(s.param.watchers.values()):   # widgets, views, streams, URL
             for watchers in list(by_what.values()):

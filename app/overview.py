@@ -15,6 +15,10 @@ from app import views
 from app.colors import halo_hook
 
 
+#: hover of the overview's pool windows
+WINDOW_HOVER = [('window', '@index'), ('kind', '@kind'), ('aid', '@aid')]
+
+
 class OverviewView:
     """Methods of :class:`app.layout.Explorer` for this view (a mixin: they use
     the explorer's ``state`` and widgets)."""
@@ -139,9 +143,6 @@ class OverviewView:
                 s.notify(str(caught[0].message), level='warning')
             return overlay
 
-        def windows(gid, revision, selected_item, click_xy):
-            return self._windows(gid, revision, selected_item, click_xy)
-
         # the hook is kept in HoloViews' process-wide option store (with the element's
         # options): it refers to this session weakly, or a closed session is never freed
         me, ov_ref = weakref.ref(self), weakref.ref(ov)
@@ -166,15 +167,18 @@ class OverviewView:
         ann = hv.DynamicMap(annots, streams=[
             ov, hv.streams.Params(s, ['with_annots', 'hidden_categories']),
             hv.streams.RangeXY()])
-        win = hv.DynamicMap(windows, streams=[
-            ov, hv.streams.Params(s, ['revision', 'selected_item', 'click_xy'])])
         tap = hv.streams.Tap(source=rgb, x=None, y=None)
         tap.add_subscriber(self._on_tap)
         ann_hover = [('aid', '@aid'), ('category', '@category'), ('area', '@area{0}')]
-        win_hover = [('window', '@index'), ('kind', '@kind'), ('aid', '@aid')]
+
+        def windows_layer(plot, element):
+            explorer = me()
+            if explorer is not None and 'windows' not in plot.handles:
+                plot.handles['windows'] = explorer._windows_layer(plot.handles['plot'])
+
         frame_w = 640
         frame_h = max(120, min(720, int(round(frame_w * height / max(width, 1)))))
-        plot = (rgb * ann * win).opts(
+        plot = (rgb * ann).opts(
             hv.opts.RGB(frame_width=frame_w, frame_height=frame_h, invert_yaxis=True,
                         xlim=(0, width), ylim=(0, height), tools=['tap'], hooks=[title],
                         active_tools=['wheel_zoom', 'tap'], default_tools=['pan', 'wheel_zoom',
@@ -187,17 +191,39 @@ class OverviewView:
                              hooks=[halo_hook]),
             hv.opts.Points(color='color', size=5, line_color='white',
                            tools=['hover'], hover_tooltips=ann_hover),
-            hv.opts.Rectangles('Windows', line_color='color', fill_color='color',
-                               fill_alpha=0.06, line_width='width', tools=['hover'],
-                               hover_tooltips=win_hover),
-            hv.opts.Overlay(show_legend=False),
+            hv.opts.Overlay(show_legend=False, hooks=[windows_layer]),
         )
         return pn.pane.HoloViews(plot, linked_axes=False)
 
-    def _windows(self, gid, revision, selected, click):
+    def _windows_layer(self, fig):
+        """Draw the pool windows on the overview's Bokeh figure ``fig`` (on top of the
+        annotations) as one glyph; return its source, which :meth:`_update_windows` refills
+        in place. (A window change is a new ``data`` of one source: no HoloViews re-render
+        of the overlay, no new models for Bokeh to walk.)"""
+        from bokeh.models import ColumnDataSource, HoverTool
+        source = ColumnDataSource(self._window_columns())
+        glyph = fig.quad(left='x0', right='x1', top='y1', bottom='y0', source=source,
+                         line_color='color', fill_color='color', fill_alpha=0.06,
+                         line_width='width')
+        fig.add_tools(HoverTool(renderers=[glyph], tooltips=WINDOW_HOVER))
+        self._window_sources.add(source)
+        return source
+
+    def _window_columns(self) -> dict:
         s = self.state
+        click = s.click_xy
         cw = None if click is None else views.click_window(s.pools.config, *click)
-        return views.window_overlay(s.pools, gid, selected, cw)
+        return views.window_columns(s.pools, s.gid, s.selected_item, cw)
+
+    def _update_windows(self, *events) -> None:
+        """Put the current pool windows into every shown overview's windows source."""
+        sources = list(self._window_sources)
+        if not sources or self.state.pools is None:
+            return
+        data = self._window_columns()
+        for source in sources:
+            if source.data != data:
+                source.data = dict(data)
 
     def _on_tap(self, x=None, y=None) -> None:
         if x is None or y is None:

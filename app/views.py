@@ -448,9 +448,13 @@ def _rects(rows, kind: str) -> list:
             for r in rows.itertuples(index=False)]
 
 
-def window_overlay(pools, gid: int, selected: int | None = None,
-                   click_window=None) -> hv.Rectangles:
-    """The pool windows of image ``gid`` as one ``hv.Rectangles`` (one glyph: fast updates).
+#: columns of :func:`window_columns`
+WINDOW_COLUMNS = ('x0', 'y0', 'x1', 'y1', *_WIN_VDIMS)
+
+
+def window_columns(pools, gid: int, selected: int | None = None,
+                   click_window=None) -> dict[str, list]:
+    """The pool windows of image ``gid`` as columns (the data of one glyph).
 
     Args:
         pools: :class:`app.pools.Pools`.
@@ -460,10 +464,31 @@ def window_overlay(pools, gid: int, selected: int | None = None,
             (``kind='click'``, cyan).
 
     Returns:
-        ``hv.Rectangles`` (ltrb, image pixels) with value dims ``index``,
-        ``kind`` (pos / neg / selected / click), ``aid``, ``color``, ``width``;
-        positives first, then negatives, the highlights last (drawn on top).
+        ``{column: list}`` for :data:`WINDOW_COLUMNS`: ``x0, y0, x1, y1`` (ltrb, image
+        pixels), ``index``, ``kind`` (pos / neg / selected / click), ``aid``, ``color``,
+        ``width`` (line width); positives first, then negatives, the highlights last
+        (drawn on top).
+
+    Example:
+        >>> from app.state import ExplorerState
+        >>> state = ExplorerState(dataset='shapes8', n_pos=4, backend=None)
+        >>> cols = window_columns(state.pools, 1, click_window=(0, 0, 10, 20))
+        >>> [cols[k][-1] for k in ('x1', 'y1', 'kind', 'color')]
+        [10, 20, 'click', '#06b6d4']
     """
+    rows = _window_rows(pools, gid, selected, click_window)
+    return {name: list(col) for name, col in
+            zip(WINDOW_COLUMNS, zip(*rows) if rows else [()] * len(WINDOW_COLUMNS))}
+
+
+def window_overlay(pools, gid: int, selected: int | None = None,
+                   click_window=None) -> hv.Rectangles:
+    """The pool windows of image ``gid`` (:func:`window_columns`) as one ``hv.Rectangles``."""
+    return hv.Rectangles(_window_rows(pools, gid, selected, click_window),
+                         kdims=['x0', 'y0', 'x1', 'y1'], vdims=_WIN_VDIMS, label='windows')
+
+
+def _window_rows(pools, gid, selected, click_window) -> list[tuple]:
     rows = _rects(pools.pos[pools.pos['gid'] == gid], 'pos')
     rows += _rects(pools.neg[pools.neg['gid'] == gid], 'neg')
     if selected is not None:
@@ -478,7 +503,7 @@ def window_overlay(pools, gid: int, selected: int | None = None,
     if click_window is not None:
         color, width = WINDOW_STYLE['click']
         rows.append(tuple(click_window) + (-1, 'click', -1, color, width))
-    return hv.Rectangles(rows, kdims=['x0', 'y0', 'x1', 'y1'], vdims=_WIN_VDIMS, label='windows')
+    return rows
 
 
 # ---------------------------------------------------------------- detail

@@ -304,7 +304,7 @@ def test_layout_renders_offline(explorer):
     explorer.state.gallery_size = 2
     shown = [sl for sl in explorer._slots['pos'] if sl['box'].visible]
     assert [sl['index'] for sl in shown] == [0, 1]
-    assert all(sl['pic'].object.startswith(b'\x89PNG') for sl in shown)
+    assert all(sl['pic'].object.startswith(b'\xff\xd8\xff') for sl in shown)   # JPEG
     neg = [sl['index'] for sl in explorer._slots['neg'] if sl['box'].visible]
     assert neg == [explorer.state.pools.n_pos, explorer.state.pools.n_pos + 1]
     shown[1]['button'].clicks += 1          # clicking a thumbnail selects its window
