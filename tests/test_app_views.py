@@ -476,3 +476,29 @@ def test_explorer_survives_odd_annotations_and_an_image_without_size():
         per_image.loc[per_image['gid'] == 2, 'covered'].item() == 0.0
     assert 0 < overall < 1
     assert views.image_dims(dset, 2) == (600, 0)
+
+
+def test_status_and_gallery_titles_say_the_scale_and_that_windows_repeat():
+    """The tour found 'window 256x256' shown at scale 0.5, and no word that 40 positives
+    of 12 annotations repeat windows."""
+    from app.layout import Explorer
+    e = Explorer(dataset='shapes8', backend=None, window_dims=(256, 256), scale=0.5, n_pos=4)
+    s = e.state
+    status = e._status(s.revision, s.gid)
+    assert 'window 256x256 at scale 0.5,' in status and 'repeat' not in status
+    for kind in ('pos', 'neg'):
+        title = e._gallery_titles[kind].object
+        assert '(window 256x256 at scale 0.5)' in title and 'repeat' not in title
+    n_annots = len(s.shared.dset.anns)
+    assert len(s.sampler.regions.targets) == n_annots      # every annotation is a positive
+    s.param.update(n_pos=n_annots + 7, scale=[0.5, 0.25])
+    e._apply_updates()
+    status = e._status(s.revision, s.gid)
+    note = f'{n_annots} distinct: windows repeat'
+    assert f'{n_annots + 7} positives ({note}),' in status
+    assert 'window 256x256 at scale 0.5x0.25 (h x w),' in status
+    assert f'(window 256x256 at scale 0.5x0.25 (h x w); {note})' in e._gallery_titles['pos'].object
+    assert 'repeat' not in e._gallery_titles['neg'].object
+    s.scale = None
+    e._apply_updates()
+    assert 'window 256x256, pad' in e._status(s.revision, s.gid)
