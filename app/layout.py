@@ -308,8 +308,9 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         self.open_button = pn.widgets.Button(label='Open', color='primary')
         self.open_button.on_click(self._on_open)
         self.upload = UploadDropper(
-            accepted_filetypes=['.json'], max_bytes=self.uploads.max_upload_bytes,
-            label=f'Upload a .kwcoco.json (at most {upl.megabytes(self.uploads.max_upload_bytes)})',
+            accepted_filetypes=upl.UPLOAD_FILETYPES, max_bytes=self.uploads.max_upload_bytes,
+            label=(f'Upload a .kwcoco.json, or a .zip / .tar of it and its images (at most '
+                   f'{upl.megabytes(self.uploads.max_upload_bytes)})'),
             on_refused=self._on_upload_refused, layout='compact')
         self.upload.param.watch(self._on_upload, 'value')
         self.alert = pn.pane.Alert('', alert_type='danger', visible=False,
@@ -418,7 +419,8 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         self._ov_dims = None
         self._ov_reset = False
         self._on_overview_gid()
-        s.param.watch(self._on_overview_gid, ['gid', 'dataset_label'])
+        # after the dataset's own watchers (its category colours, :meth:`_on_dataset`)
+        s.param.watch(self._on_overview_gid, ['gid', 'dataset_label'], precedence=1)
         self.status = pn.pane.HTML(pn.bind(self._status, s.param.revision, s.param.gid),
                                    css_classes=['status-line'], sizing_mode='stretch_width')
         self.detail = pn.Column(self._detail_empty, css_classes=['detail'])

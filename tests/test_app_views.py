@@ -502,3 +502,58 @@ def test_status_and_gallery_titles_say_the_scale_and_that_windows_repeat():
     s.scale = None
     e._apply_updates()
     assert 'window 256x256, pad' in e._status(s.revision, s.gid)
+
+
+def _drawn_annotation_colors(root) -> dict:
+    """``{aid: colour}`` of every annotation glyph in a rendered Bokeh ``root``."""
+    from bokeh.models import ColumnDataSource
+    out = {}
+    for cds in root.select({'type': ColumnDataSource}):
+        data = cds.data
+        if {'aid', 'category', 'color'} <= set(data) and 'kind' not in data:
+            out.update(zip((int(a) for a in data['aid']), data['color']))
+    return out
+
+
+def test_overview_draws_a_newly_opened_dataset_in_its_category_colours():
+    """The tour: after a demo switch the overview drew the annotations in white (the old
+    dataset's colours, which lack the new category ids) until the image changed."""
+    from bokeh.document import Document
+    import panel as pn
+
+    from app.layout import Explorer
+    e = Explorer(dataset='shapes8', backend=None, n_pos=4)
+    root = pn.panel(e).get_root(Document())
+    for key in ('vidshapes3-frames6', 'shapes8'):
+        e.demo_select.value = key
+        s = e.state
+        assert s.dataset == key
+        dset = s.shared.dset
+        want = views.category_colors(dset)
+        drawn = _drawn_annotation_colors(root)
+        aids = set(dset.index.gid_to_aids[s.gid])
+        assert aids and aids <= set(drawn)
+        for aid in aids:
+            assert drawn[aid] == want[dset.anns[aid]['category_id']], (key, aid)
+        assert '#ffffff' not in {drawn[a] for a in aids}
+
+
+def test_overview_click_selects_no_annotation_or_window():
+    """The tour: a click on an annotation selected its glyph, and Bokeh faded every other
+    annotation until a later click. The overview's tap tool now hits the image only."""
+    from bokeh.document import Document
+    from bokeh.models import GlyphRenderer, ImageRGBA, TapTool
+    import panel as pn
+
+    from app.layout import Explorer
+    e = Explorer(dataset='shapes8', backend=None, n_pos=4)
+    root = pn.panel(e.overview).get_root(Document())
+    taps = list(root.select({'type': TapTool}))
+    assert len(taps) == 1
+    renderers = list(root.select({'type': GlyphRenderer}))
+    images = [r for r in renderers if isinstance(r.glyph, ImageRGBA)]
+    drawn = [r for r in renderers if r not in images]
+    assert len(images) == 1 and len(drawn) >= 4      # boxes, polygons, keypoints, windows
+    assert taps[0].renderers == images
+    e.state.gid = 2                                  # another image: still the image only
+    assert list(root.select({'type': TapTool}))[0].renderers == images
