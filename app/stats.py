@@ -49,7 +49,7 @@ class StatsView:
 
         def covered(tick):
             d = self._stats_data()
-            return views.coverage_plot(d['per_image'], d['overall'])
+            return views.coverage_plot(d['per_image'], d['overall'], gids=s.shared.dset.imgs)
 
         plots = [
             hv.DynamicMap(balance, streams=[self._stats_tick]).opts(

@@ -638,8 +638,23 @@ def _total_area(dset) -> float:
     return hit[1]
 
 
-def coverage_plot(per_image, overall: float, limit: int = 30) -> hv.Bars:
+def coverage_plot(per_image, overall: float, limit: int = 30, gids=()) -> hv.Bars:
+    """The ``limit`` most covered images as bars; images of ``gids`` without windows fill
+    the rest (covered 0), so that a dataset's plot keeps one number of bars: BokehJS fails
+    ("Size mismatch") when an updated categorical bar plot changes its number of bars."""
+    import pandas as pd
     top = per_image.sort_values('covered', ascending=False).iloc[:limit]
+    if len(top) < limit:
+        have = set(top['gid'].tolist())
+        extra = []
+        for gid in gids:
+            if len(top) + len(extra) >= limit:
+                break
+            if gid not in have:
+                extra.append(gid)
+        if extra:
+            top = pd.concat([top, pd.DataFrame({'gid': extra, 'covered': 0.0})],
+                            ignore_index=True)
     top = top.assign(image=top['gid'].astype(str))
     return hv.Bars(top, 'image', 'covered',
                    label=f'Area covered: {overall:.1%} ({len(per_image)} images)')

@@ -622,3 +622,37 @@ def test_browser_uploads_are_removed_when_the_server_stops(browser, tmp_path):
         stop_server(proc)                        # SIGTERM while the session is open
     assert proc.returncode == 0 and os.listdir(uploads) == []
     context.close()
+
+
+def console_errors(page) -> list:
+    """Uncaught errors and console errors of ``page`` (failed resource loads left out: the
+    test machine has no internet, and the page asks a CDN for a font)."""
+    seen = []
+    page.on('pageerror', lambda ex: seen.append(f'pageerror: {ex}'))
+    page.on('console', lambda msg: msg.type == 'error' and 'Failed to load resource'
+            not in msg.text and seen.append(f'console: {msg.text}'))
+    return seen
+
+
+def next_frames(page, n: int = 3):
+    for _ in range(n):
+        page.evaluate('() => new Promise(r => requestAnimationFrame(() => r()))')
+
+
+def test_browser_pool_changes_raise_no_console_errors(server, page):
+    """The tour: one positive category, then n_neg = 5, started BokehJS 'Size mismatch'
+    errors, one more per change (the coverage bar plot changed its number of bars)."""
+    from urllib.parse import quote
+
+    from playwright.sync_api import expect
+    url, _ = server
+    errors = console_errors(page)
+    status = open_app(page, url + '?categories=' + quote('["star"]'))
+    page.locator('.stats-numbers').wait_for()
+    for n_neg in (5, 6, 2):
+        set_number(page, 'n_neg', n_neg)
+        expect(status).to_contain_text(f'{n_neg} negatives')
+        expect(page.locator('.stats-numbers tr', has_text='negatives asked').locator('td').nth(1)
+               ).to_have_text(str(n_neg))
+        next_frames(page)
+    assert errors == []
