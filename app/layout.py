@@ -309,7 +309,7 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         self.open_button.on_click(self._on_open)
         self.upload = UploadDropper(
             accepted_filetypes=upl.UPLOAD_FILETYPES, max_bytes=self.uploads.max_upload_bytes,
-            label=(f'Upload a .kwcoco.json, or a .zip / .tar of it and its images (at most '
+            label=(f'Upload .kwcoco.json / .zip / .tar (at most '
                    f'{upl.megabytes(self.uploads.max_upload_bytes)})'),
             on_refused=self._on_upload_refused, layout='compact')
         self.upload.param.watch(self._on_upload, 'value')
@@ -626,13 +626,17 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
     # ------------------------------------------------------------ layout
 
     def main(self) -> list:
-        browser = pn.Row(self.search, self.image_categories,
-                         pn.Column(self.image_select, self.frame_slider),
-                         pn.Column(pn.Row(self.prev_button, self.next_button), self.image_count))
+        # rows that wrap (FlexBox) where the page is narrower than their parts: the main
+        # column never scrolls sideways (usable at 1280x800)
+        browser = pn.FlexBox(self.search, self.image_categories,
+                             pn.Column(self.image_select, self.frame_slider),
+                             pn.Column(pn.Row(self.prev_button, self.next_button),
+                                       self.image_count), sizing_mode='stretch_width')
         return [
             self._deferred(browser),
             self.status,
-            self._deferred(pn.Row(self.overview, self.detail), when='early'),
+            self._deferred(pn.FlexBox(self.overview, self.detail, sizing_mode='stretch_width'),
+                           when='early'),
             pn.Card(self._deferred(self.galleries, when='later'), title='Galleries',
                     sizing_mode='stretch_width'),
             pn.Card(self._deferred(self.stats, when='later'), title='Statistics of the pools',

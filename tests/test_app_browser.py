@@ -656,3 +656,48 @@ def test_browser_pool_changes_raise_no_console_errors(server, page):
                ).to_have_text(str(n_neg))
         next_frames(page)
     assert errors == []
+
+
+#: every element of the page (shadow roots too) whose right edge passes the window's, and
+#: the document's scroll and client widths
+_OVERFLOW = '''() => {
+    const doc = document.scrollingElement, width = doc.clientWidth, out = [];
+    const walk = (root) => root.querySelectorAll('*').forEach(el => {
+        const r = el.getBoundingClientRect();
+        if (r.width > 0 && r.right > width + 1) out.push(`${el.tagName}.${el.className} ${r.right}`);
+        if (el.shadowRoot) walk(el.shadowRoot);
+    });
+    walk(document);
+    return {scroll: doc.scrollWidth, client: width, outside: out.slice(0, 10)};
+}'''
+
+
+@pytest.fixture(scope='module')
+def video_server(tmp_path_factory):
+    work = tmp_path_factory.mktemp('serve-video')
+    proc, url = spawn_server(['vidshapes3-frames6', '--workdir', work / 'cache',
+                              '--backend', 'none'], cwd=work)
+    yield url
+    stop_server(proc)
+
+
+@pytest.mark.parametrize('width', [1280, 1440, 1600], ids=['1280', '1440', '1600'])
+def test_browser_page_fits_the_window_with_a_video_clip(browser, video_server, width):
+    """The tour: at 1280 and 1440 px the browse row did not wrap and the main column
+    scrolled sideways; at 1600 px a 3-frame video clip ran off the right edge."""
+    context = browser.new_context(viewport={'width': width, 'height': 800})
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT)
+        open_app(pg, video_server + '?detail_frames=3')
+        pg.locator('.stats-numbers').wait_for()
+        box = pg.locator('.overview canvas').first.bounding_box()
+        pg.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
+        param_cell(pg, 'im shape', r'^\(3, ')                  # the 3-frame clip is drawn
+        next_frames(pg)
+        found = pg.evaluate(_OVERFLOW)
+        if found['outside']:
+            shot(pg, f'overflow-{width}')
+        assert found['scroll'] <= found['client'] and found['outside'] == [], found
+    finally:
+        context.close()
