@@ -701,3 +701,24 @@ def test_browser_page_fits_the_window_with_a_video_clip(browser, video_server, w
         assert found['scroll'] <= found['client'] and found['outside'] == [], found
     finally:
         context.close()
+
+
+def test_browser_upload_of_a_zip_with_images_opens_it(upload_server, page, tmp_path):
+    """A .kwcoco.json with relative image paths is refused with a hint; a zip of it and
+    its images opens, pixels and all."""
+    import json
+
+    from playwright.sync_api import expect
+    from test_app_uploads import archive_of, dataset_members, tiny_dataset
+    url, _ = upload_server
+    status = open_app(page, url)
+    dataset = tiny_dataset(tmp_path)
+    upload_file(page, 'upload', 'rel.kwcoco.json', json.dumps(dataset).encode())
+    expect(page.locator('.explorer-alert')).to_contain_text('relative to its folder')
+    upload_file(page, 'upload', 'set.zip', archive_of('zip', dataset_members(tmp_path, dataset)),
+                mime='application/zip')
+    expect(page.locator('.dataset-info')).to_contain_text('train.kwcoco.json')
+    expect(page.locator('.dataset-info')).to_contain_text('2 images')
+    expect(status).to_contain_text('positives')
+    expect(page.locator('.explorer-alert')).to_be_hidden()
+    expect(page.locator('.thumb-button-pos button').first).not_to_contain_text('unreadable')
