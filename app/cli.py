@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import warnings
 from pathlib import Path
 
 from sampler_core.demo import DEFAULT_DEMO, DEMOS
@@ -24,6 +25,26 @@ _DEMO_KEYS = ', '.join(DEMOS)
 #: how often the server looks for closed sessions to free (Bokeh's default: 17 s); a session
 #: is freed once it has had no connection for Bokeh's unused-session lifetime (15 s)
 CHECK_UNUSED_MS = 2000
+#: pixel backends on the command line; ``none`` is the library's ``backend=None``
+BACKEND_CHOICES = ('none', 'npy', 'cog')
+
+
+def backend_arg(name: str | None) -> str | None:
+    """The library's ``backend`` for a ``--backend`` choice (``'none'`` -> None).
+
+    Example:
+        >>> backend_arg('none'), backend_arg('npy'), backend_arg(None)
+        (None, 'npy', None)
+    """
+    return None if name in (None, 'none') else name
+
+
+def silence_known_warnings() -> None:
+    """Hide kwimage's "optional cpu_nms is not available" warning (printed when a demo is
+    generated without the optional ``kwimage_ext``; kwimage then uses its numpy NMS).
+    Only that message from that module: every other warning still shows."""
+    warnings.filterwarnings('ignore', message='optional cpu_nms is not available',
+                            category=UserWarning, module=r'kwimage\.algo\.algo_nms')
 
 
 def render_preview(sampler, window_dims=(128, 128), num: int = 8, neg_to_pos_ratio: float = 1.0,
@@ -72,7 +93,8 @@ def render_preview(sampler, window_dims=(128, 128), num: int = 8, neg_to_pos_rat
 def _cmd_preview(args) -> int:
     import kwimage
     from sampler_core import CocoSampler
-    sampler = CocoSampler.coerce(args.dataset, workdir=args.workdir, backend=args.backend)
+    sampler = CocoSampler.coerce(args.dataset, workdir=args.workdir,
+                                 backend=backend_arg(args.backend))
     grid, n_pos, n_neg = render_preview(
         sampler, window_dims=tuple(args.window), num=args.num, neg_to_pos_ratio=args.neg_ratio,
         pad=tuple(args.pad), visible_thresh=args.visible_thresh, seed=args.seed)
@@ -103,7 +125,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--allow-root', action='append', default=[], metavar='DIR',
                    help='also allow datasets (typed, uploaded or in a config) under DIR; '
                         'repeatable. Default roots: the working directory and the demo folders')
-    p.add_argument('--backend', default='npy', choices=['none', 'npy', 'cog'],
+    p.add_argument('--backend', default='npy', choices=BACKEND_CHOICES,
                    help='initial pixel backend: npy (memmap cache, fast zoom on large images), '
                         'cog (tiled, compressed cache: about a tenth of the disk) or none '
                         '(decode on every read) (default: npy)')
@@ -134,7 +156,7 @@ def _new_explorer(args, state=None, hold_updates: bool = False):
     store = server_store(getattr(args, 'upload_dir', None))
     if state is not None:
         return Explorer(state=state, hold_updates=hold_updates, uploads=store)
-    backend = None if args.backend == 'none' else args.backend
+    backend = backend_arg(args.backend)
     return Explorer(dataset=args.dataset, roots=serve_roots(args), workdir=args.workdir,
                     backend=backend, hold_updates=hold_updates, uploads=store)
 
@@ -175,7 +197,7 @@ def serve(args, ready=None):
 
     from app.state import ExplorerState
     # build the shared sampler (and refuse a bad dataset) before the first visitor
-    backend = None if args.backend == 'none' else args.backend
+    backend = backend_arg(args.backend)
     state = ExplorerState(dataset=args.dataset, roots=serve_roots(args), workdir=args.workdir,
                           backend=backend)
     try:
@@ -261,9 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--visible-thresh', type=float, default=0.0,
                    help='hide annotations less visible than this fraction (default: 0)')
     p.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
-    p.add_argument('--backend', default=None, choices=[None, 'npy', 'cog', 'auto'],
+    p.add_argument('--backend', default='none', choices=BACKEND_CHOICES,
                    help='pixel backend: none (decode each time), npy (memmap cache) or cog '
-                        '(tiled, compressed cache)')
+                        '(tiled, compressed cache) (default: none)')
     p.add_argument('--workdir', default=None, help='cache folder (default: ~/.cache/sampler-explorer)')
     p.set_defaults(func=_cmd_preview)
 
@@ -281,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point of ``sampler-explorer``; errors a user can fix print one line."""
+    silence_known_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

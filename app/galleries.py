@@ -96,10 +96,10 @@ class GalleriesView:
         for kind, title in (('pos', 'Positives'), ('neg', 'Negatives')):
             items = galleries[kind]
             total = s.pools.n_pos if kind == 'pos' else s.pools.n_neg
-            cfg = s.pools.config
-            wd = views.window_text(cfg.window_dims)
+            note = views.repeat_text(s.pools) if kind == 'pos' else ''
             self._gallery_titles[kind].object = (
-                f'**{title}**: first {len(items)} of {total} (window {wd}), as '
+                f'**{title}**: first {len(items)} of {total} '
+                f'({views.window_summary(s.pools.config)}{"; " + note if note else ""}), as '
                 f'sampler.load_item returns them' + ('' if items else ' — *none*'))
             for k, slot in enumerate(self._ensure_slots(kind, len(items))):
                 if k >= len(items):

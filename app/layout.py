@@ -309,8 +309,9 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         self.open_button = pn.widgets.Button(label='Open', color='primary')
         self.open_button.on_click(self._on_open)
         self.upload = UploadDropper(
-            accepted_filetypes=['.json'], max_bytes=self.uploads.max_upload_bytes,
-            label=f'Upload a .kwcoco.json (at most {upl.megabytes(self.uploads.max_upload_bytes)})',
+            accepted_filetypes=upl.UPLOAD_FILETYPES, max_bytes=self.uploads.max_upload_bytes,
+            label=(f'Upload .kwcoco.json / .zip / .tar (at most '
+                   f'{upl.megabytes(self.uploads.max_upload_bytes)})'),
             on_refused=self._on_upload_refused, layout='compact')
         self.upload.param.watch(self._on_upload, 'value')
         self.alert = pn.pane.Alert('', alert_type='danger', visible=False,
@@ -424,7 +425,8 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         self._ov_reset = False
         self._window_sources = weakref.WeakSet()    # the shown overviews' pool windows
         self._on_overview_gid()
-        s.param.watch(self._on_overview_gid, ['gid', 'dataset_label'])
+        # after the dataset's own watchers (its category colours, :meth:`_on_dataset`)
+        s.param.watch(self._on_overview_gid, ['gid', 'dataset_label'], precedence=1)
         s.param.watch(self._update_windows, ['gid', 'revision', 'selected_item', 'click_xy'])
         self.status = pn.pane.HTML(pn.bind(self._status, s.param.revision, s.param.gid),
                                    css_classes=['status-line'], sizing_mode='stretch_width')
@@ -640,13 +642,17 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
     # ------------------------------------------------------------ layout
 
     def main(self) -> list:
-        browser = pn.Row(self.search, self.image_categories,
-                         pn.Column(self.image_select, self.frame_slider),
-                         pn.Column(pn.Row(self.prev_button, self.next_button), self.image_count))
+        # rows that wrap (FlexBox) where the page is narrower than their parts: the main
+        # column never scrolls sideways (usable at 1280x800)
+        browser = pn.FlexBox(self.search, self.image_categories,
+                             pn.Column(self.image_select, self.frame_slider),
+                             pn.Column(pn.Row(self.prev_button, self.next_button),
+                                       self.image_count), sizing_mode='stretch_width')
         return [
             self._deferred(browser),
             self.status,
-            self._deferred(pn.Row(self.overview, self.detail), when='early'),
+            self._deferred(pn.FlexBox(self.overview, self.detail, sizing_mode='stretch_width'),
+                           when='early'),
             pn.Card(self._deferred(self.galleries, when='later'), title='Galleries',
                     sizing_mode='stretch_width'),
             pn.Card(self._deferred(self.stats, when='later'), title='Statistics of the pools',

@@ -19,6 +19,17 @@ from app.colors import halo_hook
 WINDOW_HOVER = [('window', '@index'), ('kind', '@kind'), ('aid', '@aid')]
 
 
+def tap_selects_the_image_only(plot, element) -> None:
+    """HoloViews hook of the overview's image: a click selects no annotation or window
+    glyph (Bokeh would fade every other one until a later click); the click still
+    reaches the Tap stream, which samples the window there."""
+    from bokeh.models import TapTool
+    image = plot.handles.get('glyph_renderer')
+    for tool in plot.handles['plot'].tools:
+        if isinstance(tool, TapTool) and image is not None and tool.renderers != [image]:
+            tool.renderers = [image]
+
+
 class OverviewView:
     """Methods of :class:`app.layout.Explorer` for this view (a mixin: they use
     the explorer's ``state`` and widgets)."""
@@ -180,7 +191,8 @@ class OverviewView:
         frame_h = max(120, min(720, int(round(frame_w * height / max(width, 1)))))
         plot = (rgb * ann).opts(
             hv.opts.RGB(frame_width=frame_w, frame_height=frame_h, invert_yaxis=True,
-                        xlim=(0, width), ylim=(0, height), tools=['tap'], hooks=[title],
+                        xlim=(0, width), ylim=(0, height), tools=['tap'],
+                        hooks=[title, tap_selects_the_image_only],
                         active_tools=['wheel_zoom', 'tap'], default_tools=['pan', 'wheel_zoom',
                                                                            'box_zoom', 'reset']),
             hv.opts.Rectangles(fill_alpha=0.0, line_width=2),

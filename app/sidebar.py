@@ -131,11 +131,8 @@ class SidebarView:
         if got is None:
             return
         name = os.path.basename(got[0] or 'upload.kwcoco.json')
-        if not name.endswith('.json'):
-            self.state.notify(f'refused: {name} is not a .json file')
-            return
         try:
-            fpath = self.uploads.add(self._owner, name, got[1])
+            fpath = self.uploads.add_dataset(self._owner, name, got[1])
         except (ValueError, TypeError, OSError) as ex:
             self.state.notify(str(ex))
             return

@@ -80,7 +80,7 @@ def stats_data(pools, dset, regions, pad=None, coverage=None) -> dict:
     per_image, overall = coverage if coverage is not None else views.coverage(pools, dset, pad)
     balance = views.class_balance(pools, dset)
     counts, edges = np.histogram(fractions, bins=VISIBLE_BINS, range=(0.0, 1.0))
-    top = per_image.sort_values('covered', ascending=False, kind='stable').iloc[:COVERAGE_LIMIT]
+    top = views.top_covered(per_image, COVERAGE_LIMIT, dset.imgs)
     table = views.stats_table(pools, fractions, overall)
     nodata = getattr(pools, 'nodata_stats', None) or {}
     if nodata.get('max_nodata_fraction') is not None:   # what max_nodata_fraction did

@@ -528,6 +528,49 @@ def window_text(window_dims) -> str:
     return f'{window_dims[0]}x{window_dims[1]}'
 
 
+def window_summary(config) -> str:
+    """The window of ``config`` as the status line and gallery titles say it: its size, and
+    its scale when it has one (``scale`` 0.5 reads a 256x256 window of a half-size image).
+
+    Example:
+        >>> from sampler_core import SamplingConfig
+        >>> window_summary(SamplingConfig(window_dims=(256, 256)))
+        'window 256x256'
+        >>> window_summary(SamplingConfig(window_dims=(256, 256), scale=0.5))
+        'window 256x256 at scale 0.5'
+        >>> window_summary(SamplingConfig(window_dims='square', scale=[0.5, 0.25]))
+        'window square box at scale 0.5x0.25 (h x w)'
+    """
+    text = f'window {window_text(config.window_dims)}'
+    scale = config.scale
+    if scale is None:
+        return text
+    if isinstance(scale, (list, tuple)):
+        sy, sx = (float(v) for v in scale)
+        return text + (f' at scale {sy:g}' if sy == sx else f' at scale {sy:g}x{sx:g} (h x w)')
+    return text + f' at scale {float(scale):g}'
+
+
+def distinct_windows(table) -> int:
+    """Distinct windows (image and ltrb) of a pool table: fewer than its rows when windows
+    repeat (more positives asked than there are annotations, or a balanced draw).
+
+    Example:
+        >>> import pandas as pd
+        >>> table = pd.DataFrame({'gid': [1, 1, 2], 'x0': [0, 0, 0], 'y0': [0, 0, 0],
+        ...                       'x1': [8, 8, 8], 'y1': [8, 8, 8]})
+        >>> distinct_windows(table)
+        2
+    """
+    return len(table[['gid', 'x0', 'y0', 'x1', 'y1']].drop_duplicates())
+
+
+def repeat_text(pools) -> str:
+    """``'12 distinct: windows repeat'`` when the positives repeat windows, else ``''``."""
+    distinct = distinct_windows(pools.pos)
+    return f'{distinct} distinct: windows repeat' if distinct < pools.n_pos else ''
+
+
 def click_window(config, x: float, y: float) -> tuple[float, float, float, float]:
     """ltrb (image pixels, without pad) of the window centred on a click."""
     boxes, _ = window_boxes([x], [y], window_dims=detail_dims(config))
@@ -836,8 +879,37 @@ def _total_area(dset) -> float:
     return hit[1]
 
 
-def coverage_plot(per_image, overall: float, limit: int = 30) -> hv.Bars:
-    top = per_image.sort_values('covered', ascending=False).iloc[:limit]
+def top_covered(per_image, limit: int = 30, gids=()):
+    """The ``limit`` most covered images of ``per_image`` (``gid``, ``covered``); images of
+    ``gids`` without windows fill the rest (covered 0), so that a dataset's coverage plot keeps
+    one number of bars: BokehJS fails ("Size mismatch") when an updated categorical bar plot
+    changes its number of bars.
+
+    Example:
+        >>> import pandas as pd
+        >>> t = top_covered(pd.DataFrame({'gid': [2, 5], 'covered': [0.1, 0.3]}), 3, [1, 2, 5])
+        >>> t['gid'].tolist(), t['covered'].tolist()
+        ([5, 2, 1], [0.3, 0.1, 0.0])
+    """
+    import pandas as pd
+    top = per_image.sort_values('covered', ascending=False, kind='stable').iloc[:limit]
+    if len(top) < limit:
+        have = set(top['gid'].tolist())
+        extra = []
+        for gid in gids:
+            if len(top) + len(extra) >= limit:
+                break
+            if gid not in have:
+                extra.append(gid)
+        if extra:
+            top = pd.concat([top, pd.DataFrame({'gid': extra, 'covered': 0.0})],
+                            ignore_index=True)
+    return top
+
+
+def coverage_plot(per_image, overall: float, limit: int = 30, gids=()) -> hv.Bars:
+    """The :func:`top_covered` images as bars."""
+    top = top_covered(per_image, limit, gids)
     top = top.assign(image=top['gid'].astype(str))
     return hv.Bars(top, 'image', 'covered',
                    label=f'Area covered: {overall:.1%} ({len(per_image)} images)')
@@ -860,9 +932,10 @@ def stats_table(pools, fractions: np.ndarray, overall_coverage: float):
 def summary(pools, overall_coverage: float | None = None) -> str:
     """One line: pool sizes, window size, coverage (the app's status line)."""
     cfg = pools.config
-    wd = window_text(cfg.window_dims)
-    text = (f'{pools.n_pos} positives, {pools.n_neg} negatives (asked {pools.n_neg_asked}), '
-            f'window {wd}, pad {cfg.pad[0]}x{cfg.pad[1]}, seed {cfg.seed}')
+    repeats = repeat_text(pools)
+    positives = f'{pools.n_pos} positives' + (f' ({repeats})' if repeats else '')
+    text = (f'{positives}, {pools.n_neg} negatives (asked {pools.n_neg_asked}), '
+            f'{window_summary(cfg)}, pad {cfg.pad[0]}x{cfg.pad[1]}, seed {cfg.seed}')
     if overall_coverage is not None:
         text += f', covers {overall_coverage:.1%} of the image area'
     return text

@@ -622,3 +622,103 @@ def test_browser_uploads_are_removed_when_the_server_stops(browser, tmp_path):
         stop_server(proc)                        # SIGTERM while the session is open
     assert proc.returncode == 0 and os.listdir(uploads) == []
     context.close()
+
+
+def console_errors(page) -> list:
+    """Uncaught errors and console errors of ``page`` (failed resource loads left out: the
+    test machine has no internet, and the page asks a CDN for a font)."""
+    seen = []
+    page.on('pageerror', lambda ex: seen.append(f'pageerror: {ex}'))
+    page.on('console', lambda msg: msg.type == 'error' and 'Failed to load resource'
+            not in msg.text and seen.append(f'console: {msg.text}'))
+    return seen
+
+
+def next_frames(page, n: int = 3):
+    for _ in range(n):
+        page.evaluate('() => new Promise(r => requestAnimationFrame(() => r()))')
+
+
+def test_browser_pool_changes_raise_no_console_errors(server, page):
+    """The tour: one positive category, then n_neg = 5, started BokehJS 'Size mismatch'
+    errors, one more per change (the coverage bar plot changed its number of bars)."""
+    from urllib.parse import quote
+
+    from playwright.sync_api import expect
+    url, _ = server
+    errors = console_errors(page)
+    status = open_app(page, url + '?categories=' + quote('["star"]'))
+    page.locator('.stats-numbers').wait_for()
+    for n_neg in (5, 6, 2):
+        set_number(page, 'n_neg', n_neg)
+        expect(status).to_contain_text(f'{n_neg} negatives')
+        expect(page.locator('.stats-numbers tr', has_text='negatives asked').locator('td').nth(1)
+               ).to_have_text(str(n_neg))
+        next_frames(page)
+    assert errors == []
+
+
+#: every element of the page (shadow roots too) whose right edge passes the window's, and
+#: the document's scroll and client widths
+_OVERFLOW = '''() => {
+    const doc = document.scrollingElement, width = doc.clientWidth, out = [];
+    const walk = (root) => root.querySelectorAll('*').forEach(el => {
+        const r = el.getBoundingClientRect();
+        if (r.width > 0 && r.right > width + 1) out.push(`${el.tagName}.${el.className} ${r.right}`);
+        if (el.shadowRoot) walk(el.shadowRoot);
+    });
+    walk(document);
+    return {scroll: doc.scrollWidth, client: width, outside: out.slice(0, 10)};
+}'''
+
+
+@pytest.fixture(scope='module')
+def video_server(tmp_path_factory):
+    work = tmp_path_factory.mktemp('serve-video')
+    proc, url = spawn_server(['vidshapes3-frames6', '--workdir', work / 'cache',
+                              '--backend', 'none'], cwd=work)
+    yield url
+    stop_server(proc)
+
+
+@pytest.mark.parametrize('width', [1280, 1440, 1600], ids=['1280', '1440', '1600'])
+def test_browser_page_fits_the_window_with_a_video_clip(browser, video_server, width):
+    """The tour: at 1280 and 1440 px the browse row did not wrap and the main column
+    scrolled sideways; at 1600 px a 3-frame video clip ran off the right edge."""
+    context = browser.new_context(viewport={'width': width, 'height': 800})
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT)
+        open_app(pg, video_server + '?detail_frames=3')
+        pg.locator('.stats-numbers').wait_for()
+        box = pg.locator('.overview canvas').first.bounding_box()
+        pg.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
+        param_cell(pg, 'im shape', r'^\(3, ')                  # the 3-frame clip is drawn
+        next_frames(pg)
+        found = pg.evaluate(_OVERFLOW)
+        if found['outside']:
+            shot(pg, f'overflow-{width}')
+        assert found['scroll'] <= found['client'] and found['outside'] == [], found
+    finally:
+        context.close()
+
+
+def test_browser_upload_of_a_zip_with_images_opens_it(upload_server, page, tmp_path):
+    """A .kwcoco.json with relative image paths is refused with a hint; a zip of it and
+    its images opens, pixels and all."""
+    import json
+
+    from playwright.sync_api import expect
+    from test_app_uploads import archive_of, dataset_members, tiny_dataset
+    url, _ = upload_server
+    status = open_app(page, url)
+    dataset = tiny_dataset(tmp_path)
+    upload_file(page, 'upload', 'rel.kwcoco.json', json.dumps(dataset).encode())
+    expect(page.locator('.explorer-alert')).to_contain_text('relative to its folder')
+    upload_file(page, 'upload', 'set.zip', archive_of('zip', dataset_members(tmp_path, dataset)),
+                mime='application/zip')
+    expect(page.locator('.dataset-info')).to_contain_text('train.kwcoco.json')
+    expect(page.locator('.dataset-info')).to_contain_text('2 images')
+    expect(status).to_contain_text('positives')
+    expect(page.locator('.explorer-alert')).to_be_hidden()
+    expect(page.locator('.thumb-button-pos button').first).not_to_contain_text('unreadable')

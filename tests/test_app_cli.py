@@ -128,3 +128,59 @@ def test_panel_serve_main_with_args(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def _preview_backends():
+    """The choices ``preview --backend`` offers in its help."""
+    from app.cli import build_parser
+    sub = next(a for a in build_parser()._actions if a.dest == 'command')
+    action = next(a for a in sub.choices['preview']._actions if a.dest == 'backend')
+    return [str(c) for c in action.choices]
+
+
+def test_cli_preview_accepts_every_backend_its_help_offers(tmp_path, capsys):
+    """``preview --backend none`` was refused although the help offers none (tour of issue 10)."""
+    import kwimage
+
+    from app.cli import main
+    help_text = _run('preview', '--help').stdout
+    offered = _preview_backends()
+    assert 'none' in offered and all(name in help_text for name in offered)
+    pictures = {}
+    for name in offered:
+        out = tmp_path / f'{name}.png'
+        assert main(['preview', 'shapes8', '--backend', name, '--num', '2', '--window', '48', '64',
+                     '--out', str(out), '--workdir', str(tmp_path / 'cache')]) == 0, name
+        pictures[name] = kwimage.imread(str(out))
+    # every backend reads the same pixels: the same grid
+    first = pictures[offered[0]]
+    assert all((pic.shape == first.shape and (pic == first).all()) for pic in pictures.values())
+    assert 'error' not in capsys.readouterr().err
+
+
+def test_cli_runs_print_no_cpu_nms_warning(tmp_path):
+    """Generating a demo made kwimage warn 'optional cpu_nms is not available' on every run."""
+    env = {**_env(), 'SAMPLER_EXPLORER_DEMOS': str(tmp_path / 'demos')}   # generated anew
+    out = subprocess.run([sys.executable, '-m', 'app.cli', 'preview', 'shapes8', '--num', '1',
+                          '--out', str(tmp_path / 'p.png')], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / 'demos').is_dir()
+    assert 'cpu_nms is not available' not in out.stderr + out.stdout
+
+
+def test_cli_silences_only_the_cpu_nms_warning():
+    """The filter is narrow: the same text from another module, or another kwimage warning,
+    still shows."""
+    import warnings
+
+    from app.cli import silence_known_warnings
+    text = "optional cpu_nms is not available: No module named 'kwimage_ext'"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        silence_known_warnings()
+        for message, module in [(text, 'kwimage.algo.algo_nms'), (text, 'mypackage'),
+                                ('something else', 'kwimage.algo.algo_nms')]:
+            warnings.warn_explicit(message, UserWarning, 'x.py', 1, module=module)
+    assert [(str(w.message), w.filename) for w in caught] == [(text, 'x.py'),
+                                                              ('something else', 'x.py')]

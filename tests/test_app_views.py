@@ -476,3 +476,84 @@ def test_explorer_survives_odd_annotations_and_an_image_without_size():
         per_image.loc[per_image['gid'] == 2, 'covered'].item() == 0.0
     assert 0 < overall < 1
     assert views.image_dims(dset, 2) == (600, 0)
+
+
+def test_status_and_gallery_titles_say_the_scale_and_that_windows_repeat():
+    """The tour found 'window 256x256' shown at scale 0.5, and no word that 40 positives
+    of 12 annotations repeat windows."""
+    from app.layout import Explorer
+    e = Explorer(dataset='shapes8', backend=None, window_dims=(256, 256), scale=0.5, n_pos=4)
+    s = e.state
+    status = e._status(s.revision, s.gid)
+    assert 'window 256x256 at scale 0.5,' in status and 'repeat' not in status
+    for kind in ('pos', 'neg'):
+        title = e._gallery_titles[kind].object
+        assert '(window 256x256 at scale 0.5)' in title and 'repeat' not in title
+    n_annots = len(s.shared.dset.anns)
+    assert len(s.sampler.regions.targets) == n_annots      # every annotation is a positive
+    s.param.update(n_pos=n_annots + 7, scale=[0.5, 0.25])
+    e._apply_updates()
+    status = e._status(s.revision, s.gid)
+    note = f'{n_annots} distinct: windows repeat'
+    assert f'{n_annots + 7} positives ({note}),' in status
+    assert 'window 256x256 at scale 0.5x0.25 (h x w),' in status
+    assert f'(window 256x256 at scale 0.5x0.25 (h x w); {note})' in e._gallery_titles['pos'].object
+    assert 'repeat' not in e._gallery_titles['neg'].object
+    s.scale = None
+    e._apply_updates()
+    assert 'window 256x256, pad' in e._status(s.revision, s.gid)
+
+
+def _drawn_annotation_colors(root) -> dict:
+    """``{aid: colour}`` of every annotation glyph in a rendered Bokeh ``root``."""
+    from bokeh.models import ColumnDataSource
+    out = {}
+    for cds in root.select({'type': ColumnDataSource}):
+        data = cds.data
+        if {'aid', 'category', 'color'} <= set(data) and 'kind' not in data:
+            out.update(zip((int(a) for a in data['aid']), data['color']))
+    return out
+
+
+def test_overview_draws_a_newly_opened_dataset_in_its_category_colours():
+    """The tour: after a demo switch the overview drew the annotations in white (the old
+    dataset's colours, which lack the new category ids) until the image changed."""
+    from bokeh.document import Document
+    import panel as pn
+
+    from app.layout import Explorer
+    e = Explorer(dataset='shapes8', backend=None, n_pos=4)
+    root = pn.panel(e).get_root(Document())
+    for key in ('vidshapes3-frames6', 'shapes8'):
+        e.demo_select.value = key
+        s = e.state
+        assert s.dataset == key
+        dset = s.shared.dset
+        want = views.category_colors(dset)
+        drawn = _drawn_annotation_colors(root)
+        aids = set(dset.index.gid_to_aids[s.gid])
+        assert aids and aids <= set(drawn)
+        for aid in aids:
+            assert drawn[aid] == want[dset.anns[aid]['category_id']], (key, aid)
+        assert '#ffffff' not in {drawn[a] for a in aids}
+
+
+def test_overview_click_selects_no_annotation_or_window():
+    """The tour: a click on an annotation selected its glyph, and Bokeh faded every other
+    annotation until a later click. The overview's tap tool now hits the image only."""
+    from bokeh.document import Document
+    from bokeh.models import GlyphRenderer, ImageRGBA, TapTool
+    import panel as pn
+
+    from app.layout import Explorer
+    e = Explorer(dataset='shapes8', backend=None, n_pos=4)
+    root = pn.panel(e.overview).get_root(Document())
+    taps = list(root.select({'type': TapTool}))
+    assert len(taps) == 1
+    renderers = list(root.select({'type': GlyphRenderer}))
+    images = [r for r in renderers if isinstance(r.glyph, ImageRGBA)]
+    drawn = [r for r in renderers if r not in images]
+    assert len(images) == 1 and len(drawn) >= 4      # boxes, polygons, keypoints, windows
+    assert taps[0].renderers == images
+    e.state.gid = 2                                  # another image: still the image only
+    assert list(root.select({'type': TapTool}))[0].renderers == images
