@@ -26,6 +26,43 @@ def _jpeg(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def draws_per_item(config) -> bool:
+    """Whether ``config`` draws each item's window size or scale (``window_size_range``,
+    ``scale_range``, ``output_dims``): then the gallery labels name what was drawn."""
+    return any(getattr(config, k, None) is not None
+               for k in ('window_size_range', 'scale_range', 'output_dims'))
+
+
+def gallery_title(title: str, shown: int, total: int, config) -> str:
+    """A gallery's Markdown title: how many items of the pool, their window, and what the
+    items draw (window side, scale) when the config draws them per item.
+
+    Example:
+        >>> from sampler_core import SamplingConfig
+        >>> gallery_title('Positives', 2, 9, SamplingConfig(window_dims=(64, 64)))
+        '**Positives**: first 2 of 9 (window 64x64), as sampler.load_item returns them'
+        >>> cfg = SamplingConfig(window_dims=(64, 64), window_size_range=[32, 48],
+        ...                      scale_range=[0.5, 1.0])
+        >>> print(gallery_title('Negatives', 2, 9, cfg))
+        **Negatives**: first 2 of 9 (window 64x64), as sampler.load_item(i, epoch=0) returns them: each label says the window side drawn in 32-48 px and the scale drawn in 0.5-1.0
+    """
+    wd = views.window_text(config.window_dims)
+    text = f'**{title}**: first {shown} of {total} (window {wd}), as sampler.load_item'
+    if not draws_per_item(config):
+        return text + ' returns them' + ('' if shown else ' — *none*')
+    said = []
+    if config.window_size_range is not None:
+        lo, hi = config.window_size_range
+        said.append(f'the window side drawn in {lo}-{hi} px')
+    if config.scale_range is not None:
+        lo, hi = config.scale_range
+        said.append(f'the scale drawn in {lo}-{hi}')
+    if config.output_dims is not None:
+        said.append(f'the scale to output_dims {config.output_dims[0]}x{config.output_dims[1]}')
+    return (text + '(i, epoch=0) returns them: each label says ' + ' and '.join(said)
+            + ('' if shown else ' — *none*'))
+
+
 class GalleriesView:
     """Methods of :class:`app.layout.Explorer` for this view (a mixin: they use
     the explorer's ``state`` and widgets)."""
@@ -97,10 +134,7 @@ class GalleriesView:
             items = galleries[kind]
             total = s.pools.n_pos if kind == 'pos' else s.pools.n_neg
             cfg = s.pools.config
-            wd = views.window_text(cfg.window_dims)
-            self._gallery_titles[kind].object = (
-                f'**{title}**: first {len(items)} of {total} (window {wd}), as '
-                f'sampler.load_item returns them' + ('' if items else ' — *none*'))
+            self._gallery_titles[kind].object = gallery_title(title, len(items), total, cfg)
             for k, slot in enumerate(self._ensure_slots(kind, len(items))):
                 if k >= len(items):
                     slot['index'] = None
@@ -111,8 +145,11 @@ class GalleriesView:
                 slot['index'] = it['index']
                 if slot['pic'].object is not it['jpeg']:
                     slot['pic'].object = it['jpeg']
+                drawn = views.drawn_text(it.get('window'), it.get('scale')) \
+                    if draws_per_item(cfg) else ''
                 slot['button'].param.update(
                     label=f"#{it['index']} · img {it['gid']}{mark}"
+                         + (f' · {drawn}' if drawn else '')
                          + (' · unreadable' if it['error'] else ''),
                     color='warning' if mark else 'default')
                 slot['box'].visible = True
