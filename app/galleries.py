@@ -43,8 +43,11 @@ def gallery_title(title: str, shown: int, total: int, config) -> str:
         '**Positives**: first 2 of 9 (window 64x64), as sampler.load_item returns them'
         >>> cfg = SamplingConfig(window_dims=(64, 64), window_size_range=[32, 48],
         ...                      scale_range=[0.5, 1.0])
-        >>> print(gallery_title('Negatives', 2, 9, cfg))
-        **Negatives**: first 2 of 9 (window 64x64), as sampler.load_item(i, epoch=0) returns them: each label says the window side drawn in 32-48 px and the scale drawn in 0.5-1.0
+        >>> text = gallery_title('Negatives', 2, 9, cfg)
+        >>> text[text.index('load_item'):text.index(' returns')]
+        'load_item(i, epoch=0)'
+        >>> text[text.index('says'):]
+        'says the window side drawn in 32-48 px and the scale drawn in 0.5-1.0'
     """
     wd = views.window_text(config.window_dims)
     text = f'**{title}**: first {shown} of {total} (window {wd}), as sampler.load_item'

@@ -50,7 +50,7 @@ VISIBLE_BINS = 20
 #: the epoch whose items the statistics draw (SampleDataset's first epoch; export-chips')
 DRAW_EPOCH = 0
 #: most items of that epoch whose per-item draws (sizes, scales, frames) are computed
-DRAW_LIMIT = 2_000
+DRAW_LIMIT = 1_000
 #: most items of that epoch whose repeated windows are counted
 REPEAT_LIMIT = 1_000_000
 #: bins of the drawn-scale histogram (window sides and time offsets get one bar per value,
@@ -281,27 +281,28 @@ def draws_rows(draws: dict | None) -> list[tuple[str, str]]:
     """Rows ``(statistic, value)`` of the numbers table for :func:`epoch_draws` ``draws``."""
     if not draws:
         return []
+    d = draws
+    counted = f" (first {d['counted']})" if d['counted'] < d['items'] else ''
     rows = [(f'epoch {DRAW_EPOCH} items (SampleDataset)',
-             f"{draws['items']} from {draws['pool_windows']} pool windows "
-             f"({draws['distinct_pool_windows']} distinct)"),
-            ('items repeating a window' + (f" (first {draws['counted']})"
-                                           if draws['counted'] < draws['items'] else ''),
-             f"{draws['repeats']}: {draws['repeats_epoch']} as epoch_length is above the "
-             f"pools, {draws['repeats_pool']} as the pools repeat a window (balance, n_pos "
-             f"above the annotations)")]
-    first = f" (first {draws['drawn']} items)" if draws['drawn'] < draws['items'] else ''
-    if draws['sides'] is not None and len(draws['sides']):
+             (f"{d['items']} from {d['pool_windows']} pool windows "
+              f"({d['distinct_pool_windows']} distinct)")),
+            ('items repeating a window' + counted,
+             (f"{d['repeats']}: {d['repeats_epoch']} as epoch_length is above the pools, "
+              f"{d['repeats_pool']} as the pools repeat a window (balance, n_pos above the "
+              f"annotations)"))]
+    first = f" (first {d['drawn']} items)" if d['drawn'] < d['items'] else ''
+    if d['sides'] is not None and len(d['sides']):
+        sides = d['sides']
         rows.append(('window sides drawn' + first,
-                     f"{draws['sides'].min()}-{draws['sides'].max()} px, mean "
-                     f"{draws['sides'].mean():.1f}"))
-    if draws['scales'] is not None and len(draws['scales']):
+                     f'{sides.min()}-{sides.max()} px, mean {sides.mean():.1f}'))
+    if d['scales'] is not None and len(d['scales']):
+        sc = d['scales']
         rows.append(('scales drawn' + first,
-                     f"{draws['scales'].min():.3g}-{draws['scales'].max():.3g}, mean "
-                     f"{draws['scales'].mean():.3g}"))
-    if draws['frames'] is not None and len(draws['frames']):
+                     f'{sc.min():.3g}-{sc.max():.3g}, mean {sc.mean():.3g}'))
+    if d['frames'] is not None and len(d['frames']):
+        fr, off = d['frames'], d['offsets']
         rows.append(('frames per item' + first,
-                     f"{draws['frames'].min()}-{draws['frames'].max()} (time offsets "
-                     f"{draws['offsets'].min()} to {draws['offsets'].max()})"))
+                     f'{fr.min()}-{fr.max()} (time offsets {off.min()} to {off.max()})'))
     if draws['errors']:
         rows.append(('items that cannot be read', f"{draws['errors']}: {draws['error']}"))
     return rows

@@ -72,8 +72,8 @@ def test_sides_and_scales_drawn_are_those_of_the_items():
         assert math.ceil(side * got - 1e-9) == round(approx * side)
     cols = draws_columns(draws, state.pools.config)
     by_side = collections.Counter(sides)
-    assert {int(round(l + 0.5)): int(c) for l, c in zip(cols['sides']['left'],
-                                                        cols['sides']['items'])} == \
+    assert {round(left + 0.5): int(c) for left, c in zip(cols['sides']['left'],
+                                                         cols['sides']['items'])} == \
         {s: by_side.get(s, 0) for s in range(24, 41)}
     assert int(np.sum(cols['scales']['items'])) == 30 and len(cols['times']['items']) == 0
     data = stats_data(state.pools, state.shared.dset, state.sampler.regions,
@@ -132,7 +132,7 @@ def test_gallery_labels_say_the_drawn_size_and_scale():
     assert len(labels) == 4
     for k, label in enumerate(labels):
         sample = e.state.sampler.load_item(k)
-        _, x0, y0, x1, y1 = _window(sample)
+        _, x0, _, x1, _ = _window(sample)
         h = np.asarray(sample['im']).shape[0]
         side = x1 - x0
         assert f'{side}x{side} px ×' in label, label
@@ -147,10 +147,10 @@ def test_gallery_labels_say_the_drawn_size_and_scale():
 def test_overview_marks_the_dropped_windows_dashed():
     """Windows of 800 px over the 600 px shapes8 images always hold more than 30 %
     padding: every positive is dropped, where the same draw without the limit puts it."""
-    from app.layout import Explorer
     from app import views
+    from app.layout import Explorer
     from tests.test_app_inplace import _render
-    kw = dict(backend=None, n_pos=6, n_neg=0, window_dims=(800, 800), seed=5)
+    kw = {'backend': None, 'n_pos': 6, 'n_neg': 0, 'window_dims': (800, 800), 'seed': 5}
     plain = ExplorerState(dataset='shapes8', **kw)
     e = Explorer('shapes8', max_nodata_fraction=0.3, **kw)
     _render(e)
