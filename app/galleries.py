@@ -26,6 +26,51 @@ def _jpeg(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def draws_per_item(config) -> bool:
+    """Whether ``config`` draws each item's window size or scale (``window_size_range``,
+    ``scale_range``, ``output_dims``): then the gallery labels name what was drawn."""
+    return any(getattr(config, k, None) is not None
+               for k in ('window_size_range', 'scale_range', 'output_dims'))
+
+
+def gallery_title(title: str, shown: int, total: int, config, note: str = '') -> str:
+    """A gallery's Markdown title: how many items of the pool, their window and scale
+    (:func:`app.views.window_summary`), a ``note`` (e.g. that windows repeat), and what the
+    items draw (window side, scale) when the config draws them per item.
+
+    Example:
+        >>> from sampler_core import SamplingConfig
+        >>> gallery_title('Positives', 2, 9, SamplingConfig(window_dims=(64, 64)))
+        '**Positives**: first 2 of 9 (window 64x64), as sampler.load_item returns them'
+        >>> gallery_title('Positives', 2, 9, SamplingConfig(window_dims=(64, 64), scale=0.5),
+        ...               note='3 distinct: windows repeat')
+        '**Positives**: first 2 of 9 (window 64x64 at scale 0.5; 3 distinct: windows repeat), as sampler.load_item returns them'
+        >>> cfg = SamplingConfig(window_dims=(64, 64), window_size_range=[32, 48],
+        ...                      scale_range=[0.5, 1.0])
+        >>> text = gallery_title('Negatives', 2, 9, cfg)
+        >>> text[text.index('load_item'):text.index(' returns')]
+        'load_item(i, epoch=0)'
+        >>> text[text.index('says'):]
+        'says the window side drawn in 32-48 px and the scale drawn in 0.5-1.0'
+    """
+    note = f'; {note}' if note else ''
+    text = (f'**{title}**: first {shown} of {total} ({views.window_summary(config)}{note}), '
+            f'as sampler.load_item')
+    if not draws_per_item(config):
+        return text + ' returns them' + ('' if shown else ' — *none*')
+    said = []
+    if config.window_size_range is not None:
+        lo, hi = config.window_size_range
+        said.append(f'the window side drawn in {lo}-{hi} px')
+    if config.scale_range is not None:
+        lo, hi = config.scale_range
+        said.append(f'the scale drawn in {lo}-{hi}')
+    if config.output_dims is not None:
+        said.append(f'the scale to output_dims {config.output_dims[0]}x{config.output_dims[1]}')
+    return (text + '(i, epoch=0) returns them: each label says ' + ' and '.join(said)
+            + ('' if shown else ' — *none*'))
+
+
 class GalleriesView:
     """Methods of :class:`app.layout.Explorer` for this view (a mixin: they use
     the explorer's ``state`` and widgets)."""
@@ -97,10 +142,8 @@ class GalleriesView:
             items = galleries[kind]
             total = s.pools.n_pos if kind == 'pos' else s.pools.n_neg
             note = views.repeat_text(s.pools) if kind == 'pos' else ''
-            self._gallery_titles[kind].object = (
-                f'**{title}**: first {len(items)} of {total} '
-                f'({views.window_summary(s.pools.config)}{"; " + note if note else ""}), as '
-                f'sampler.load_item returns them' + ('' if items else ' — *none*'))
+            self._gallery_titles[kind].object = gallery_title(title, len(items), total,
+                                                              s.pools.config, note)
             for k, slot in enumerate(self._ensure_slots(kind, len(items))):
                 if k >= len(items):
                     slot['index'] = None
@@ -111,8 +154,11 @@ class GalleriesView:
                 slot['index'] = it['index']
                 if slot['pic'].object is not it['jpeg']:
                     slot['pic'].object = it['jpeg']
+                drawn = views.drawn_text(it.get('window'), it.get('scale')) \
+                    if draws_per_item(cfg) else ''
                 slot['button'].param.update(
                     label=f"#{it['index']} · img {it['gid']}{mark}"
+                         + (f' · {drawn}' if drawn else '')
                          + (' · unreadable' if it['error'] else ''),
                     color='warning' if mark else 'default')
                 slot['box'].visible = True

@@ -17,6 +17,8 @@ from app.colors import halo_hook
 
 #: hover of the overview's pool windows
 WINDOW_HOVER = [('window', '@index'), ('kind', '@kind'), ('aid', '@aid')]
+#: hover of the windows max_nodata_fraction dropped (dashed)
+DROPPED_HOVER = [('window', '@kind (max_nodata_fraction)')]
 
 
 def tap_selects_the_image_only(plot, element) -> None:
@@ -211,15 +213,29 @@ class OverviewView:
         """Draw the pool windows on the overview's Bokeh figure ``fig`` (on top of the
         annotations) as one glyph; return its source, which :meth:`_update_windows` refills
         in place. (A window change is a new ``data`` of one source: no HoloViews re-render
-        of the overlay, no new models for Bokeh to walk.)"""
+        of the overlay, no new models for Bokeh to walk.) Below them, dashed, the windows
+        ``max_nodata_fraction`` dropped (:func:`app.views.dropped_columns`), a second source
+        refilled with the first."""
         from bokeh.models import ColumnDataSource, HoverTool
+        dropped = ColumnDataSource(views.dropped_columns(self.state.pools, self.state.gid))
+        dashed = fig.quad(left='x0', right='x1', top='y1', bottom='y0', source=dropped,
+                          line_color='color', fill_alpha=0.0, line_width=2, line_dash='dashed')
+        fig.add_tools(HoverTool(renderers=[dashed], tooltips=DROPPED_HOVER))
         source = ColumnDataSource(self._window_columns())
         glyph = fig.quad(left='x0', right='x1', top='y1', bottom='y0', source=source,
                          line_color='color', fill_color='color', fill_alpha=0.06,
                          line_width='width')
         fig.add_tools(HoverTool(renderers=[glyph], tooltips=WINDOW_HOVER))
+        self._dropped_sources()[source] = dropped
         self._window_sources.add(source)
         return source
+
+    def _dropped_sources(self):
+        """Each shown overview's pool-window source -> its dropped-window source (weak)."""
+        found = self.__dict__.get('_dropped_of')
+        if found is None:
+            found = self.__dict__['_dropped_of'] = weakref.WeakKeyDictionary()
+        return found
 
     def _window_columns(self) -> dict:
         s = self.state
@@ -233,9 +249,17 @@ class OverviewView:
         if not sources or self.state.pools is None:
             return
         data = self._window_columns()
-        for source in sources:
-            if source.data != data:
-                source.data = dict(data)
+        dropped = views.dropped_columns(self.state.pools, self.state.gid)
+        pairs = self._dropped_sources()
+        # a click reaches here from HoloViews' Tap callback, which Panel runs without the
+        # document lock: Bokeh models changed there must go through ``unlocked``
+        with pn.io.unlocked():
+            for source in sources:
+                if source.data != data:
+                    source.data = dict(data)
+                other = pairs.get(source)
+                if other is not None and other.data != dropped:
+                    other.data = dict(dropped)
 
     def _on_tap(self, x=None, y=None) -> None:
         if x is None or y is None:

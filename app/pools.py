@@ -242,6 +242,8 @@ class Pools:
         config: the :class:`sampler_core.SamplingConfig` the pools were drawn with.
         nodata_stats: windows moved / dropped by ``max_nodata_fraction``
             (``CocoRegions.nodata_stats``).
+        nodata_dropped: the windows it dropped (``CocoRegions.nodata_dropped``: ``kind``,
+            ``gid``, ``ltrb`` arrays, capped, and their ``total``).
     """
     pos: object
     neg: object
@@ -249,6 +251,7 @@ class Pools:
     config: object
     warnings: list = field(default_factory=list)
     nodata_stats: dict | None = None
+    nodata_dropped: dict | None = None
 
     @property
     def n_pos(self) -> int:
@@ -311,4 +314,5 @@ def compute_pools(sampler, config) -> Pools:
     wd = config.window_dims
     return Pools(pos=_table(pos, 'pos', 0, wd), neg=_table(neg, 'neg', n_pos, wd),
                  n_neg_asked=int(asked), config=config, warnings=messages,
-                 nodata_stats=sampler.regions.nodata_stats)
+                 nodata_stats=sampler.regions.nodata_stats,
+                 nodata_dropped=getattr(sampler.regions, 'nodata_dropped', None))

@@ -7,10 +7,14 @@ titles, and nothing else: no model is created, no HoloViews plot re-rendered, an
 never re-walks the page's models for it (with 20 sessions on 2 cores, re-rendering four
 HoloViews plots per change was about half of the server's time).
 
-What they show is plain data computed by :func:`stats_data` from the pools only (on a
+What they show is plain data computed by :func:`stats_data` from the pools (on a
 worker thread in a served session): a change that keeps the pools (a ``read`` field of
 :attr:`sampler_core.SamplingConfig.FIELD_ROLES`, e.g. ``visible_thresh``) computes nothing
-and only moves the ``visible_thresh`` line.
+and only moves the ``visible_thresh`` line, unless it changes the per-item draws
+(:data:`DRAW_FIELDS`). Those are what one training epoch draws (:func:`epoch_draws`: the
+items that repeat a pool window, the window sides, scales and time offsets drawn, through
+the sampler's own per-item step): rows of the numbers table and three more plots, shown
+while their option is on.
 
 Example:
     >>> from app.state import ExplorerState
@@ -43,6 +47,18 @@ PLOT_WIDTH, PLOT_HEIGHT = 400, 260
 COVERAGE_LIMIT = 30
 #: bins of the visible-fraction histogram over [0, 1]
 VISIBLE_BINS = 20
+#: the epoch whose items the statistics draw (SampleDataset's first epoch; export-chips')
+DRAW_EPOCH = 0
+#: most items of that epoch whose per-item draws (sizes, scales, frames) are computed
+DRAW_LIMIT = 1_000
+#: most items of that epoch whose repeated windows are counted
+REPEAT_LIMIT = 1_000_000
+#: bins of the drawn-scale histogram (window sides and time offsets get one bar per value,
+#: up to this many values)
+DRAW_BINS = 20
+#: config fields that change the per-item draws without redrawing the pools
+DRAW_FIELDS = ('scale', 'epoch_length', 'scale_range', 'window_size_range', 'output_dims',
+               'time_steps', 'time_sampling', 'time_span', 'resolution')
 
 
 def _balance_colors(table) -> list[str]:
@@ -56,7 +72,7 @@ def _balance_colors(table) -> list[str]:
     return [palette[i % len(palette)] for i in range(len(table))]
 
 
-def stats_data(pools, dset, regions, pad=None, coverage=None) -> dict:
+def stats_data(pools, dset, regions, pad=None, coverage=None, sampler=None) -> dict:
     """What the statistics show, as plain data (lists and arrays, no models).
 
     Args:
@@ -66,6 +82,9 @@ def stats_data(pools, dset, regions, pad=None, coverage=None) -> dict:
         pad: ``(ph, pw)`` of the windows (default: the pools' config's).
         coverage: ``(per_image, overall)`` of :func:`app.views.coverage` when already
             computed (the status line has it), else computed here.
+        sampler: the sampler of the pools: adds what a training epoch draws
+            (:func:`epoch_draws`: ``draws``, the rows of the numbers table and the
+            ``sides`` / ``scales`` / ``times`` plots); ``None``: left out.
 
     Returns:
         ``{'pools', 'fractions', 'overall', 'html', 'titles': {plot: text}, 'balance',
@@ -73,7 +92,9 @@ def stats_data(pools, dset, regions, pad=None, coverage=None) -> dict:
         plots' sources: ``balance`` (``category``, ``windows``, ``color``), ``visible``
         (``left``, ``right``, ``annotations``: histogram bins over [0, 1]),
         ``negatives`` (``what`` = asked / found, ``windows``, ``color``), ``coverage``
-        (``image``, ``covered``: the :data:`COVERAGE_LIMIT` most covered images).
+        (``image``, ``covered``: the :data:`COVERAGE_LIMIT` most covered images);
+        ``draws`` (:func:`epoch_draws`, or None) and its plots' columns ``sides``,
+        ``scales``, ``times`` (``left``, ``right``, ``items``; empty when off).
     """
     pad = tuple(pools.config.pad) if pad is None else tuple(pad)
     fractions = views.visible_fractions(regions, pools, pad)
@@ -87,6 +108,10 @@ def stats_data(pools, dset, regions, pad=None, coverage=None) -> dict:
         table.loc[len(table)] = ['padded windows moved / dropped', (
             f"positives {nodata['positives_redrawn']} / {nodata['positives_dropped']}, "
             f"negatives {nodata['negatives_redrawn']} / {nodata['negatives_dropped']}")]
+    draws = None if sampler is None else epoch_draws(sampler, pools)
+    for row in draws_rows(draws):       # what one training epoch repeats and draws
+        table.loc[len(table)] = list(row)
+    first = '' if not draws or draws['drawn'] >= draws['items'] else f", first {draws['drawn']}"
     return {
         'pools': pools,     # the data is of these pools (and keeps their id unique meanwhile)
         'fractions': fractions,
@@ -97,7 +122,13 @@ def stats_data(pools, dset, regions, pad=None, coverage=None) -> dict:
             'visible': f'Visible fraction of annotations (n={len(fractions)})',
             'negatives': f'Negatives: {pools.n_neg} found of {pools.n_neg_asked} asked',
             'coverage': f'Area covered: {overall:.1%} ({len(per_image)} images)',
+            'sides': f'Window sides drawn (window_size_range, epoch {DRAW_EPOCH}{first})',
+            'scales': f'Scales drawn (scale_range / output_dims / resolution, epoch '
+                      f'{DRAW_EPOCH}{first})',
+            'times': f'Time offsets drawn (time_steps, epoch {DRAW_EPOCH}{first})',
         },
+        'draws': draws,
+        **draws_columns(draws, pools.config),
         'balance': {'category': [str(c) for c in balance['category']],
                     'windows': [int(v) for v in balance['windows']],
                     'color': _balance_colors(balance)},
@@ -108,6 +139,177 @@ def stats_data(pools, dset, regions, pad=None, coverage=None) -> dict:
         'coverage': {'image': [str(g) for g in top['gid'].tolist()],
                      'covered': top['covered'].to_numpy(dtype=np.float64)},
     }
+
+
+def epoch_draws(sampler, pools, epoch: int = DRAW_EPOCH, limit: int = DRAW_LIMIT) -> dict:
+    """What one training epoch of the pools' config draws: repeated windows and the
+    per-item draws, as ``SampleDataset(config, mode='train')`` and ``load_item(i, epoch=e)``
+    give them (nothing is read).
+
+    The epoch's items are :func:`sampler_core.torch.epoch_order` of the pools (its
+    ``epoch_length``, else one per pool window; seed ``config.seed``); each item's target
+    is completed by the sampler's own per-item step (``CocoSampler._config_target``: the
+    draws of ``window_size_range`` / ``scale_range``, the ``output_dims`` and
+    ``resolution`` scales, the ``time_steps`` frames), the one ``load_item`` uses.
+
+    A window is repeated when an earlier item of the epoch has the same pool window
+    (image, annotation and ``x0, y0, x1, y1``): the same pool index again
+    (``epoch_length`` above the pools) or another pool row of the same window (balanced
+    pools drawn with replacement, ``n_pos`` above the annotations).
+
+    Args:
+        sampler: the sampler the pools were drawn on (its ``regions`` are not read).
+        pools: :class:`app.pools.Pools`.
+        epoch: the epoch (>= 0).
+        limit: the per-item draws of at most this many items (the epoch's first).
+
+    Returns:
+        ``{'items' (the epoch's length), 'counted' (items whose repeats are counted, at
+        most REPEAT_LIMIT), 'pool_windows' (pool rows), 'distinct_pool_windows',
+        'repeats' (items repeating a window), 'repeats_epoch' (of those, a pool index
+        drawn again), 'repeats_pool' (another row of the same window), 'drawn' (items
+        whose draws are below), 'sides' (window sides drawn, px, or None when
+        window_size_range is off), 'scales' (each item's scale, y, or None when no scale
+        varies by item), 'frames' (real frames per item, or None without time_steps),
+        'offsets' (each time step's frame index minus the pool window's frame), 'errors'
+        (items whose target could not be built: the first message)}``; arrays are numpy.
+
+    Example:
+        >>> from app.state import ExplorerState
+        >>> s = ExplorerState(dataset='shapes8', n_pos=4, n_neg=0, backend=None,
+        ...                   window_dims=(64, 64), window_size_range=[32, 48], epoch_length=10)
+        >>> d = epoch_draws(s.sampler, s.pools)
+        >>> d['items'], d['repeats'], d['repeats_epoch'], len(d['sides'])
+        (10, 6, 6, 10)
+        >>> bool(((d['sides'] >= 32) & (d['sides'] <= 48)).all())
+        True
+    """
+    from sampler_core.torch import epoch_order
+    cfg = pools.config
+    table = pools.all
+    n = len(table)
+    length = n if cfg.epoch_length is None or n == 0 else int(cfg.epoch_length)
+    counted = min(length, REPEAT_LIMIT)
+    order = epoch_order(n, counted, epoch, cfg.seed) if n else np.zeros(0, dtype=np.int64)
+    keys = table[['gid', 'aid', 'x0', 'y0', 'x1', 'y1']].to_numpy(dtype=np.float64)
+    if n:
+        uniq, window_id = np.unique(keys, axis=0, return_inverse=True)
+        window_id = window_id.reshape(-1)
+    else:
+        uniq, window_id = keys, np.zeros(0, dtype=np.int64)
+    repeats = counted - len(np.unique(window_id[order]))
+    repeats_epoch = counted - len(np.unique(order))
+    out = {'items': length, 'counted': counted, 'pool_windows': n,
+           'distinct_pool_windows': len(uniq), 'repeats': int(repeats),
+           'repeats_epoch': int(repeats_epoch), 'repeats_pool': int(repeats - repeats_epoch),
+           'drawn': 0, 'sides': None, 'scales': None, 'frames': None, 'offsets': None,
+           'errors': 0, 'error': None}
+    want_scale = (cfg.scale_range is not None or cfg.output_dims is not None
+                  or cfg.resolution is not None)
+    if cfg.window_size_range is None and not want_scale and cfg.time_steps is None:
+        return out
+    cols = ('aid', 'gid', 'category_id', 'cx', 'cy', 'width', 'height')
+    rows = {k: table[k].to_numpy() for k in cols}
+    vid_gids = sampler.dset.index.vidid_to_gids
+    imgs = sampler.dset.imgs
+    sides, scales, frames, offsets = [], [], [], []
+    for pool_index in order[:limit].tolist():
+        tr = {k: rows[k][pool_index].item() for k in cols}
+        try:
+            sampler._config_target(tr, cfg, pool_index, epoch, pool_index, None)
+        except (ValueError, KeyError, IndexError) as ex:
+            out['errors'] += 1
+            out['error'] = out['error'] or f'item of pool window {pool_index}: {ex}'
+            continue
+        out['drawn'] += 1
+        if cfg.window_size_range is not None:
+            sides.append(int(tr['window_dims'][0]))
+        if want_scale:
+            sc = tr.get('scale', 1.0)
+            scales.append(float(sc[0] if isinstance(sc, tuple) else sc))
+        if cfg.time_steps is not None:
+            gid = rows['gid'][pool_index].item()
+            here = list(vid_gids[imgs[gid]['video_id']]).index(gid)
+            frames.append(len(tr['gids']))
+            offsets.extend(int(t) - here for t in tr['time_indices'])
+    if cfg.window_size_range is not None:
+        out['sides'] = np.asarray(sides, dtype=np.int64)
+    if want_scale:
+        out['scales'] = np.asarray(scales, dtype=np.float64)
+    if cfg.time_steps is not None:
+        out['frames'] = np.asarray(frames, dtype=np.int64)
+        out['offsets'] = np.asarray(offsets, dtype=np.int64)
+    return out
+
+
+def _value_bars(values, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(left, right, count)`` of integer ``values`` in ``[lo, hi]``: one bar per whole
+    number when there are at most :data:`DRAW_BINS` * 3, else :data:`DRAW_BINS` bins."""
+    if hi - lo + 1 <= DRAW_BINS * 3:
+        edges = np.arange(lo, hi + 2, dtype=np.float64) - 0.5
+    else:
+        edges = np.linspace(lo - 0.5, hi + 0.5, DRAW_BINS + 1)
+    counts, edges = np.histogram(values, bins=edges)
+    return edges[:-1], edges[1:], counts
+
+
+def draws_columns(draws: dict | None, config) -> dict:
+    """The columns of the per-item draw plots (``sides``, ``scales``, ``times``:
+    ``left``, ``right``, ``items``) of :func:`epoch_draws` ``draws`` (empty when off)."""
+    out = {k: {'left': [], 'right': [], 'items': []} for k in DRAW_PLOTS}
+    if not draws:
+        return out
+    if draws['sides'] is not None and len(draws['sides']):
+        lo, hi = (int(v) for v in config.window_size_range)
+        left, right, counts = _value_bars(draws['sides'], lo, hi)
+        out['sides'] = {'left': left, 'right': right, 'items': counts}
+    if draws['scales'] is not None and len(draws['scales']):
+        sc = draws['scales']
+        lo, hi = float(sc.min()), float(sc.max())
+        if hi - lo < 1e-9 * max(1.0, abs(hi)):     # one value: one bar around it
+            lo, hi = lo * 0.99, hi * 1.01 if hi > 0 else hi + 0.01
+        counts, edges = np.histogram(sc, bins=DRAW_BINS, range=(lo, hi))
+        out['scales'] = {'left': edges[:-1], 'right': edges[1:], 'items': counts}
+    if draws['offsets'] is not None and len(draws['offsets']):
+        off = draws['offsets']
+        left, right, counts = _value_bars(off, int(off.min()), int(off.max()))
+        out['times'] = {'left': left, 'right': right, 'items': counts}
+    return out
+
+
+def draws_rows(draws: dict | None) -> list[tuple[str, str]]:
+    """Rows ``(statistic, value)`` of the numbers table for :func:`epoch_draws` ``draws``."""
+    if not draws:
+        return []
+    d = draws
+    counted = f" (first {d['counted']})" if d['counted'] < d['items'] else ''
+    rows = [(f'epoch {DRAW_EPOCH} items (SampleDataset)',
+             (f"{d['items']} from {d['pool_windows']} pool windows "
+              f"({d['distinct_pool_windows']} distinct)")),
+            ('items repeating a window' + counted,
+             (f"{d['repeats']}: {d['repeats_epoch']} as epoch_length is above the pools, "
+              f"{d['repeats_pool']} as the pools repeat a window (balance, n_pos above the "
+              f"annotations)"))]
+    first = f" (first {d['drawn']} items)" if d['drawn'] < d['items'] else ''
+    if d['sides'] is not None and len(d['sides']):
+        sides = d['sides']
+        rows.append(('window sides drawn' + first,
+                     f'{sides.min()}-{sides.max()} px, mean {sides.mean():.1f}'))
+    if d['scales'] is not None and len(d['scales']):
+        sc = d['scales']
+        rows.append(('scales drawn' + first,
+                     f'{sc.min():.3g}-{sc.max():.3g}, mean {sc.mean():.3g}'))
+    if d['frames'] is not None and len(d['frames']):
+        fr, off = d['frames'], d['offsets']
+        rows.append(('frames per item' + first,
+                     f'{fr.min()}-{fr.max()} (time offsets {off.min()} to {off.max()})'))
+    if draws['errors']:
+        rows.append(('items that cannot be read', f"{draws['errors']}: {draws['error']}"))
+    return rows
+
+
+#: the per-item draw plots (shown only when their option is on)
+DRAW_PLOTS = ('sides', 'scales', 'times')
 
 
 class StatsPlots:
@@ -121,7 +323,7 @@ class StatsPlots:
     """
 
     def __init__(self):
-        from bokeh.models import ColumnDataSource, FactorRange, Range1d, Span
+        from bokeh.models import ColumnDataSource, DataRange1d, FactorRange, Range1d, Span
         empty = stats_columns()
         self.sources = {k: ColumnDataSource(data=v) for k, v in empty.items()}
         src = self.sources
@@ -134,6 +336,12 @@ class StatsPlots:
                                  tooltips=[('negatives', '@what'), ('windows', '@windows')]),
             'coverage': _figure(FactorRange(), y_range=Range1d(0, 1),
                                 tooltips=[('image', '@image'), ('covered', '@covered{0.0%}')]),
+            'sides': _figure(DataRange1d(), tooltips=[('side', '@left{0.0}-@right{0.0} px'),
+                                                       ('items', '@items')]),
+            'scales': _figure(DataRange1d(), tooltips=[('scale', '@left{0.000}-@right{0.000}'),
+                                                        ('items', '@items')]),
+            'times': _figure(DataRange1d(), tooltips=[('offset', '@left{0.0}-@right{0.0}'),
+                                                       ('time steps', '@items')]),
         }
         fig = self.figures
         fig['balance'].vbar(x='category', top='windows', width=0.8, source=src['balance'],
@@ -155,6 +363,16 @@ class StatsPlots:
                              fill_color=views.POS_COLOR, line_color=views.POS_COLOR)
         fig['coverage'].xaxis.major_label_orientation = math.pi / 4
         fig['coverage'].xaxis.axis_label, fig['coverage'].yaxis.axis_label = 'image', 'covered'
+        for name, label, unit in (('sides', 'window side drawn (px)', 'items'),
+                                  ('scales', 'scale drawn (y)', 'items'),
+                                  ('times', 'frame offset from the pool window\'s frame',
+                                   'time steps')):
+            fig[name].quad(left='left', right='right', bottom=0, top='items',
+                           source=src[name], fill_color=GREY, line_color='white')
+            fig[name].xaxis.axis_label, fig[name].yaxis.axis_label = label, unit
+        #: the panes of the figures; a per-item draw plot is hidden while its option is off
+        self.panes = {k: pn.pane.Bokeh(f, visible=k not in DRAW_PLOTS)
+                      for k, f in self.figures.items()}
         self._shown = None
 
     def show(self, data: dict, visible_thresh: float | None = None) -> None:
@@ -168,6 +386,10 @@ class StatsPlots:
             for name, source in self.sources.items():
                 source.data = dict(data[name])
                 self.figures[name].title.text = data['titles'][name]
+            for name in DRAW_PLOTS:
+                shown = bool(len(data[name]['items']))
+                if self.panes[name].visible != shown:
+                    self.panes[name].visible = shown
         if visible_thresh is not None and self.span.location != float(visible_thresh):
             self.span.location = float(visible_thresh)
 
@@ -176,9 +398,10 @@ class StatsPlots:
         self._shown = None
 
     def panel(self):
-        """The four figures in a two-column grid (Panel)."""
-        return pn.GridBox(*[pn.pane.Bokeh(self.figures[k]) for k in
-                            ('balance', 'visible', 'negatives', 'coverage')], ncols=2)
+        """The figures in a two-column grid (Panel); the per-item draw plots last."""
+        return pn.GridBox(*[self.panes[k] for k in
+                            ('balance', 'visible', 'negatives', 'coverage', *DRAW_PLOTS)],
+                          ncols=2)
 
 
 def stats_columns() -> dict:
@@ -186,7 +409,8 @@ def stats_columns() -> dict:
     return {'balance': {'category': [], 'windows': [], 'color': []},
             'visible': {'left': [], 'right': [], 'annotations': []},
             'negatives': {'what': [], 'windows': [], 'color': []},
-            'coverage': {'image': [], 'covered': []}}
+            'coverage': {'image': [], 'covered': []},
+            **{k: {'left': [], 'right': [], 'items': []} for k in DRAW_PLOTS}}
 
 
 def _figure(x_range, y_range=None, tooltips=()):
@@ -206,9 +430,10 @@ class StatsView:
     the explorer's ``state`` and widgets)."""
 
     def _stats_key(self) -> tuple:
-        """The statistics depend on the pools only (a new object after every change that
-        redraws them)."""
-        return (id(self.state.pools),)
+        """The statistics depend on the pools (a new object after every change that
+        redraws them) and on the config fields of the per-item draws (:data:`DRAW_FIELDS`)."""
+        s = self.state
+        return (id(s.pools), tuple(repr(getattr(s, k)) for k in DRAW_FIELDS))
 
     def _stats_data(self) -> dict:
         """The statistics data of the current pools (computed here when no worker has)."""
@@ -221,7 +446,7 @@ class StatsView:
         """``(key, stats_data)`` of a :meth:`_snapshot` (runs on a worker thread in a served
         session)."""
         return snap['stats_key'], stats_data(snap['pools'], snap['dset'], snap['sampler'].regions,
-                                             snap['pad'], snap['coverage'])
+                                             snap['pad'], snap['coverage'], snap['sampler'])
 
     def _build_stats(self) -> None:
         self._stats_plots = StatsPlots()

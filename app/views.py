@@ -506,6 +506,40 @@ def _window_rows(pools, gid, selected, click_window) -> list[tuple]:
     return rows
 
 
+#: columns of :func:`dropped_columns`
+DROPPED_COLUMNS = ('x0', 'y0', 'x1', 'y1', 'kind', 'color')
+
+
+def dropped_columns(pools, gid: int) -> dict[str, list]:
+    """The windows ``max_nodata_fraction`` dropped from the pools in image ``gid`` (drawn
+    dashed over the overview), from ``pools.nodata_dropped``
+    (:attr:`sampler_core.regions.CocoRegions.nodata_dropped`).
+
+    Returns:
+        ``{column: list}`` for :data:`DROPPED_COLUMNS`: ``x0, y0, x1, y1`` (ltrb, image
+        pixels, without pad), ``kind`` (``'dropped pos'`` / ``'dropped neg'``) and ``color``
+        (the kind's colour).
+
+    Example:
+        >>> from app.state import ExplorerState
+        >>> state = ExplorerState(dataset='shapes8', n_pos=4, window_dims=(800, 800),
+        ...                       max_nodata_fraction=0.3, backend=None)   # images: 600 x 600
+        >>> cols = dropped_columns(state.pools, state.pools.nodata_dropped['gid'][0])
+        >>> cols['kind'][0], cols['x1'][0] - cols['x0'][0], state.pools.n_pos
+        ('dropped pos', 800.0, 0)
+    """
+    rec = getattr(pools, 'nodata_dropped', None)
+    if not rec or not len(rec['gid']):
+        return {k: [] for k in DROPPED_COLUMNS}
+    here = np.flatnonzero(np.asarray(rec['gid']) == gid)
+    kinds = [str(k) for k in np.asarray(rec['kind'])[here].tolist()]
+    ltrb = np.asarray(rec['ltrb'], dtype=np.float64)[here]
+    out = {k: ltrb[:, i].tolist() for i, k in enumerate(DROPPED_COLUMNS[:4])}
+    out['kind'] = [f'dropped {k}' for k in kinds]
+    out['color'] = [WINDOW_STYLE[k][0] for k in kinds]
+    return out
+
+
 # ---------------------------------------------------------------- detail
 def detail_dims(config) -> tuple[int, int]:
     """``(height, width)`` of a clicked window: window_dims, or 128x128 when the windows
@@ -741,27 +775,60 @@ def gallery(sampler, pools, kind: str, n: int, thumb: int = 160,
             colors: dict | None = None, hidden=()) -> list[dict]:
     """The first ``n`` positives (``kind='pos'``) or negatives as the training loop gets them.
 
-    Each window is ``sampler.load_item(index)`` (the config applied), drawn by
-    :func:`draw_sample` (``colors``, ``hidden``).
+    Each window is ``sampler.load_item(index)`` (the config applied, with its per-item
+    draws of epoch 0: ``window_size_range``, ``scale_range``, ``output_dims``, ...), drawn
+    by :func:`draw_sample` (``colors``, ``hidden``).
 
     Returns:
         list of ``{'index', 'gid', 'aid', 'image' ((thumb, thumb, 3) uint8 or
-        None), 'n_annots', 'error' (None or the message)}``.
+        None), 'n_annots', 'window' ((h, w) of the window read, image pixels, without
+        pad; None when unreadable), 'scale' (``(sy, sx)`` it was read at; None: unscaled
+        or unreadable), 'error' (None or the message)}``.
     """
     table = pools.pos if kind == 'pos' else pools.neg
     color = POS_COLOR if kind == 'pos' else NEG_COLOR
     out = []
     for row in table.iloc[:n].itertuples(index=False):
         item = {'index': int(row.index), 'gid': int(row.gid), 'aid': int(row.aid),
-                'image': None, 'n_annots': 0, 'error': None}
+                'image': None, 'n_annots': 0, 'window': None, 'scale': None, 'error': None}
         try:
             sample = sampler.load_item(int(row.index))
             item['image'] = draw_sample(sample, color, thumb, colors, hidden)
             item['n_annots'] = len(sample['annots']['aids'])
+            item['window'], item['scale'] = _drawn_window(sample)
         except (OSError, ValueError, KeyError, IndexError, TypeError) as ex:
             item['error'] = f'window {row.index} (image {row.gid}): {ex}'
         out.append(item)
     return out
+
+
+def _drawn_window(sample: dict) -> tuple:
+    """``((h, w), (sy, sx) or None)``: the window a sample read (its padded window,
+    ``params['st_dims']``, less the pad) and the scale it was read at."""
+    (y0, y1), (x0, x1) = sample['params']['st_dims'][-2:]
+    from sampler_core.window import coerce_pad
+    (pt, pb), (pl, pr) = coerce_pad(sample['target'].get('pad'))
+    scale = sample['target'].get('scale')
+    if scale is not None:
+        scale = tuple(float(v) for v in scale) if isinstance(scale, (tuple, list)) \
+            else (float(scale), float(scale))
+    return (int(round(y1 - y0 - pt - pb)), int(round(x1 - x0 - pl - pr))), scale
+
+
+def drawn_text(window, scale) -> str:
+    """A gallery label's drawn size and scale: ``'40x40 px'`` / ``'40x40 px ×0.73'``.
+
+    Example:
+        >>> drawn_text((40, 40), (0.7312, 0.7312)), drawn_text((32, 48), (0.5, 0.25))
+        ('40x40 px ×0.731', '32x48 px ×0.5,0.25')
+    """
+    if window is None:
+        return ''
+    text = f'{window[0]}x{window[1]} px'
+    if scale is not None:
+        sy, sx = scale
+        text += f' ×{sy:.3g}' if math.isclose(sy, sx, rel_tol=1e-9) else f' ×{sy:.3g},{sx:.3g}'
+    return text
 
 
 # ---------------------------------------------------------------- statistics

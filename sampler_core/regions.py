@@ -94,6 +94,8 @@ def positive_extent(cx, cy, width, height):
 
 #: rounds of candidate draws a negative above ``max_nodata_fraction`` gets before it is dropped
 NODATA_REDRAW_ROUNDS = 8
+#: most dropped windows :attr:`CocoRegions.nodata_dropped` keeps (the count is always whole)
+NODATA_RECORD_LIMIT = 10_000
 
 
 def check_max_nodata_fraction(value: Any) -> float | None:
@@ -204,9 +206,11 @@ class MissingNegativePool(AssertionError):
 
 
 def _nodata_stats(max_nodata: float | None) -> dict:
-    """Zero counts of what ``max_nodata_fraction`` did (:attr:`CocoRegions.nodata_stats`)."""
+    """Zero counts of what ``max_nodata_fraction`` did (:attr:`CocoRegions.nodata_stats`),
+    and ``'_dropped'``: ``(kind, gids, ltrb)`` of the dropped windows, collected while the
+    pools are drawn (:meth:`CocoRegions._finish_nodata` moves them to ``nodata_dropped``)."""
     return {'max_nodata_fraction': max_nodata, 'positives_redrawn': 0, 'positives_dropped': 0,
-            'negatives_redrawn': 0, 'negatives_dropped': 0}
+            'negatives_redrawn': 0, 'negatives_dropped': 0, '_dropped': []}
 
 
 def _row(table, index: int) -> dict:
@@ -378,6 +382,9 @@ class CocoRegions(Targets, HashIdentifiable):
         #: what ``max_nodata_fraction`` did to the current pools (see :meth:`preselect`);
         #: None: no pools drawn
         self.nodata_stats = None
+        #: the windows ``max_nodata_fraction`` dropped from the current pools (see
+        #: :meth:`_finish_nodata`); None: no pools drawn
+        self.nodata_dropped = None
         bg = dset.name_to_cat.get('background', None) if hasattr(dset, 'name_to_cat') else None
         self.BACKGROUND_CLASS_ID = bg['id'] if bg is not None else 0
 
@@ -683,6 +690,11 @@ class CocoRegions(Targets, HashIdentifiable):
             boxes, _ = window_boxes(sub['cx'], sub['cy'], sub['width'], sub['height'],
                                     window_dims)
             ok &= split.keep(sub['gid'], boxes)
+        if not ok.all():   # the dropped windows where they were (before the shift)
+            lost = np.flatnonzero(bad)[~ok]
+            ltrb, _ = window_boxes(pos['cx'][lost], pos['cy'][lost], pos['width'][lost],
+                                   pos['height'][lost], window_dims)
+            stats['_dropped'].append(('pos', pos['gid'][lost], ltrb))
         keep = ~bad
         keep[bad] = ok
         shifts = np.zeros((len(bad), 2), dtype=np.int64)
@@ -725,12 +737,35 @@ class CocoRegions(Targets, HashIdentifiable):
             ltrb[bad[:n]] = np.concatenate(found_b)[:n]
         keep = np.ones(len(gids), dtype=bool)
         keep[bad[n:]] = False
+        if n < len(bad):
+            lost = self._window_table(gids[bad[n:]], ltrb[bad[n:]], 0)
+            boxes, _ = window_boxes(lost['cx'], lost['cy'], lost['width'], lost['height'],
+                                    window_dims)
+            stats['_dropped'].append(('neg', lost['gid'], boxes))
         stats['negatives_redrawn'] = int(n)
         stats['negatives_dropped'] = int(len(bad) - n)
         return gids[keep], ltrb[keep]
 
     def _finish_nodata(self, stats: dict) -> None:
-        """Keep the counts of ``max_nodata_fraction`` and warn once about dropped windows."""
+        """Keep the counts of ``max_nodata_fraction`` (:attr:`nodata_stats`) and the dropped
+        windows (:attr:`nodata_dropped`), and warn once about dropped windows.
+
+        :attr:`nodata_dropped` is ``{'kind': (N,) 'pos' / 'neg', 'gid': (N,) int64,
+        'ltrb': (N, 4) float64 (each window as ``load_item`` would have read it, without
+        pad, image pixels; a dropped positive where it was before any move), 'total': int}``,
+        the first :data:`NODATA_RECORD_LIMIT` of ``total`` dropped windows, positives first.
+        """
+        parts = stats.pop('_dropped', [])
+        gids = np.concatenate([np.asarray(g, dtype=np.int64).ravel() for _, g, _ in parts]
+                              or [np.zeros(0, dtype=np.int64)])
+        self.nodata_dropped = {
+            'kind': np.concatenate([np.full(len(g), k) for k, g, _ in parts]
+                                   or [np.zeros(0, dtype='<U3')])[:NODATA_RECORD_LIMIT],
+            'gid': gids[:NODATA_RECORD_LIMIT],
+            'ltrb': np.concatenate([np.asarray(b, dtype=np.float64).reshape(-1, 4)
+                                    for _, _, b in parts]
+                                   or [np.zeros((0, 4))])[:NODATA_RECORD_LIMIT],
+            'total': int(len(gids))}
         self.nodata_stats = stats
         if stats['positives_dropped'] or stats['negatives_dropped']:
             warnings.warn(
@@ -839,6 +874,7 @@ class CocoRegions(Targets, HashIdentifiable):
                 ok = nodata_fractions(self._window_table(gids, ltrb, 0), window_dims,
                                       nodata_pad) <= max_nodata
                 stats[f'{key}_dropped'] = int((~ok).sum())
+                stats['_dropped'].append((key[:3], gids[~ok], ltrb[~ok]))
                 keep, gids, ltrb = keep[ok], gids[ok], ltrb[ok]
             tables.append((gids, ltrb, keep))
         weights = None

@@ -241,6 +241,55 @@ def test_grid_windows_above_the_threshold_are_dropped(border_dataset):
     assert len(messages) == 1
 
 
+def _outside_fraction(ltrb, pad) -> float:
+    """Fraction of the padded window ``ltrb`` + ``pad`` outside the 160 x 200 image, by area."""
+    x0, y0, x1, y1 = ltrb[0] - pad, ltrb[1] - pad, ltrb[2] + pad, ltrb[3] + pad
+    inside = max(0, min(x1, IMG_W) - max(x0, 0)) * max(0, min(y1, IMG_H) - max(y0, 0))
+    return 1 - inside / ((x1 - x0) * (y1 - y0))
+
+
+def test_dropped_positives_are_recorded_where_they_were(border_dataset):
+    """At 0.0 the corner and edge boxes cannot be held without padding: their windows
+    (64 px centred on the box, before any move) are the record, by hand."""
+    sampler, _ = _build(_config(border_dataset, max_nodata_fraction=0.0))
+    rec = sampler.regions.nodata_dropped
+    want = set()
+    for gid in sampler.dset.imgs:
+        for key, (x, y, w, h) in BOXES.items():
+            if LEAST_PADDING[key] > 0.0:
+                cx, cy = x + w / 2, y + h / 2
+                want.add((gid, cx - WINDOW / 2, cy - WINDOW / 2, cx + WINDOW / 2, cy + WINDOW / 2))
+    pos = rec['kind'] == 'pos'
+    got = {(g, *b) for g, b in zip(rec['gid'][pos].tolist(), rec['ltrb'][pos].tolist())}
+    assert got == want
+    n_neg = sampler.regions.nodata_stats['negatives_dropped']
+    assert rec['total'] == len(rec['gid']) == len(want) + n_neg
+    for b in rec['ltrb'][~pos].tolist():    # negatives dropped: above the limit too
+        assert _outside_fraction(b, PAD) > 0.0
+
+
+def test_dropped_grid_windows_are_recorded_and_the_record_is_capped(border_dataset,
+                                                                   monkeypatch):
+    cfg = _config(border_dataset, mode='grid', grid_edge='pad', pad=(0, 0), n_pos=None,
+                  n_neg=None, neg_to_pos_ratio=100.0, max_nodata_fraction=0.4)
+    sampler, _ = _build(cfg)
+    rec = sampler.regions.nodata_dropped
+    # by hand (see the test above): the last column (x 128) and the last row (y 192)
+    want = {(g, x, y, x + 64, y + 64) for g in sampler.dset.imgs
+            for x in (0, 64, 128) for y in (0, 64, 128, 192) if x == 128 or y == 192}
+    got = {(g, *b) for g, b in zip(rec['gid'].tolist(), rec['ltrb'].tolist())}
+    assert got == want and rec['total'] == len(want) == N_IMAGES * 6
+    assert all(_outside_fraction(b, 0) > 0.4 for b in rec['ltrb'].tolist())
+    from sampler_core import regions
+    monkeypatch.setattr(regions, 'NODATA_RECORD_LIMIT', 4)
+    sampler, _ = _build(cfg)
+    rec = sampler.regions.nodata_dropped
+    assert (len(rec['gid']), len(rec['kind']), rec['ltrb'].shape, rec['total']) == \
+        (4, 4, (4, 4), N_IMAGES * 6)
+    off, _ = _build(_config(border_dataset))
+    assert off.regions.nodata_dropped['total'] == 0
+
+
 def test_explorer_state_shows_the_counts(border_dataset, tmp_path):
     import os
 
