@@ -410,7 +410,9 @@ class BrowseView:
         s.param.watch(self._on_grid_pools, ['revision'])
         s.param.watch(lambda *_: self._mark_grid_current(), ['gid'])
         s.param.watch(self._on_grid_dataset, ['dataset_label'])
-        self._update_grid()
+        self._grid_total = self._grid_first = 0
+        if not self._hold:      # built ahead of its page: filled once the page has loaded
+            self._update_grid()
 
     # ------------------------------------------------------------ events
     def _on_grid_filter(self, *events) -> None:
@@ -445,7 +447,7 @@ class BrowseView:
         """Show the page of the current query: slots relabelled at once (vectorised numpy
         over the dataset's arrays), thumbnails from the cache, the missing ones drawn on a
         worker thread (in a served session) and shown when ready."""
-        if self._released:
+        if self._released or self._hold:
             return
         s, q = self.state, self.grid_query
         facts = BrowseFacts.of(s.shared)
@@ -469,6 +471,7 @@ class BrowseView:
                     slot['gid'] = None
                     if slot['box'].visible:
                         slot['box'].visible = False
+                        slot['caption'].object = ''     # hidden slots name no image
                     continue
                 gid, row = int(gids[k]), int(rows[k])
                 slot['gid'] = gid
@@ -523,7 +526,7 @@ class BrowseView:
             f'data-ready="{int(not missing)}">page {self._grid_first // q.per_page + 1} of '
             f'{n_pages} · images {first}-{last} of {self._grid_total:,} · '
             f'thumbnails {shown}/{len(self._grid_gids)}</div>')
-        if not missing or self._hold:
+        if not missing:
             return
         if self._loop is None:
             make_thumbnails(sampler, shared, missing, size, colors)
@@ -550,5 +553,4 @@ class BrowseView:
         except Exception as ex:  # pragma: no cover - make_thumbnails catches per image
             self.state.notify(f'could not draw the thumbnails: {ex}')
             return
-        with self._batched():
-            self._fill_grid()
+        self._fill_grid()

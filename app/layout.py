@@ -595,7 +595,7 @@ class Explorer(SidebarView, OverviewView, BrowseView, DetailView, GalleriesView,
         def release():
             self._hold = False
             self._schedule_updates()
-            self._fill_grid()
+            self._update_grid()
 
         if self._loop is not None and self._hold:
             pn.state.onload(release)
