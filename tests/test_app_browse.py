@@ -211,3 +211,16 @@ def test_explorer_grid_pages_filters_and_opens_an_image(state):
     e.grid_categories.value = []
     assert shown() == expected_order(state, sort='annotations', descending=True)[:48]
     e.release()
+
+
+def test_explorer_grid_follows_another_dataset():
+    from app.demo import load_demo
+    from app.layout import Explorer
+    e = Explorer('shapes8', backend=None, n_pos=2)
+    e.grid_categories.value = ['star']
+    e.state.dataset = 'shapes32'
+    gids = [img['id'] for img in load_demo('shapes32').dataset['images']]
+    assert e.grid_query.categories == [] and e.grid_query.page == 0
+    assert [slot['gid'] for slot in e._grid_slots if slot['box'].visible] == gids[:24]
+    assert 'of 32' in e.grid_status.object and 'thumbnails 24/24' in e.grid_status.object
+    e.release()
