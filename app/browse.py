@@ -32,13 +32,10 @@ import io
 import threading
 import weakref
 from collections import OrderedDict
-from functools import partial
 
 import numpy as np
-import panel as pn
 import param
 
-from app import views
 from app.text import text_options
 
 #: side of a grid thumbnail, pixels
@@ -224,6 +221,8 @@ def thumbnail(sampler, gid: int, size: int = THUMB_PX, colors: dict | None = Non
     whose geometry cannot be read is left out.
     """
     import kwimage
+
+    from app import views
     rgb, (x0, y0, _, _), step = views.image_region(sampler, gid, max_px=size)
     im = rgb.copy()
     dset = sampler.dset
@@ -356,6 +355,7 @@ class BrowseView:
 
     def _build_browse(self) -> None:
         """The grid's controls and :data:`PAGE_SIZES`\\ [-1] slots, updated in place."""
+        import panel as pn      # this module's data part is imported before Panel (app.cli)
         s = self.state
         q = self.grid_query = GridQuery()
         self._grid_job = None
@@ -515,7 +515,7 @@ class BrowseView:
                     slot['pic'].object = value
             else:
                 slot['pic'].object = None
-                slot['caption'].object = f'<div class="grid-caption error">unreadable</div>'
+                slot['caption'].object = '<div class="grid-caption error">unreadable</div>'
         shown = len(self._grid_gids) - len(missing)
         q = self.grid_query
         n_pages = max(1, -(-self._grid_total // q.per_page))
