@@ -354,7 +354,8 @@ class BrowseView:
     explorer's ``state`` and its update runner)."""
 
     def _build_browse(self) -> None:
-        """The grid's controls and :data:`PAGE_SIZES`\\ [-1] slots, updated in place."""
+        """The grid's controls; its thumbnail slots are made on first use and then updated
+        in place."""
         import panel as pn      # this module's data part is imported before Panel (app.cli)
         s = self.state
         q = self.grid_query = GridQuery()
@@ -385,20 +386,8 @@ class BrowseView:
                      'grid_has_pos', 'grid_has_neg', 'grid_per_page', 'grid_prev', 'grid_next'):
             widget = getattr(self, attr)
             widget.css_classes = list(widget.css_classes or []) + [f'w-{attr}']
-        self._grid_slots = []
-        boxes = []
-        for k in range(max(PAGE_SIZES)):
-            pic = pn.pane.JPG(None, width=THUMB_PX, height=THUMB_PX, margin=0,
-                              css_classes=['grid-thumb'])
-            button = pn.widgets.Button(label='', width=THUMB_PX, margin=0,
-                                       css_classes=['grid-button'])
-            caption = pn.pane.HTML('', width=THUMB_PX, margin=0, css_classes=['grid-caption'])
-            slot = {'pic': pic, 'button': button, 'caption': caption, 'gid': None,
-                    'box': pn.Column(pic, button, caption, margin=3, visible=False)}
-            button.on_click(lambda _, slot=slot: self._grid_open(slot))
-            self._grid_slots.append(slot)
-            boxes.append(slot['box'])
-        self.grid_box = pn.FlexBox(*boxes, sizing_mode='stretch_width')
+        self._grid_slots = []       # made when first needed (:meth:`_ensure_grid_slots`)
+        self.grid_box = pn.FlexBox(sizing_mode='stretch_width')
         self.grid = pn.Column(
             pn.Row(self.grid_sort, self.grid_descending, self.grid_categories, self.grid_min,
                    self.grid_max, pn.Column(self.grid_has_pos, self.grid_has_neg),
@@ -413,6 +402,27 @@ class BrowseView:
         self._grid_total = self._grid_first = 0
         if not self._hold:      # built ahead of its page: filled once the page has loaded
             self._update_grid()
+
+    def _ensure_grid_slots(self, n: int) -> list:
+        """At least ``n`` thumbnail slots (hidden when unused, never removed). Made on
+        first use, so that building an explorer (and its first canvas) does not wait for
+        the ~150 Panel objects of a page."""
+        import panel as pn
+        new = []
+        while len(self._grid_slots) < n:
+            pic = pn.pane.JPG(None, width=THUMB_PX, height=THUMB_PX, margin=0,
+                              css_classes=['grid-thumb'])
+            button = pn.widgets.Button(label='', width=THUMB_PX, margin=0,
+                                       css_classes=['grid-button'])
+            caption = pn.pane.HTML('', width=THUMB_PX, margin=0, css_classes=['grid-caption'])
+            slot = {'pic': pic, 'button': button, 'caption': caption, 'gid': None,
+                    'box': pn.Column(pic, button, caption, margin=3, visible=False)}
+            button.on_click(lambda _, slot=slot: self._grid_open(slot))
+            self._grid_slots.append(slot)
+            new.append(slot['box'])
+        if new:
+            self.grid_box.extend(new)
+        return self._grid_slots
 
     # ------------------------------------------------------------ events
     def _on_grid_filter(self, *events) -> None:
@@ -466,7 +476,7 @@ class BrowseView:
         if s.pools is not None:
             n_pos, n_neg = facts.pool_counts(s.pools)
         with self._batched():
-            for k, slot in enumerate(self._grid_slots):
+            for k, slot in enumerate(self._ensure_grid_slots(len(gids))):
                 if k >= len(gids):
                     slot['gid'] = None
                     if slot['box'].visible:
@@ -477,8 +487,10 @@ class BrowseView:
                 slot['gid'] = gid
                 name = str(facts.names[row])
                 label = f'{gid}: {name}'
-                slot['button'].param.update(label=label if len(label) <= 17 else label[:16] + '…',
-                                            button_type='primary' if gid == s.gid else 'default')
+                label = label if len(label) <= 17 else label[:16] + '…'
+                kind = 'primary' if gid == s.gid else 'default'
+                if (slot['button'].label, slot['button'].button_type) != (label, kind):
+                    slot['button'].param.update(label=label, button_type=kind)
                 windows = '' if n_pos is None else \
                     f' · <span class="pos">{n_pos[row]}</span>+<span class="neg">{n_neg[row]}</span> win'
                 slot['caption'].object = (f'<div class="grid-caption" data-gid="{gid}">'
