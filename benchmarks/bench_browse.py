@@ -9,7 +9,6 @@ kwcoco's demo generator), serves it with ``sampler-explorer serve`` and measures
   page open to the grid's first page with every thumbnail drawn;
 * peak server RSS (``VmHWM`` of the server process);
 * grid page: "page ▶" to the next page with all its thumbnails;
-* grid sort: sort by annotations (descending) / windows / name / id, to its first page;
 * filter by category: one category added or removed, to the first page of the new
   result (its count checked against numpy on the generated arrays);
 * open image: a thumbnail clicked, to the overview's status line naming that image;
@@ -68,7 +67,6 @@ _MEASURE_JS = '''
     };
     const poll = () => { check(); if (!done) requestAnimationFrame(poll); };
     const start = () => { if (t0 === null) { t0 = performance.now(); requestAnimationFrame(poll); } };
-    window.__start = start;   // for changes made without a pointer / key event
     window.addEventListener('pointerdown', start, {capture: true, once: true});
     window.addEventListener('keydown', (e) => { if (e.key === 'Enter') start(); },
                             {capture: true, once: true});
@@ -185,13 +183,6 @@ def _interactions(page, out: dict, arrays: dict, n_images: int) -> None:
     nxt = page.locator('.w-grid_next button')
     out['page_ms'] = [timed(page, nxt.click, '.grid-page', ready_page(k))
                       for k in range(1, 13)]
-    sort = page.locator('.w-grid_sort select')
-    out['sort_ms'] = []
-    for key in ('annotations', 'windows', 'name', 'id'):
-        # (select_option sends no pointer event: the clock starts just before it)
-        out['sort_ms'].append(timed(page, lambda key=key: (
-            page.evaluate('() => window.__start()'), sort.select_option(key)),
-            '.grid-page', ready_page(0)))
     # filter by category: add one, then remove it, for 5 categories
     out['filter_ms'] = []
     for c in (1, 4, 9, 15, 20):
@@ -236,8 +227,7 @@ def main(argv=None) -> int:
     print(f"  page open -> first canvas:  {out['open_to_canvas_s']:.2f} s (target < 5 s)")
     print(f"  page open -> grid page 1 with thumbnails: {out['open_to_grid_s']:.2f} s")
     print(f"  peak server RSS: {out['peak_rss_gb']:.2f} GB (target < 4 GB)")
-    for key, what in (('page_ms', 'grid next page'), ('sort_ms', 'grid sort'),
-                      ('filter_ms', 'filter by category'), ('open_ms', 'open image'),
+    for key, what in (('page_ms', 'grid next page'), ('filter_ms', 'filter by category'), ('open_ms', 'open image'),
                       ('window_ms', 'tune a window')):
         if out.get(key):
             print(f'  {what + ":":22s}{summary(out[key])} (target p95 < 1 s)')
