@@ -200,6 +200,8 @@ def serve(args, ready=None):
     backend = backend_arg(args.backend)
     state = ExplorerState(dataset=args.dataset, roots=serve_roots(args), workdir=args.workdir,
                           backend=backend)
+    from app.browse import BrowseFacts
+    BrowseFacts.of(state.shared)    # the image grid's arrays: part of loading the dataset
     try:
         sockets = bind_sockets(args.port, args.address)
     except OSError as ex:

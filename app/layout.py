@@ -27,6 +27,7 @@ import param
 
 from app import uploads as upl
 from app import views
+from app.browse import BrowseView
 from app.demo import DEFAULT_DEMO, DEMOS
 from app.detail import DetailView
 from app.galleries import GalleriesView
@@ -179,7 +180,7 @@ def _change_before_browser_connects(doc, change) -> bool:
     return True
 
 
-class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
+class Explorer(SidebarView, OverviewView, BrowseView, DetailView, GalleriesView, StatsView,
                pn.viewable.Viewer):
     """The sampler explorer for one dataset; one state per instance (per session).
 
@@ -436,6 +437,7 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         self._build_galleries()
         self._build_stats()
         self._build_legend()
+        self._build_browse()
         self._schedule_updates()
         s.param.watch(self._schedule_updates, ['revision', 'gallery_size', 'selected_item',
                                                'hidden_categories'])
@@ -610,6 +612,7 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         def release():
             self._hold = False
             self._schedule_updates()
+            self._update_grid()
 
         if self._loop is not None and self._hold:
             pn.state.onload(release)
@@ -653,6 +656,8 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
             self.status,
             self._deferred(pn.FlexBox(self.overview, self.detail, sizing_mode='stretch_width'),
                            when='early'),
+            pn.Card(self._deferred(self.grid, when='later'), title='Browse images',
+                    sizing_mode='stretch_width', css_classes=['browse-card']),
             pn.Card(self._deferred(self.galleries, when='later'), title='Galleries',
                     sizing_mode='stretch_width'),
             pn.Card(self._deferred(self.stats, when='later'), title='Statistics of the pools',

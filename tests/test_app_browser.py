@@ -659,10 +659,12 @@ def test_browser_pool_changes_raise_no_console_errors(server, page):
 
 
 #: every element of the page (shadow roots too) whose right edge passes the window's, and
-#: the document's scroll and client widths
+#: the document's scroll and client widths (a notification's fixed, fading toast is an
+#: overlay, not page content)
 _OVERFLOW = '''() => {
     const doc = document.scrollingElement, width = doc.clientWidth, out = [];
     const walk = (root) => root.querySelectorAll('*').forEach(el => {
+        if (String(el.className).includes('notyf')) return;
         const r = el.getBoundingClientRect();
         if (r.width > 0 && r.right > width + 1) out.push(`${el.tagName}.${el.className} ${r.right}`);
         if (el.shadowRoot) walk(el.shadowRoot);
