@@ -74,6 +74,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def setup_module():
+    from playwright.sync_api import expect
+    expect.set_options(timeout=TIMEOUT)
+
+
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory):
     """A JupyterLab on 127.0.0.1 serving a folder holding a copy of the example notebook;
@@ -166,6 +171,9 @@ def lab_page(lab):
         page = context.new_page()
         page.set_default_timeout(TIMEOUT)
         page.on('pageerror', lambda ex: errors.append(str(ex)))
+        page.on('console', lambda m: errors.append(m.text) if m.type == 'error' and
+                'ERR_FAILED' not in m.text else None)
+        page.explorer_errors = errors
         page.goto(f'{lab}/lab/tree/{NOTEBOOK.name}?token={TOKEN}')
         try:
             _run_all_cells(page)
@@ -189,6 +197,23 @@ def lab_shot(lab_page, request):
     if request.session.testsfailed > n_failed:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f'FAILED-{request.node.name}.png'))
+
+
+#: the text of an element and of the shadow roots in it (Bokeh renders into shadow roots)
+_DEEP_TEXT = """el => {
+    const text = node => node.nodeType === Node.TEXT_NODE ? node.textContent :
+        ['STYLE', 'SCRIPT'].includes(node.nodeName) ? '' :
+        [...(node.shadowRoot ? node.shadowRoot.childNodes : []), ...node.childNodes]
+            .map(text).join(' ');
+    return text(el).replace(/\\s+/g, ' ').trim();
+}"""
+
+
+def _shot(page, name):
+    """A screenshot of the explorer's overview and status line in ``test-artifacts/``."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator('.status-line').first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f'{name}.png'))
 
 
 def _status(page):
@@ -246,8 +271,7 @@ def test_notebook_lab_renders_offline_and_fits_the_cell(lab_page, lab_shot):
         return bad.slice(0, 20);
     }""")
     assert overflow == [], overflow
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / 'notebook-lab.png'))
+    _shot(page, 'notebook-lab')
 
 
 def test_notebook_lab_enter_applies_a_number(lab_page, lab_shot):
@@ -280,7 +304,13 @@ def test_notebook_lab_click_samples_a_window_there(lab_page, lab_shot):
 
     def cell(name, pattern):
         row = page.locator('.params-table tr', has_text=name)
-        expect(row.locator('td').last).to_have_text(re.compile(pattern))
+        try:
+            expect(row.locator('td').last).to_have_text(re.compile(pattern))
+        except AssertionError as ex:
+            text = page.locator('.detail').first.evaluate(_DEEP_TEXT)
+            raise AssertionError(f'{ex}\ndetail pane: {text!r}\nstatus: '
+                                 f'{_status(page).inner_text()!r}\nbrowser errors: '
+                                 f'{page.explorer_errors}') from None
         return row.locator('td').last.text_content().strip()
 
     center = cell('center (cx, cy)', rf'^\({number}, {number}\)$')
@@ -291,3 +321,4 @@ def test_notebook_lab_click_samples_a_window_there(lab_page, lab_shot):
     dx, dy = (int(v) for v in offset.strip('()').split(','))
     assert (dx, dy) == (-math.floor(cx - width / 2), -math.floor(cy - height / 2))
     expect(page.locator('.detail canvas').first).to_be_visible()
+    _shot(page, 'notebook-lab-click')
