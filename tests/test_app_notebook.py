@@ -92,7 +92,8 @@ def lab(tmp_path_factory):
     home = tmp_path_factory.mktemp('lab')
     work = home / 'notebooks'
     work.mkdir()
-    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
+    for ui in UIS:
+        shutil.copy(NOTEBOOK, work / f'{ui}-{NOTEBOOK.name}')
     settings = home / 'settings' / '@jupyterlab' / 'apputils-extension'
     settings.mkdir(parents=True)
     (settings / 'notification.jupyterlab-settings').write_text(
@@ -105,7 +106,10 @@ def lab(tmp_path_factory):
     port = _free_port()
     cmd = [sys.executable, '-m', 'jupyterlab', '--no-browser', '--ip=127.0.0.1', f'--port={port}',
            f'--ServerApp.token={TOKEN}', f'--ServerApp.root_dir={work}', '--allow-root',
-           '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate']
+           '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate',
+           # window.jupyterapp: the tests run the cells through the app's own command
+           '--LabApp.expose_app_in_browser=True',
+           '--JupyterNotebookApp.expose_app_in_browser=True']
     log = open(home / 'lab.log', 'w')
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f'http://127.0.0.1:{port}'
@@ -132,22 +136,33 @@ def lab(tmp_path_factory):
 
 
 def _run_all_cells(page) -> None:
-    """Run > Run All Cells once the kernel is idle; wait until every code cell has run."""
+    """Run every cell (the app's ``notebook:run-all-cells`` command) once the notebook's
+    kernel is connected and idle; wait until every code cell has run."""
     page.locator('.jp-Notebook').wait_for()
-    page.locator('.jp-StatusBar-TextItem', has_text='| Idle').first.wait_for(timeout=LAB_TIMEOUT)
-    page.get_by_role('menuitem', name='Run').click()
-    page.get_by_text('Run All Cells', exact=True).click()
+    page.wait_for_function("""() => {
+        const app = window.jupyterapp;
+        const widget = app && app.shell.currentWidget;
+        const kernel = widget && widget.sessionContext && widget.sessionContext.session &&
+            widget.sessionContext.session.kernel;
+        return kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
+    }""", timeout=LAB_TIMEOUT)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_function("""() => {
         const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
         return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
     }""", timeout=LAB_TIMEOUT)
 
 
-@pytest.fixture(scope='module')
-def lab_page(lab):
-    """The example notebook in JupyterLab after Run All, in chromium cut off from the
-    network; yields ``(page, aborted)``: ``aborted`` lists every URL the page asked for
-    elsewhere than the local server (each request was aborted)."""
+#: the two notebook front ends of the one server: JupyterLab and Notebook 7 (the classic
+#: notebook's successor, built from JupyterLab's components); page of a notebook's path
+UIS = {'lab': '/lab/tree/{}', 'notebook7': '/notebooks/{}'}
+
+
+@pytest.fixture(scope='module', params=list(UIS))
+def lab_page(lab, request):
+    """The example notebook in JupyterLab or Notebook 7 after running every cell, in
+    chromium cut off from the network; yields ``(page, aborted)``: ``aborted`` lists every
+    URL the page asked for elsewhere than the local server (each request was aborted)."""
     from playwright.sync_api import sync_playwright
 
     from app.browser import launch_chromium
@@ -174,14 +189,15 @@ def lab_page(lab):
         page.on('console', lambda m: errors.append(m.text) if m.type == 'error' and
                 'ERR_FAILED' not in m.text else None)
         page.explorer_errors = errors
-        page.goto(f'{lab}/lab/tree/{NOTEBOOK.name}?token={TOKEN}')
+        ui = request.param
+        page.goto(f'{lab}{UIS[ui].format(f"{ui}-{NOTEBOOK.name}")}?token={TOKEN}')
         try:
             _run_all_cells(page)
             page.locator('.overview canvas').first.wait_for(state='visible')
             yield page, aborted
         except Exception:
             ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / 'FAILED-notebook-lab.png'))
+            page.screenshot(path=str(ARTIFACTS / f'FAILED-notebook-{ui}.png'))
             raise
         finally:
             context.close()
@@ -231,7 +247,7 @@ def _window_dims(page) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def test_notebook_lab_renders_offline_and_fits_the_cell(lab_page, lab_shot):
+def test_notebook_browser_renders_offline_and_fits_the_cell(lab_page, lab_shot, request):
     from playwright.sync_api import expect
     page, aborted = lab_page
     canvas = page.locator('.overview canvas').first
@@ -271,10 +287,10 @@ def test_notebook_lab_renders_offline_and_fits_the_cell(lab_page, lab_shot):
         return bad.slice(0, 20);
     }""")
     assert overflow == [], overflow
-    _shot(page, 'notebook-lab')
+    _shot(page, f'notebook-{request.node.callspec.id}')
 
 
-def test_notebook_lab_enter_applies_a_number(lab_page, lab_shot):
+def test_notebook_browser_enter_applies_a_number(lab_page, lab_shot):
     from playwright.sync_api import expect
     page, _ = lab_page
     status = _status(page)
@@ -288,7 +304,7 @@ def test_notebook_lab_enter_applies_a_number(lab_page, lab_shot):
     expect(box).to_have_value(str(new))
 
 
-def test_notebook_lab_click_samples_a_window_there(lab_page, lab_shot):
+def test_notebook_browser_click_samples_a_window_there(lab_page, lab_shot, request):
     """As in the served app: a click samples the window centred there (detail pane)."""
     import math
     import re
@@ -321,4 +337,4 @@ def test_notebook_lab_click_samples_a_window_there(lab_page, lab_shot):
     dx, dy = (int(v) for v in offset.strip('()').split(','))
     assert (dx, dy) == (-math.floor(cx - width / 2), -math.floor(cy - height / 2))
     expect(page.locator('.detail canvas').first).to_be_visible()
-    _shot(page, 'notebook-lab-click')
+    _shot(page, f'notebook-{request.node.callspec.id}-click')
