@@ -91,6 +91,15 @@ def _executor() -> ThreadPoolExecutor:
     return _EXECUTOR
 
 
+def _in_kernel() -> bool:
+    """Whether this process is a Jupyter kernel (the explorer shows in notebook cells)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return getattr(get_ipython(), 'kernel', None) is not None
+
+
 def ensure_extensions() -> None:
     """Load Panel's and HoloViews' bokeh extensions (once per process / notebook)."""
     global _EXTENSIONS_LOADED
@@ -99,7 +108,7 @@ def ensure_extensions() -> None:
         # scripts (FilePond) must be part of every page from the start
         # in a notebook BokehJS, Panel's JS and CSS go inline with the output (not from a
         # CDN), so the explorer renders offline; PANEL_INLINE=0 asks for the CDN instead
-        inline = pn.config.inline if 'PANEL_INLINE' in os.environ else True
+        inline = pn.config.inline if 'PANEL_INLINE' in os.environ else _in_kernel()
         pn.extension('filedropper', notifications=True, inline=inline)
         hv.extension('bokeh', logo=False, inline=inline)
         # plain canvas: a few hundred glyphs per plot at most, and WebGL (HoloViews'
@@ -652,15 +661,17 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
 
     # ------------------------------------------------------------ layout
 
-    def main(self) -> list:
-        browser = pn.FlexBox(self.search, self.image_categories,
-                             pn.Column(self.image_select, self.frame_slider),
-                             pn.Column(pn.Row(self.prev_button, self.next_button),
-                                       self.image_count))
+    def main(self, wrap: bool = False) -> list:
+        """The main column's views; ``wrap``: the browse row and the overview / detail row
+        wrap onto more lines when narrow (a notebook cell)."""
+        row = pn.FlexBox if wrap else pn.Row
+        browser = row(self.search, self.image_categories,
+                      pn.Column(self.image_select, self.frame_slider),
+                      pn.Column(pn.Row(self.prev_button, self.next_button), self.image_count))
         return [
             self._deferred(browser),
             self.status,
-            self._deferred(pn.FlexBox(self.overview, self.detail), when='early'),
+            self._deferred(row(self.overview, self.detail), when='early'),
             pn.Card(self._deferred(self.galleries, when='later'), title='Galleries',
                     sizing_mode='stretch_width'),
             pn.Card(self._deferred(self.stats, when='later'), title='Statistics of the pools',
@@ -715,7 +726,7 @@ class Explorer(SidebarView, OverviewView, DetailView, GalleriesView, StatsView,
         # a notebook cell: the main column goes below the sidebar when the cell is narrower
         # than both (MAIN_MIN_WIDTH: the overview's plot)
         return pn.FlexBox(pn.Column(*self.sidebar(), width=330),
-                          pn.Column(*self.main(), sizing_mode='stretch_width',
+                          pn.Column(*self.main(wrap=True), sizing_mode='stretch_width',
                                     min_width=MAIN_MIN_WIDTH),
                           pn.pane.HTML(ENTER_APPLIES, width=0, height=0, margin=0),
                           flex_wrap='wrap', sizing_mode='stretch_width')
