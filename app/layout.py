@@ -16,6 +16,7 @@ worker threads, applied in one batch).
 """
 from __future__ import annotations
 
+import os
 import typing as t
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +57,31 @@ EARLY_DELAY = 0.25
 
 _EXTENSIONS_LOADED = False
 
+#: Enter in a text / number field of the explorer applies it as Tab does. JupyterLab's
+#: output area keeps Enter from firing the input's ``change`` event (jupyterlab#6555),
+#: which is when Bokeh reads the field; this sends that event itself.
+ENTER_APPLIES = """<script>
+(function () {
+  if (window.samplerExplorerEnterApplies) { return; }
+  window.samplerExplorerEnterApplies = true;
+  document.addEventListener('keydown', function (event) {
+    if (event.key !== 'Enter' || event.isComposing) { return; }
+    var path = event.composedPath();
+    var input = path[0];
+    if (!input || input.tagName !== 'INPUT' || input.type !== 'text') { return; }
+    var ours = path.some(function (el) {
+      return el.classList && Array.prototype.some.call(el.classList, function (c) {
+        return c.indexOf('w-') === 0; });
+    });
+    if (ours) { input.dispatchEvent(new Event('change')); }
+  }, true);
+})();
+</script>"""
+
+#: narrowest main column (px) beside the sidebar in a notebook cell; narrower cells show
+#: it below the sidebar
+MAIN_MIN_WIDTH = 720
+
 #: worker threads that compute the statistics and galleries of every served session
 WORKERS = 2
 _EXECUTOR: ThreadPoolExecutor | None = None
@@ -68,14 +94,26 @@ def _executor() -> ThreadPoolExecutor:
     return _EXECUTOR
 
 
+def _in_kernel() -> bool:
+    """Whether this process is a Jupyter kernel (the explorer shows in notebook cells)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return getattr(get_ipython(), 'kernel', None) is not None
+
+
 def ensure_extensions() -> None:
     """Load Panel's and HoloViews' bokeh extensions (once per process / notebook)."""
     global _EXTENSIONS_LOADED
     if not _EXTENSIONS_LOADED:
         # filedropper: the upload widgets are added after the page has loaded, so their
         # scripts (FilePond) must be part of every page from the start
-        pn.extension('filedropper', notifications=True)
-        hv.extension('bokeh', logo=False)
+        # in a notebook BokehJS, Panel's JS and CSS go inline with the output (not from a
+        # CDN), so the explorer renders offline; PANEL_INLINE=0 asks for the CDN instead
+        inline = pn.config.inline if 'PANEL_INLINE' in os.environ else _in_kernel()
+        pn.extension('filedropper', notifications=True, inline=inline)
+        hv.extension('bokeh', logo=False, inline=inline)
         # plain canvas: a few hundred glyphs per plot at most, and WebGL (HoloViews'
         # default) costs a shader compile and a blit per draw (software GL without a GPU)
         # plus bokeh-gl.js in every page
@@ -645,6 +683,7 @@ class Explorer(SidebarView, OverviewView, BrowseView, DetailView, GalleriesView,
     # ------------------------------------------------------------ layout
 
     def main(self) -> list:
+        """The main column's views."""
         # rows that wrap (FlexBox) where the page is narrower than their parts: the main
         # column never scrolls sideways (usable at 1280x800)
         browser = pn.FlexBox(self.search, self.image_categories,
@@ -709,8 +748,13 @@ class Explorer(SidebarView, OverviewView, BrowseView, DetailView, GalleriesView,
         return holder
 
     def __panel__(self):
-        return pn.Row(pn.Column(*self.sidebar(), width=330), pn.Column(*self.main()),
-                      sizing_mode='stretch_width')
+        # a notebook cell: the main column goes below the sidebar when the cell is narrower
+        # than both (MAIN_MIN_WIDTH: the overview's plot)
+        return pn.FlexBox(pn.Column(*self.sidebar(), width=330),
+                          pn.Column(*self.main(), sizing_mode='stretch_width',
+                                    min_width=MAIN_MIN_WIDTH),
+                          pn.pane.HTML(ENTER_APPLIES, width=0, height=0, margin=0),
+                          flex_wrap='wrap', sizing_mode='stretch_width')
 
     def template(self, title: str = 'sampler-explorer', sync_url: bool = True):
         """The served page (BootstrapTemplate); keeps the state in the URL query.
