@@ -36,6 +36,7 @@ from collections import OrderedDict
 import numpy as np
 import param
 
+from app.colors import category_colors
 from app.text import text_options
 
 #: side of a grid thumbnail, pixels
@@ -489,8 +490,8 @@ class BrowseView:
                 label = f'{gid}: {name}'
                 label = label if len(label) <= 17 else label[:16] + '…'
                 kind = 'primary' if gid == s.gid else 'default'
-                if (slot['button'].label, slot['button'].button_type) != (label, kind):
-                    slot['button'].param.update(label=label, button_type=kind)
+                if (slot['button'].label, slot['button'].color) != (label, kind):
+                    slot['button'].param.update(label=label, color=kind)
                 windows = '' if n_pos is None else \
                     f' · <span class="pos">{n_pos[row]}</span>+<span class="neg">{n_neg[row]}</span> win'
                 slot['caption'].object = (f'<div class="grid-caption" data-gid="{gid}">'
@@ -503,12 +504,12 @@ class BrowseView:
         for slot in self._grid_slots:
             if slot['gid'] is not None:
                 want = 'primary' if slot['gid'] == gid else 'default'
-                if slot['button'].button_type != want:
-                    slot['button'].button_type = want
+                if slot['button'].color != want:
+                    slot['button'].color = want
 
     def _thumb_args(self) -> tuple:
         s = self.state
-        return s.sampler, s.shared, THUMB_PX, self.colors
+        return s.sampler, s.shared, THUMB_PX, category_colors(s.shared.dset)
 
     def _fill_grid(self) -> None:
         """Put the cached thumbnails of the page in their slots; draw the missing ones (at

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import io
 
-import numpy as np
 import panel as pn
 
 from app import views
+from app.browse import encode_jpeg
 
 #: side of a gallery thumbnail, pixels
 THUMB = 150
@@ -17,13 +16,6 @@ THUMB = 150
 #: JPEG quality of the thumbnails: a 150 px thumbnail is ~18 kB and 0.4 ms to encode (as a
 #: PNG ~46 kB and 4 ms; twelve are sent per change to every session)
 JPEG_QUALITY = 90
-
-
-def _jpeg(arr: np.ndarray) -> bytes:
-    from PIL import Image
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format='JPEG', quality=JPEG_QUALITY)
-    return buf.getvalue()
 
 
 def draws_per_item(config) -> bool:
@@ -126,7 +118,7 @@ class GalleriesView:
                      for kind in ('pos', 'neg')}
         for items in galleries.values():
             for it in items:
-                it['jpeg'] = None if it['image'] is None else _jpeg(it['image'])
+                it['jpeg'] = None if it['image'] is None else encode_jpeg(it['image'], JPEG_QUALITY)
                 it['image'] = None          # only the JPEG is kept
         return snap['gallery_key'], galleries
 
@@ -155,7 +147,7 @@ class GalleriesView:
                 if slot['pic'].object is not it['jpeg']:
                     slot['pic'].object = it['jpeg']
                 drawn = views.drawn_text(it.get('window'), it.get('scale')) \
-                    if draws_per_item(cfg) else ''
+                    if draws_per_item(s.pools.config) else ''
                 slot['button'].param.update(
                     label=f"#{it['index']} · img {it['gid']}{mark}"
                          + (f' · {drawn}' if drawn else '')
