@@ -390,10 +390,13 @@ class BrowseView:
         self._grid_slots = []       # made when first needed (:meth:`_ensure_grid_slots`)
         self.grid_box = pn.FlexBox(sizing_mode='stretch_width')
         self.grid = pn.Column(
-            pn.Row(self.grid_sort, self.grid_descending, self.grid_categories, self.grid_min,
-                   self.grid_max, pn.Column(self.grid_has_pos, self.grid_has_neg),
-                   self.grid_per_page),
-            pn.Row(self.grid_prev, self.grid_next, self.grid_status),
+            # rows that wrap: the page never scrolls sideways (usable at 1280x800)
+            pn.FlexBox(self.grid_sort, self.grid_descending, self.grid_categories,
+                       self.grid_min, self.grid_max,
+                       pn.Column(self.grid_has_pos, self.grid_has_neg), self.grid_per_page,
+                       sizing_mode='stretch_width'),
+            pn.FlexBox(self.grid_prev, self.grid_next, self.grid_status,
+                       sizing_mode='stretch_width'),
             self.grid_box, sizing_mode='stretch_width', css_classes=['image-grid'])
         q.param.watch(self._on_grid_filter, list(GridQuery.FILTERS))
         q.param.watch(lambda *_: self._update_grid(), ['page'])

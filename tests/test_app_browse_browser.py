@@ -6,14 +6,12 @@ Waits are on conditions, never fixed sleeps; a missing chromium FAILS (never ski
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from app.browser import launch_chromium, spawn_server, stop_server
+from app.browser import spawn_server, stop_server
+from browser_util import ARTIFACTS, chromium_page
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / 'test-artifacts'
 TIMEOUT = 120_000  # ms, for every wait on a condition (the shared machine is slow)
 
 
@@ -32,21 +30,8 @@ def served(tmp_path_factory):
 
 @pytest.fixture
 def page(request, served):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        try:
-            browser = launch_chromium(p)
-        except FileNotFoundError as ex:
-            pytest.fail(f'{ex}; the browser tests cannot be skipped')
-        pg = browser.new_page(viewport={'width': 1500, 'height': 1300})
-        pg.set_default_timeout(TIMEOUT)
-        n_failed = request.session.testsfailed
+    with chromium_page(request, TIMEOUT) as pg:
         yield pg
-        if request.session.testsfailed > n_failed:
-            ARTIFACTS.mkdir(exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / f'FAILED-{request.node.name}.png'),
-                          full_page=True)
-        browser.close()
 
 
 def expected_gids(category=None) -> list[int]:

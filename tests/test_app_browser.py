@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from app.browser import launch_chromium, spawn_server, stop_server
+from browser_util import ARTIFACTS, screenshot_if_failed, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / 'test-artifacts'
 TIMEOUT = 30_000  # ms, for every wait on a condition
 
 
@@ -61,9 +61,7 @@ def page(browser, request):
     pg.set_default_timeout(TIMEOUT)
     n_failed = request.session.testsfailed
     yield pg
-    if request.session.testsfailed > n_failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        pg.screenshot(path=str(ARTIFACTS / f'FAILED-{request.node.name}.png'), full_page=True)
+    screenshot_if_failed(pg, request, n_failed)
     context.close()
 
 
@@ -80,15 +78,6 @@ def open_app(page, url):
     status = page.locator('.status')
     status.wait_for()
     return status
-
-
-def wait_until(fn, page, timeout=TIMEOUT / 1000):
-    """Poll ``fn()`` until it is true (between polls the browser renders a frame)."""
-    deadline = time.monotonic() + timeout
-    while not fn():
-        if time.monotonic() > deadline:
-            raise AssertionError(f'condition not met within {timeout} s: {fn}')
-        page.evaluate('() => new Promise(r => requestAnimationFrame(() => r()))')
 
 
 def field(page, widget):
@@ -387,7 +376,11 @@ def test_browser_link_carries_every_config_field(browser, shapes_copy, tmp_path)
             'grid_edge': 'drop', 'balance': 'inverse', 'class_weights': {cats[1]: 2.0},
             'split_by': 'image', 'val_fraction': 0.3, 'split_seed': 5,
             'split_block': [300, 200], 'epoch_length': 50, 'scale_range': [0.5, 1.5],
-            'window_size_range': [40, 80], 'output_dims': None}   # output_dims: not with scale
+            'window_size_range': [40, 80], 'output_dims': None,   # output_dims: not with scale
+            'max_nodata_fraction': 0.2,
+            # the dataset has no videos or resolutions: these keep their defaults
+            'time_steps': None, 'time_sampling': 'contiguous', 'time_span': None,
+            'resolution': None}
         assert set(wanted) == set(URL_CONFIG_KEYS)
         context = browser.new_context(viewport={'width': 1500, 'height': 1300},
                                       accept_downloads=True)
@@ -395,7 +388,7 @@ def test_browser_link_carries_every_config_field(browser, shapes_copy, tmp_path)
         page.set_default_timeout(TIMEOUT)
         status = open_app(page, url + '?' + urlencode({k: encode(v)
                                                        for k, v in wanted.items()}))
-        expect(status).to_contain_text('window 80x96, pad 4x8, seed 11')
+        expect(status).to_contain_text('window 80x96 at scale 0.75, pad 4x8, seed 11')
         expect(page.locator('.explorer-alert')).to_be_hidden()
         cfg = _export_from_page(page, tmp_path / 'opened.yaml').to_dict()
         for key, value in wanted.items():

@@ -8,6 +8,7 @@ import collections
 import numpy as np
 import pytest
 
+from app.stats import COVERAGE_LIMIT
 from sampler_core.config import SamplingConfig
 
 #: the changes made in place before the plots are compared with a fresh explorer's
@@ -62,9 +63,13 @@ def test_statistics_updated_in_place_show_the_pools():
             f"Visible fraction of annotations (n={want['n_visible']})"
         assert cols['negatives']['windows'] == want['negatives']
         assert plots.span.location == e.state.visible_thresh
-        covered = cols['coverage']['covered']
-        assert covered == sorted(covered, reverse=True) and all(0 < c <= 1 for c in covered)
-        assert set(map(int, cols['coverage']['image'])) == set(e.state.pools.all['gid'])
+        covered = list(cols['coverage']['covered'])
+        assert covered == sorted(covered, reverse=True) and all(0 <= c <= 1 for c in covered)
+        # the images with windows, then images without (covered 0) up to one bar count per
+        # dataset (BokehJS fails when an update shrinks a categorical bar plot)
+        shown = [int(g) for g, c in zip(cols['coverage']['image'], covered) if c > 0]
+        assert set(shown) == set(e.state.pools.all['gid'])
+        assert len(covered) == min(COVERAGE_LIMIT, len(e.state.shared.dset.imgs))
         assert plots.figures['coverage'].x_range.factors == cols['coverage']['image']
         window = f'{e.state.window_dims[0]}x{e.state.window_dims[1]}'
         assert f'<td>{window}</td>' in e.stats_numbers.object

@@ -6,14 +6,12 @@ Every wait is on a condition, never a fixed sleep; a missing chromium FAILS the 
 from __future__ import annotations
 
 import re
-import time
-from pathlib import Path
 
 import pytest
 
-from app.browser import launch_chromium, spawn_server, stop_server
+from app.browser import spawn_server, stop_server
+from browser_util import ARTIFACTS, chromium_page, wait_until
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / 'test-artifacts'
 TIMEOUT = 30_000  # ms
 
 # {category name: [colours]} of the annotations the overview's glyphs hold in the page
@@ -33,14 +31,6 @@ _OVERVIEW_JS = '''
 '''
 
 
-def wait_until(fn, page, timeout=TIMEOUT / 1000):
-    deadline = time.monotonic() + timeout
-    while not fn():
-        if time.monotonic() > deadline:
-            raise AssertionError(f'condition not met within {timeout} s: {fn}')
-        page.evaluate('() => new Promise(r => requestAnimationFrame(() => r()))')
-
-
 @pytest.fixture(scope='module')
 def server(tmp_path_factory):
     work = tmp_path_factory.mktemp('serve')
@@ -51,22 +41,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def page(server, request):
-    from playwright.sync_api import expect, sync_playwright
-    expect.set_options(timeout=TIMEOUT)
-    with sync_playwright() as p:
-        try:
-            browser = launch_chromium(p)
-        except FileNotFoundError as ex:
-            pytest.fail(f'{ex}; the browser tests cannot be skipped')
-        pg = browser.new_page(viewport={'width': 1500, 'height': 1300})
-        pg.set_default_timeout(TIMEOUT)
-        n_failed = request.session.testsfailed
+    with chromium_page(request, TIMEOUT) as pg:
         yield pg
-        if request.session.testsfailed > n_failed:
-            ARTIFACTS.mkdir(exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / f'FAILED-{request.node.name}.png'),
-                          full_page=True)
-        browser.close()
 
 
 def test_browser_legend_toggle_hides_and_shows_a_category(server, page):
