@@ -848,12 +848,6 @@ def class_balance(pools, dset):
     return pd.concat([df, neg], ignore_index=True)
 
 
-def class_balance_plot(pools, dset) -> hv.Bars:
-    """Windows per category (bars in the category colours: style them ``color='color'``)."""
-    return hv.Bars(class_balance(pools, dset), 'category', ['windows', 'color'],
-                   label='Windows per category')
-
-
 def visible_fractions(regions, pools, pad=(0, 0), limit: int = STATS_LIMIT) -> np.ndarray:
     """Visible fraction of every annotation in the (padded) pool windows.
 
@@ -869,21 +863,6 @@ def visible_fractions(regions, pools, pad=(0, 0), limit: int = STATS_LIMIT) -> n
         _, frac = regions.visible_aids(int(gid), window)
         out.append(frac)
     return np.concatenate(out) if out else np.empty(0)
-
-
-def visible_histogram(fractions: np.ndarray, thresh: float = 0.0, bins: int = 20):
-    """Histogram of visible fractions, with the visible_thresh line (``hv.Overlay``)."""
-    counts, edges = np.histogram(fractions, bins=bins, range=(0.0, 1.0))
-    title = f'Visible fraction of annotations in windows (n={len(fractions)})'
-    hist = hv.Histogram((edges, counts), kdims=['visible fraction'], vdims=['annotations'],
-                        label=title)
-    return hist * hv.VLine(float(thresh), label='visible_thresh')
-
-
-def negatives_plot(pools) -> hv.Bars:
-    """Negatives asked for vs found."""
-    return hv.Bars([('asked', pools.n_neg_asked), ('found', pools.n_neg)], 'negatives', 'windows',
-                   label=f'Negatives: {pools.n_neg} found of {pools.n_neg_asked} asked')
 
 
 def coverage(pools, dset, pad=(0, 0), max_res: int = 512):
@@ -972,14 +951,6 @@ def top_covered(per_image, limit: int = 30, gids=()):
             top = pd.concat([top, pd.DataFrame({'gid': extra, 'covered': 0.0})],
                             ignore_index=True)
     return top
-
-
-def coverage_plot(per_image, overall: float, limit: int = 30, gids=()) -> hv.Bars:
-    """The :func:`top_covered` images as bars."""
-    top = top_covered(per_image, limit, gids)
-    top = top.assign(image=top['gid'].astype(str))
-    return hv.Bars(top, 'image', 'covered',
-                   label=f'Area covered: {overall:.1%} ({len(per_image)} images)')
 
 
 def stats_table(pools, fractions: np.ndarray, overall_coverage: float):

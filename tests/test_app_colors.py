@@ -118,9 +118,12 @@ def test_every_view_draws_a_category_in_the_legend_colour(explorer):
     bal = views.class_balance(s.pools, dset)
     for cat, color in zip(bal['category'], bal['color']):
         assert color == legend.get(cat, views.OTHER_COLOR)
-    fig = hv.render(views.class_balance_plot(s.pools, dset).opts(color='color'))
-    bars = fig.renderers[0].data_source.data
-    assert [legend.get(c, views.OTHER_COLOR) for c in bars['category']] == list(bars['color'])
+    from app.stats import StatsPlots, stats_data
+    plots = StatsPlots()
+    plots.show(stats_data(s.pools, dset, s.sampler.regions))
+    bars = plots.sources['balance'].data
+    assert bars['category'] and \
+        [legend.get(c, views.OTHER_COLOR) for c in bars['category']] == list(bars['color'])
 
 
 def test_gallery_thumbnail_outlines_are_the_category_colour():

@@ -163,15 +163,15 @@ def test_statistics(state):
     bal = views.class_balance(pools, dset)
     assert bal['windows'].sum() == pools.n_pos + pools.n_neg
     assert bal['category'].iloc[-1] == '(negatives)'
-    assert isinstance(views.class_balance_plot(pools, dset), hv.Bars)
     fr = views.visible_fractions(state.sampler.regions, pools)
     expect = np.concatenate([state.sampler.load_item(i)['annots']['visible']
                              for i in range(pools.n_pos + pools.n_neg)])
     assert np.allclose(np.sort(fr), np.sort(expect))
-    hist = views.visible_histogram(fr, 0.3)
-    assert hist.get(0).dimension_values(1).sum() == len(fr)
-    neg = views.negatives_plot(pools)
-    assert list(neg.dimension_values(1)) == [pools.n_neg_asked, pools.n_neg]
+    from app.stats import stats_data
+    data = stats_data(pools, dset, state.sampler.regions)
+    assert sum(data['visible']['annotations']) == len(fr)
+    assert data['negatives']['windows'] == [pools.n_neg_asked, pools.n_neg]
+    assert data['balance']['windows'] == bal['windows'].tolist()
     per_image, overall = views.coverage(pools, dset)
     assert 0 < overall < 1 and per_image['covered'].between(0, 1).all()
     assert 'positives' in views.summary(pools, overall) and '96x128' in views.summary(pools)
@@ -203,8 +203,9 @@ def test_negatives_asked_vs_found_when_the_images_are_full():
         dset.add_annotation(image_id=gid, category_id=1, bbox=[0, 0, 100, 80])
     state = ExplorerState(dataset=dset, backend=None, n_pos=2, n_neg=5, window_dims=(20, 20))
     assert state.pools.n_neg_asked == 5 and state.pools.n_neg == 0
-    bars = views.negatives_plot(state.pools)
-    assert list(bars.dimension_values(1)) == [5, 0]
+    from app.stats import stats_data
+    data = stats_data(state.pools, state.shared.dset, state.sampler.regions)
+    assert data['negatives']['windows'] == [5, 0]
     assert any('negative' in w for w in state.pools.warnings)
 
 
