@@ -12,8 +12,8 @@ Example:
     >>> rgb = views.overview_image(state.sampler, state.gid, max_px=100)
     >>> max(rgb.data.shape[:2]) <= 100
     True
-    >>> rects = views.window_overlay(state.pools, state.pools.pos.gid.iloc[0])
-    >>> 'pos' in set(rects.dimension_values('kind'))   # green positive windows of that image
+    >>> cols = views.window_columns(state.pools, state.pools.pos.gid.iloc[0])
+    >>> 'pos' in set(cols['kind'])   # green positive windows of that image
     True
 """
 from __future__ import annotations
@@ -479,13 +479,6 @@ def window_columns(pools, gid: int, selected: int | None = None,
     rows = _window_rows(pools, gid, selected, click_window)
     return {name: list(col) for name, col in
             zip(WINDOW_COLUMNS, zip(*rows) if rows else [()] * len(WINDOW_COLUMNS))}
-
-
-def window_overlay(pools, gid: int, selected: int | None = None,
-                   click_window=None) -> hv.Rectangles:
-    """The pool windows of image ``gid`` (:func:`window_columns`) as one ``hv.Rectangles``."""
-    return hv.Rectangles(_window_rows(pools, gid, selected, click_window),
-                         kdims=['x0', 'y0', 'x1', 'y1'], vdims=_WIN_VDIMS, label='windows')
 
 
 def _window_rows(pools, gid, selected, click_window) -> list[tuple]:

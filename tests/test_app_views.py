@@ -77,23 +77,22 @@ def test_annotation_overlay_counts_and_hover_dims(state):
     assert len(only_boxes.get(1).split()) == 0 and len(only_boxes.get(2)) == 0
 
 
-def test_window_overlay_shows_the_pools_of_the_image(state):
+def test_window_columns_show_the_pools_of_the_image(state):
     pools = state.pools
     gid = int(pools.pos['gid'].iloc[0])
-    rects = views.window_overlay(pools, gid, selected=0, click_window=(1, 2, 30, 40))
-    kinds = list(rects.dimension_values('kind'))
+    cols = views.window_columns(pools, gid, selected=0, click_window=(1, 2, 30, 40))
+    kinds = cols['kind']
     assert kinds.count('pos') == int((pools.pos['gid'] == gid).sum())
     assert kinds.count('neg') == int((pools.neg['gid'] == gid).sum())
     assert kinds[-2:] == ['selected', 'click']
-    assert rects.dimension_values('index')[-2] == 0
-    assert list(rects.array()[-1][:4]) == [1, 2, 30, 40]
-    colors = dict(zip(kinds, rects.dimension_values('color')))
+    assert cols['index'][-2] == 0
+    assert [cols[k][-1] for k in ('x0', 'y0', 'x1', 'y1')] == [1, 2, 30, 40]
+    colors = dict(zip(kinds, cols['color']))
     assert colors['pos'] == views.POS_COLOR and colors['click'] == views.CLICK_COLOR
-    x0, y0, x1, y1 = rects.array()[0][:4]
+    x0, y0, x1, y1 = (cols[k][0] for k in ('x0', 'y0', 'x1', 'y1'))
     assert (x1 - x0, y1 - y0) == (128, 96)
     other = [g for g in state.image_ids() if g != gid][0]
-    assert 'selected' not in views.window_overlay(pools, other, selected=0).dimension_values(
-        'kind')
+    assert 'selected' not in views.window_columns(pools, other, selected=0)['kind']
 
 
 def test_detail_sample_is_centred_on_the_click_with_clipped_annots(state):
