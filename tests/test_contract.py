@@ -220,6 +220,19 @@ def shapes_state_args(shapes_copy):
     return dict(dataset=str(path), roots=[root], backend=None)
 
 
+def _change(state, key, value) -> bool:
+    """Set one field as a widget does; a refused change (a new message) must leave the
+    config as it was. True when the change was taken."""
+    before = state.config_dict()
+    serial = (state.message or {}).get('serial')
+    setattr(state, key, value)
+    if (state.message or {}).get('serial') != serial:      # refused: nothing changed
+        assert state.config_dict() == before, (key, value, state.message)
+        event('a change refused')
+        return False
+    return True
+
+
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(changes=CHANGES, data=st.data())
@@ -232,13 +245,7 @@ def test_explorer_shows_what_the_export_rebuilds(shapes_state_args, changes, dat
     cats = state.category_names
     for key, drawn in changes:
         value = _named(key, drawn, cats)
-        before = state.config_dict()
-        serial = (state.message or {}).get('serial')
-        setattr(state, key, value)
-        if (state.message or {}).get('serial') != serial:      # refused: nothing changed
-            assert state.config_dict() == before, (key, value, state.message)
-            event('a change refused')
-        else:
+        if _change(state, key, value):
             alone = {'class_weights': {'any': 1.0}} if key == 'balance' else {}  # "weights" needs one
             assert state.config_dict()[key] == \
                 SamplingConfig(**{key: value}, **alone).to_dict()[key]
@@ -311,12 +318,7 @@ def test_explorer_video_items_are_what_the_export_rebuilds(video_state_args, cha
     from app.state import ExplorerState
     state = ExplorerState(n_pos=4, n_neg=2, **video_state_args)
     for key, value in changes:
-        before = state.config_dict()
-        serial = (state.message or {}).get('serial')
-        setattr(state, key, value)
-        if (state.message or {}).get('serial') != serial:      # refused: nothing changed
-            assert state.config_dict() == before, (key, value, state.message)
-            event('a change refused')
+        _change(state, key, value)
     rebuilt = CocoSampler.from_config(SamplingConfig.loads(state.export_yaml()))
     assert _shown_pools(state) == _sampler_pools(rebuilt)
     n = rebuilt.regions.n_samples
