@@ -38,6 +38,7 @@ import param
 
 from app.colors import category_colors
 from app.text import text_options
+from app.tiles import Tiles, jpeg_src, tile
 
 #: side of a grid thumbnail, pixels
 THUMB_PX = 128
@@ -355,8 +356,7 @@ class BrowseView:
     explorer's ``state`` and its update runner)."""
 
     def _build_browse(self) -> None:
-        """The grid's controls; its thumbnail slots are made on first use and then updated
-        in place."""
+        """The grid's controls and its tiles (:class:`app.tiles.Tiles`, refilled in place)."""
         import panel as pn      # this module's data part is imported before Panel (app.cli)
         s = self.state
         q = self.grid_query = GridQuery()
@@ -387,8 +387,11 @@ class BrowseView:
                      'grid_has_pos', 'grid_has_neg', 'grid_per_page', 'grid_prev', 'grid_next'):
             widget = getattr(self, attr)
             widget.css_classes = list(widget.css_classes or []) + [f'w-{attr}']
-        self._grid_slots = []       # made when first needed (:meth:`_ensure_grid_slots`)
-        self.grid_box = pn.FlexBox(sizing_mode='stretch_width')
+        # the page's thumbnails: one model, the browser draws its tiles (app/tiles.py)
+        self.grid_tiles = Tiles(kind='grid', tile_px=THUMB_PX, sizing_mode='stretch_width')
+        self.grid_tiles.on_click(self._grid_open)
+        self._grid_info = []        # (gid, label, caption) of the page shown
+        self._grid_tones = []       # their buttons' tones ('primary': the image open)
         self.grid = pn.Column(
             # rows that wrap: the page never scrolls sideways (usable at 1280x800)
             pn.FlexBox(self.grid_sort, self.grid_descending, self.grid_categories,
@@ -397,7 +400,7 @@ class BrowseView:
                        sizing_mode='stretch_width'),
             pn.FlexBox(self.grid_prev, self.grid_next, self.grid_status,
                        sizing_mode='stretch_width'),
-            self.grid_box, sizing_mode='stretch_width', css_classes=['image-grid'])
+            self.grid_tiles, sizing_mode='stretch_width', css_classes=['image-grid'])
         q.param.watch(self._on_grid_filter, list(GridQuery.FILTERS))
         q.param.watch(lambda *_: self._update_grid(), ['page'])
         s.param.watch(self._on_grid_pools, ['revision'])
@@ -406,27 +409,6 @@ class BrowseView:
         self._grid_total = self._grid_first = 0
         if not self._hold:      # built ahead of its page: filled once the page has loaded
             self._update_grid()
-
-    def _ensure_grid_slots(self, n: int) -> list:
-        """At least ``n`` thumbnail slots (hidden when unused, never removed). Made on
-        first use, so that building an explorer (and its first canvas) does not wait for
-        the ~150 Panel objects of a page."""
-        import panel as pn
-        new = []
-        while len(self._grid_slots) < n:
-            pic = pn.pane.JPG(None, width=THUMB_PX, height=THUMB_PX, margin=0,
-                              css_classes=['grid-thumb'])
-            button = pn.widgets.Button(label='', width=THUMB_PX, margin=0,
-                                       css_classes=['grid-button'])
-            caption = pn.pane.HTML('', width=THUMB_PX, margin=0, css_classes=['grid-caption'])
-            slot = {'pic': pic, 'button': button, 'caption': caption, 'gid': None,
-                    'box': pn.Column(pic, button, caption, margin=3, visible=False)}
-            button.on_click(lambda _, slot=slot: self._grid_open(slot))
-            self._grid_slots.append(slot)
-            new.append(slot['box'])
-        if new:
-            self.grid_box.extend(new)
-        return self._grid_slots
 
     # ------------------------------------------------------------ events
     def _on_grid_filter(self, *events) -> None:
@@ -451,16 +433,16 @@ class BrowseView:
         last = max(0, (self._grid_total - 1) // q.per_page)
         q.page = min(last, max(0, q.page + step))
 
-    def _grid_open(self, slot) -> None:
+    def _grid_open(self, gid) -> None:
         """A thumbnail was clicked: show its image in the overview (as the image list does)."""
-        if slot['gid'] is not None:
-            self.state.gid = int(slot['gid'])
+        if gid is not None and int(gid) in self.state.shared.dset.imgs:
+            self.state.gid = int(gid)
 
     # ------------------------------------------------------------ updates
     def _update_grid(self) -> None:
-        """Show the page of the current query: slots relabelled at once (vectorised numpy
-        over the dataset's arrays), thumbnails from the cache, the missing ones drawn on a
-        worker thread (in a served session) and shown when ready."""
+        """Show the page of the current query: the page's images found at once (vectorised
+        numpy over the dataset's arrays), thumbnails from the cache, the missing ones drawn
+        on a worker thread (in a served session) and shown when ready."""
         if self._released or self._hold:
             return
         s, q = self.state, self.grid_query
@@ -479,59 +461,45 @@ class BrowseView:
         n_pos = n_neg = None
         if s.pools is not None:
             n_pos, n_neg = facts.pool_counts(s.pools)
-        with self._batched():
-            for k, slot in enumerate(self._ensure_grid_slots(len(gids))):
-                if k >= len(gids):
-                    slot['gid'] = None
-                    if slot['box'].visible:
-                        slot['box'].visible = False
-                        slot['caption'].object = ''     # hidden slots name no image
-                    continue
-                gid, row = int(gids[k]), int(rows[k])
-                slot['gid'] = gid
-                name = str(facts.names[row])
-                label = f'{gid}: {name}'
-                label = label if len(label) <= 17 else label[:16] + '…'
-                kind = 'primary' if gid == s.gid else 'default'
-                if (slot['button'].label, slot['button'].color) != (label, kind):
-                    slot['button'].param.update(label=label, color=kind)
-                windows = '' if n_pos is None else \
-                    f' · <span class="pos">{n_pos[row]}</span>+<span class="neg">{n_neg[row]}</span> win'
-                slot['caption'].object = (f'<div class="grid-caption" data-gid="{gid}">'
-                                          f'{facts.n_annots[row]} ann{windows}</div>')
-                slot['box'].visible = True
-            self._fill_grid()
+        info = []
+        for gid, row in zip(gids.tolist(), rows.tolist()):
+            label = f'{gid}: {facts.names[row]}'
+            label = label if len(label) <= 17 else label[:16] + '…'
+            caption = [(f'{facts.n_annots[row]} ann', '')]
+            if n_pos is not None:
+                caption += [(' · ', ''), (str(n_pos[row]), 'pos'), ('+', ''),
+                            (str(n_neg[row]), 'neg'), (' win', '')]
+            info.append((gid, label, caption))
+        self._grid_info = info
+        self._fill_grid()
 
     def _mark_grid_current(self) -> None:
-        gid = self.state.gid
-        for slot in self._grid_slots:
-            if slot['gid'] is not None:
-                want = 'primary' if slot['gid'] == gid else 'default'
-                if slot['button'].color != want:
-                    slot['button'].color = want
+        if any(gid == self.state.gid or tone for (gid, *_), tone in
+               zip(self._grid_info, self._grid_tones)):
+            self._fill_grid()
 
     def _thumb_args(self) -> tuple:
         s = self.state
         return s.sampler, s.shared, THUMB_PX, category_colors(s.shared.dset)
 
     def _fill_grid(self) -> None:
-        """Put the cached thumbnails of the page in their slots; draw the missing ones (at
-        once outside a served session, else one job at a time on a worker thread: a page
-        left meanwhile is never drawn, the latest one is)."""
+        """Show the page's tiles with the cached thumbnails (one model change); draw the
+        missing ones (at once outside a served session, else one job at a time on a worker
+        thread: a page left meanwhile is never drawn, the latest one is)."""
         sampler, shared, size, colors = self._thumb_args()
-        missing = []
-        for k, slot in enumerate(self._grid_slots[:len(self._grid_gids)]):
-            value = THUMBNAILS.get(shared, slot['gid'], size, colors)
+        missing, items, tones = [], [], []
+        for gid, label, caption in self._grid_info:
+            value = THUMBNAILS.get(shared, gid, size, colors)
+            tone = 'primary' if gid == self.state.gid else ''
             if value is None:
-                missing.append(slot['gid'])
-                if slot['pic'].object is not None:
-                    slot['pic'].object = None
-            elif isinstance(value, bytes):
-                if slot['pic'].object is not value:
-                    slot['pic'].object = value
-            else:
-                slot['pic'].object = None
-                slot['caption'].object = '<div class="grid-caption error">unreadable</div>'
+                missing.append(gid)
+            elif not isinstance(value, bytes):      # the image could not be read
+                caption = [('unreadable', 'error')]
+            items.append(tile(gid, label, caption, jpeg_src(value if isinstance(value, bytes)
+                                                            else None), tone, data_gid=gid))
+            tones.append(tone)
+        self._grid_tones = tones
+        self.grid_tiles.items = items
         shown = len(self._grid_gids) - len(missing)
         q = self.grid_query
         n_pages = max(1, -(-self._grid_total // q.per_page))

@@ -2,12 +2,11 @@
 ``sampler.load_item`` returns them; a click finds one in the overview."""
 from __future__ import annotations
 
-import contextlib
-
 import panel as pn
 
 from app import views
 from app.browse import encode_jpeg
+from app.tiles import Tiles, jpeg_src, tile
 
 #: side of a gallery thumbnail, pixels
 THUMB = 150
@@ -68,36 +67,23 @@ class GalleriesView:
     the explorer's ``state`` and widgets)."""
 
     def _build_galleries(self) -> None:
-        """Thumbnail slots, updated in place (no new Bokeh models per change)."""
-        self._slots = {'pos': [], 'neg': []}
+        """A title and a :class:`app.tiles.Tiles` per pool (one Bokeh model each, refilled
+        in place)."""
+        s = self.state
         self._gallery_titles = {}
-        self._gallery_boxes = {}
+        self.gallery_tiles = {}
         rows = []
         for kind, title in (('pos', 'Positives'), ('neg', 'Negatives')):
             self._gallery_titles[kind] = pn.pane.Markdown(f'**{title}**')
-            self._gallery_boxes[kind] = pn.FlexBox()
-            rows += [self._gallery_titles[kind], self._gallery_boxes[kind]]
+            tiles = self.gallery_tiles[kind] = Tiles(kind=kind, tile_px=THUMB,
+                                                     sizing_mode='stretch_width')
+            tiles.on_click(lambda index: s.select_item(int(index)))
+            rows += [self._gallery_titles[kind], tiles]
         self.galleries = pn.Column(*rows, sizing_mode='stretch_width', css_classes=['galleries'])
 
-    def _ensure_slots(self, kind: str, n: int) -> list:
-        """At least ``n`` slots for ``kind`` (they are hidden, never removed)."""
-        s = self.state
-        slots = self._slots[kind]
-        new = []
-        while len(slots) < n:
-            pic = pn.pane.JPG(None, width=THUMB, height=THUMB, css_classes=['thumb'])
-            button = pn.widgets.Button(label='', width=THUMB, css_classes=[f'thumb-button-{kind}'])
-            slot = {'pic': pic, 'button': button, 'index': None,
-                    'box': pn.Column(pic, button, margin=2)}
-            button.on_click(lambda _, slot=slot: slot['index'] is not None
-                            and s.select_item(slot['index']))
-            slots.append(slot)
-            new.append(slot['box'])
-        if new:      # new models: Bokeh walks the page's model graph once for all of them
-            doc = getattr(self, '_doc', None)
-            with doc.models.freeze() if doc is not None else contextlib.nullcontext():
-                self._gallery_boxes[kind].extend(new)
-        return slots
+    def gallery_indices(self, kind: str) -> list:
+        """The item indices the ``kind`` gallery shows, in order."""
+        return [it['key'] for it in self.gallery_tiles[kind].items]
 
     def _gallery_key(self) -> tuple:
         s = self.state
@@ -136,21 +122,14 @@ class GalleriesView:
             note = views.repeat_text(s.pools) if kind == 'pos' else ''
             self._gallery_titles[kind].object = gallery_title(title, len(items), total,
                                                               s.pools.config, note)
-            for k, slot in enumerate(self._ensure_slots(kind, len(items))):
-                if k >= len(items):
-                    slot['index'] = None
-                    slot['box'].visible = False
-                    continue
-                it = items[k]
+            tiles = []
+            for it in items:
                 mark = ' ★' if s.selected_item == it['index'] else ''
-                slot['index'] = it['index']
-                if slot['pic'].object is not it['jpeg']:
-                    slot['pic'].object = it['jpeg']
                 drawn = views.drawn_text(it.get('window'), it.get('scale')) \
                     if draws_per_item(s.pools.config) else ''
-                slot['button'].param.update(
-                    label=f"#{it['index']} · img {it['gid']}{mark}"
+                label = (f"#{it['index']} · img {it['gid']}{mark}"
                          + (f' · {drawn}' if drawn else '')
-                         + (' · unreadable' if it['error'] else ''),
-                    color='warning' if mark else 'default')
-                slot['box'].visible = True
+                         + (' · unreadable' if it['error'] else ''))
+                tiles.append(tile(it['index'], label, src=jpeg_src(it['jpeg']),
+                                  tone='warning' if mark else ''))
+            self.gallery_tiles[kind].items = tiles

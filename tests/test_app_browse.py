@@ -3,6 +3,7 @@ computation on the kwcoco dataset (exact gids per page), thumbnails (exact pixel
 the LRU cache, and the explorer's grid widgets (a click opens the image)."""
 from __future__ import annotations
 
+import base64
 import collections
 import math
 
@@ -189,10 +190,12 @@ def test_explorer_grid_pages_filters_and_opens_an_image(state):
     from app.layout import Explorer
     e = Explorer(state=state)
     q = e.grid_query
-    shown = lambda: [slot['gid'] for slot in e._grid_slots if slot['box'].visible]  # noqa: E731
+    shown = lambda: [it['key'] for it in e.grid_tiles.items]  # noqa: E731
     assert shown() == expected_order(state)[:24]
     assert 'page 1 of 3' in e.grid_status.object and 'thumbnails 24/24' in e.grid_status.object
-    assert all(isinstance(slot['pic'].object, bytes) for slot in e._grid_slots[:24])
+    srcs = [it['src'] for it in e.grid_tiles.items]
+    assert all(base64.b64decode(src.split(',', 1)[1])[:3] == b'\xff\xd8\xff' for src in srcs)
+    assert [it['gid'] for it in e.grid_tiles.items] == shown()      # data-gid of each caption
     e.grid_next.clicks += 1
     assert q.page == 1 and shown() == expected_order(state)[24:48]
     e.grid_categories.value = ['eel']           # a filter goes back to the first page
@@ -201,12 +204,13 @@ def test_explorer_grid_pages_filters_and_opens_an_image(state):
     e.grid_descending.value = True
     expected = expected_order(state, sort='annotations', descending=True, categories=['eel'])
     assert shown() == expected[:24]
-    slot = e._grid_slots[3]
-    slot['button'].clicks += 1                  # click -> the overview shows that image
+    e.grid_tiles.clicked = [expected[3], 1]     # click -> the overview shows that image
     assert state.gid == expected[3]
     assert state.gid in e.image_select.options.values() and e.image_select.value == state.gid
-    assert slot['button'].button_type == 'primary'
-    assert e._grid_slots[2]['button'].button_type == 'default'
+    tones = [it['tone'] for it in e.grid_tiles.items]
+    assert tones[3] == 'primary' and tones.count('primary') == 1
+    e.grid_tiles.clicked = [10 ** 9, 2]         # an id the dataset lacks changes nothing
+    assert state.gid == expected[3]
     e.grid_per_page.value = 48
     e.grid_categories.value = []
     assert shown() == expected_order(state, sort='annotations', descending=True)[:48]
@@ -221,6 +225,6 @@ def test_explorer_grid_follows_another_dataset():
     e.state.dataset = 'shapes32'
     gids = [img['id'] for img in load_demo('shapes32').dataset['images']]
     assert e.grid_query.categories == [] and e.grid_query.page == 0
-    assert [slot['gid'] for slot in e._grid_slots if slot['box'].visible] == gids[:24]
+    assert [it['key'] for it in e.grid_tiles.items] == gids[:24]
     assert 'of 32' in e.grid_status.object and 'thumbnails 24/24' in e.grid_status.object
     e.release()

@@ -128,7 +128,7 @@ def test_gallery_labels_say_the_drawn_size_and_scale():
     title = e._gallery_titles['pos'].object
     assert 'load_item(i, epoch=0)' in title and 'window side drawn in 24-40 px' in title
     assert 'scale drawn in 0.5-1.0' in title
-    labels = [slot['button'].label for slot in e._slots['pos'] if slot['box'].visible]
+    labels = [it['label'] for it in e.gallery_tiles['pos'].items]
     assert len(labels) == 4
     for k, label in enumerate(labels):
         sample = e.state.sampler.load_item(k)
@@ -140,7 +140,7 @@ def test_gallery_labels_say_the_drawn_size_and_scale():
         assert abs(scale * side - h) < 1.0 + side * 0.0005   # 3 digits of the scale
     e.state.param.update(window_size_range=None, scale_range=None)
     e._update_galleries()
-    assert 'px' not in e._slots['pos'][0]['button'].label
+    assert 'px' not in e.gallery_tiles['pos'].items[0]['label']
     assert 'returns them' in e._gallery_titles['pos'].object
 
 

@@ -3,6 +3,7 @@ what the pools hold: the statistics plots and the overview's pool windows; a cha
 keeps the pools recomputes nothing."""
 from __future__ import annotations
 
+import base64
 import collections
 
 import numpy as np
@@ -191,12 +192,12 @@ def test_gallery_thumbnails_updated_in_place_are_the_load_item_windows():
     e = Explorer('shapes8', backend=None, n_pos=5, gallery_size=3)
     _render(e)
     s = e.state
-    pics = [sl['pic'] for kind in ('pos', 'neg') for sl in e._slots[kind]]
+    models = dict(e.gallery_tiles)
     colors = views.category_colors(s.shared.dset)
     for change in [{'window_dims': (64, 96)}, {'pad': (16, 0), 'seed': 2}, {'n_pos': 2}]:
         s.param.update(**change)
-        shown = [(sl['index'], sl['pic']) for kind in ('pos', 'neg') for sl in e._slots[kind]
-                 if sl['box'].visible]
+        shown = [(it['key'], base64.b64decode(it['src'].split(',', 1)[1]))
+                 for kind in ('pos', 'neg') for it in e.gallery_tiles[kind].items]
         n = s.pools.n_pos + s.pools.n_neg
         assert [i for i, _ in shown] == list(range(min(3, s.pools.n_pos))) + \
             list(range(s.pools.n_pos, min(n, s.pools.n_pos + 3))), change
@@ -204,9 +205,9 @@ def test_gallery_thumbnails_updated_in_place_are_the_load_item_windows():
                                       s.pools.n_pos else views.NEG_COLOR, THUMB, colors)
                  for i in range(n)}
         for index, pic in shown:
-            thumb = np.asarray(Image.open(io.BytesIO(pic.object)).convert('RGB'), dtype=float)
+            thumb = np.asarray(Image.open(io.BytesIO(pic)).convert('RGB'), dtype=float)
             err = {i: np.abs(thumb - im).mean() for i, im in drawn.items()}
             assert err[index] < 8 and all(v > 30 for i, v in err.items() if i != index), \
                 (change, index, err)
-    # the same panes all along (hidden when unused, never rebuilt)
-    assert [sl['pic'] for kind in ('pos', 'neg') for sl in e._slots[kind]][:len(pics)] == pics
+    # the same models all along (refilled, never rebuilt)
+    assert all(e.gallery_tiles[kind] is models[kind] for kind in ('pos', 'neg'))

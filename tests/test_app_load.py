@@ -155,7 +155,7 @@ def test_served_updates_compute_only_the_latest_state_of_a_session(monkeypatch):
     assert e._job is None and not e.galleries.loading
     assert 'window 56x56' in e._gallery_titles['pos'].object
     assert '56x56' in e.stats_numbers.object
-    shown = [sl['index'] for sl in e._slots['pos'] if sl['box'].visible]
+    shown = e.gallery_indices('pos')
     assert shown == list(range(min(s.gallery_size, s.pools.n_pos)))
 
 

@@ -1,4 +1,5 @@
 """View functions (state -> HoloViews elements / tables) and widget links, without a browser."""
+import base64
 import math
 import os
 
@@ -302,14 +303,15 @@ def test_layout_renders_offline(explorer):
     assert isinstance(plot.object, hv.Overlay)
     assert 'offset (dx, dy)' in table.object['param'].tolist()
     explorer.state.gallery_size = 2
-    shown = [sl for sl in explorer._slots['pos'] if sl['box'].visible]
-    assert [sl['index'] for sl in shown] == [0, 1]
-    assert all(sl['pic'].object.startswith(b'\xff\xd8\xff') for sl in shown)   # JPEG
-    neg = [sl['index'] for sl in explorer._slots['neg'] if sl['box'].visible]
+    assert explorer.gallery_indices('pos') == [0, 1]
+    srcs = [it['src'] for it in explorer.gallery_tiles['pos'].items]
+    assert all(base64.b64decode(src.split(',', 1)[1])[:3] == b'\xff\xd8\xff'
+               for src in srcs)   # JPEG
+    neg = explorer.gallery_indices('neg')
     assert neg == [explorer.state.pools.n_pos, explorer.state.pools.n_pos + 1]
-    shown[1]['button'].clicks += 1          # clicking a thumbnail selects its window
+    explorer.gallery_tiles['pos'].clicked = [1, 1]   # clicking a thumbnail selects its window
     assert explorer.state.selected_item == 1
-    assert '★' in shown[1]['button'].label
+    assert '★' in explorer.gallery_tiles['pos'].items[1]['label']
     explorer.state.window_dims = (200, 64)
     assert '200x64' in explorer.stats_numbers.object
 
@@ -410,8 +412,8 @@ def test_explorer_of_a_dataset_without_annotations_shows_images_and_negatives():
     assert pn.panel(e).get_root(Document()) is not None
     s = e.state
     assert (s.pools.n_pos, s.pools.n_neg) == (0, 3)
-    assert [sl['index'] for sl in e._slots['neg'] if sl['box'].visible] == [0, 1, 2]
-    assert not any(sl['box'].visible for sl in e._slots['pos'])
+    assert e.gallery_indices('neg') == [0, 1, 2]
+    assert e.gallery_indices('pos') == []
     assert 'none' in e._gallery_titles['pos'].object
     assert '>negatives found</td>\n      <td>3<' in e.stats_numbers.object
     rgb = views.overview_image(s.sampler, s.gid)
