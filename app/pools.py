@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.demo import is_demo_key, load_demo
+from app.roots import check_dataset_files
 
 #: columns of a pool table (window corners are image pixels, ltrb, without pad)
 POOL_COLUMNS = ('index', 'kind', 'aid', 'gid', 'category_id', 'cx', 'cy', 'width', 'height',
@@ -60,6 +61,7 @@ class SharedDataset:
         self._image_table = None
         self._hash = None
         self._lock = threading.Lock()
+        self._roots_checked: set = set()     # root lists whose check passed
         regions = sampler.regions
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
@@ -73,6 +75,22 @@ class SharedDataset:
     @property
     def dset(self):
         return self.sampler.dset
+
+    def check_files_inside(self, roots) -> None:
+        """:func:`app.roots.check_dataset_files` of this dataset, once per list of roots
+        that passes (every session opening the dataset asks; resolving the paths of 100,000
+        images takes seconds). A refusal is not remembered: it raises every time.
+
+        Raises:
+            PermissionError: an image file outside ``roots`` (named).
+        """
+        key = tuple(roots)
+        with self._lock:
+            if key in self._roots_checked:
+                return
+        check_dataset_files(self.dset, roots)
+        with self._lock:
+            self._roots_checked.add(key)
 
     @property
     def dataset_hash(self) -> str:

@@ -35,7 +35,7 @@ import param
 
 from app.demo import DEFAULT_DEMO, is_demo_key
 from app.pools import compute_pools, filter_images, get_shared, session_sampler
-from app.roots import check_dataset_files, check_path, normalize_roots
+from app.roots import check_path, normalize_roots
 from sampler_core.config import SamplingConfig, WindowDims
 
 #: UI keys kept in the URL besides the config
@@ -205,7 +205,7 @@ class ExplorerState(SamplingConfig):
         if not os.path.isfile(real):
             raise FileNotFoundError(f'dataset file does not exist: {dataset}')
         shared = get_shared(real, backend=self.backend, workdir=self.workdir)
-        check_dataset_files(shared.dset, self.roots)
+        shared.check_files_inside(self.roots)
         return shared
 
     def _load_sampler(self) -> None:

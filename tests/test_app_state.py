@@ -154,6 +154,34 @@ def test_state_opens_a_path_inside_roots_and_refuses_outside_images(shapes_copy,
     assert 'outside the allowed folders' in state.message['text']
 
 
+def test_image_files_are_checked_once_per_dataset_and_roots(shapes_copy, tmp_path,
+                                                             monkeypatch):
+    import app.roots
+    root, path = shapes_copy
+    checked = []
+    real = app.roots.check_dataset_files
+    monkeypatch.setattr(app.roots, 'check_dataset_files',
+                        lambda dset, roots: checked.append(list(roots)) or real(dset, roots))
+    import app.pools
+    monkeypatch.setattr(app.pools, 'check_dataset_files', app.roots.check_dataset_files)
+    first = ExplorerState(dataset=str(path), backend=None, roots=[str(root)])
+    first.shared._roots_checked.clear()          # (an earlier test may have opened it)
+    checked.clear()
+    second = ExplorerState(dataset=str(path), backend=None, roots=[str(root)])
+    third = ExplorerState(dataset=str(path), backend=None, roots=[str(root)])
+    assert first.shared is second.shared is third.shared
+    assert checked == [[str(root)]]             # checked once, not per session
+    # other roots are checked again, and a refusal is never remembered
+    other = tmp_path / 'other'
+    other.mkdir()
+    link = other / path.name
+    link.symlink_to(path)
+    for _ in range(2):
+        with pytest.raises(PermissionError, match='outside the allowed folders'):
+            first.shared.check_files_inside([str(other)])
+    assert len(checked) == 3
+
+
 def test_state_bad_dataset_file_is_a_message(shapes_copy):
     root, _ = shapes_copy
     broken = root / 'broken.kwcoco.json'
