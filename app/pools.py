@@ -77,16 +77,17 @@ class SharedDataset:
         return self.sampler.dset
 
     def check_files_inside(self, roots) -> None:
-        """:func:`app.roots.check_dataset_files` of this dataset, once per list of roots
-        that passes (every session opening the dataset asks; resolving the paths of 100,000
-        images takes seconds). A refusal is not remembered: it raises every time.
+        """:func:`app.roots.check_dataset_files` of this dataset, once: a list of roots
+        holding every root of one that passed passes too (every session opening the dataset
+        asks, with the server's upload folder added; resolving the paths of 100,000 images
+        takes seconds). A refusal is not remembered: it raises every time.
 
         Raises:
             PermissionError: an image file outside ``roots`` (named).
         """
-        key = tuple(roots)
+        key = frozenset(roots)
         with self._lock:
-            if key in self._roots_checked:
+            if any(passed <= key for passed in self._roots_checked):
                 return
         check_dataset_files(self.dset, roots)
         with self._lock:

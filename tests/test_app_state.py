@@ -171,6 +171,10 @@ def test_image_files_are_checked_once_per_dataset_and_roots(shapes_copy, tmp_pat
     third = ExplorerState(dataset=str(path), backend=None, roots=[str(root)])
     assert first.shared is second.shared is third.shared
     assert checked == [[str(root)]]             # checked once, not per session
+    more = tmp_path / 'uploads'
+    more.mkdir()
+    first.shared.check_files_inside([str(root), str(more)])     # more roots: passes as is
+    assert checked == [[str(root)]]
     # other roots are checked again, and a refusal is never remembered
     other = tmp_path / 'other'
     other.mkdir()
