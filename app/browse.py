@@ -38,7 +38,6 @@ import param
 
 from app.colors import category_colors
 from app.text import text_options
-from app.tiles import Tiles, jpeg_src, tile
 
 #: side of a grid thumbnail, pixels
 THUMB_PX = 128
@@ -358,6 +357,8 @@ class BrowseView:
     def _build_browse(self) -> None:
         """The grid's controls and its tiles (:class:`app.tiles.Tiles`, refilled in place)."""
         import panel as pn      # this module's data part is imported before Panel (app.cli)
+
+        from app.tiles import Tiles
         s = self.state
         q = self.grid_query = GridQuery()
         self._grid_job = None
@@ -486,6 +487,7 @@ class BrowseView:
         """Show the page's tiles with the cached thumbnails (one model change); draw the
         missing ones (at once outside a served session, else one job at a time on a worker
         thread: a page left meanwhile is never drawn, the latest one is)."""
+        from app.tiles import jpeg_src, tile
         sampler, shared, size, colors = self._thumb_args()
         missing, items, tones = [], [], []
         for gid, label, caption in self._grid_info:

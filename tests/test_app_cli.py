@@ -58,6 +58,20 @@ def test_cli_help_and_preview_import_no_gui():
     subprocess.run([sys.executable, '-c', code], check=True, env=_env(), capture_output=True)
 
 
+def test_serve_loads_the_dataset_before_importing_panel():
+    # serve prints its URL once the dataset and the grid's arrays are loaded; Panel is
+    # imported after that, while the browser opens the page (app.cli.serve)
+    code = ('import sys\n'
+            'from app.state import ExplorerState\n'
+            'from app.browse import BrowseFacts\n'
+            'BrowseFacts.of(ExplorerState("shapes8", backend=None).shared)\n'
+            'bad = [m for m in ("panel", "holoviews", "bokeh") if m in sys.modules]\n'
+            'assert not bad, bad\n')
+    res = subprocess.run([sys.executable, '-c', code], env=_env(), capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
 def test_cli_preview_still_works(tmp_path):
     out = _run('preview', 'shapes8', '--out', str(tmp_path / 'p.png'), '--num', '2',
                '--window', '64', '64')
