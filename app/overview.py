@@ -32,6 +32,13 @@ def tap_selects_the_image_only(plot, element) -> None:
             tool.renderers = [image]
 
 
+#: ms after the last wheel step before Bokeh reports a wheel zoom's new ranges (and the
+#: server reads the image at the new resolution): a wheel zoom's ``RangesUpdate`` waits for
+#: the end of the interaction, the figure's ``lod_timeout``, 500 ms by default; so the
+#: sharper image followed a zoom half a second later than a pan
+WHEEL_SETTLE_MS = 100
+
+
 class OverviewView:
     """Methods of :class:`app.layout.Explorer` for this view (a mixin: they use
     the explorer's ``state`` and widgets)."""
@@ -174,12 +181,12 @@ class OverviewView:
                 xr.start, xr.end = 0, width
                 yr.start, yr.end = (height, 0) if yr.start > yr.end else (0, height)
 
-        rgb = hv.DynamicMap(image, streams=[
-            ov, hv.streams.Params(s, ['with_annots', 'hidden_categories']),
-            hv.streams.RangeXY()])
-        ann = hv.DynamicMap(annots, streams=[
-            ov, hv.streams.Params(s, ['with_annots', 'hidden_categories']),
-            hv.streams.RangeXY()])
+        # one set of streams for both layers: a pan or zoom triggers one refresh of the
+        # overlay, not one per layer
+        streams = [ov, hv.streams.Params(s, ['with_annots', 'hidden_categories']),
+                   hv.streams.RangeXY()]
+        rgb = hv.DynamicMap(image, streams=streams)
+        ann = hv.DynamicMap(annots, streams=streams)
         tap = hv.streams.Tap(source=rgb, x=None, y=None)
         tap.add_subscriber(self._on_tap)
         ann_hover = [('aid', '@aid'), ('category', '@category'), ('area', '@area{0}')]
@@ -205,7 +212,8 @@ class OverviewView:
                              hooks=[halo_hook]),
             hv.opts.Points(color='color', size=5, line_color='white',
                            tools=['hover'], hover_tooltips=ann_hover),
-            hv.opts.Overlay(show_legend=False, hooks=[windows_layer]),
+            hv.opts.Overlay(show_legend=False, hooks=[windows_layer],
+                            lod={'timeout': WHEEL_SETTLE_MS}),
         )
         return pn.pane.HoloViews(plot, linked_axes=False)
 

@@ -559,3 +559,22 @@ def test_overview_click_selects_no_annotation_or_window():
     assert taps[0].renderers == images
     e.state.gid = 2                                  # another image: still the image only
     assert list(root.select({'type': TapTool}))[0].renderers == images
+
+
+def test_overview_reports_a_wheel_zoom_soon():
+    """Bokeh reports a wheel zoom's ranges only once the interaction has been idle for the
+    figure's ``lod_timeout`` (500 ms by default), so the sharper image of a huge image came
+    half a second late; the overview's figure waits WHEEL_SETTLE_MS, also after an image
+    change (the plot is reused)."""
+    from bokeh.document import Document
+    from bokeh.models import Plot
+    import panel as pn
+
+    from app.layout import Explorer
+    from app.overview import WHEEL_SETTLE_MS
+    e = Explorer(dataset='shapes8', backend=None, n_pos=4)
+    root = pn.panel(e.overview).get_root(Document())
+    assert WHEEL_SETTLE_MS < Plot().lod_timeout
+    assert [p.lod_timeout for p in root.select({'type': Plot})] == [WHEEL_SETTLE_MS]
+    e.state.gid = 2
+    assert [p.lod_timeout for p in root.select({'type': Plot})] == [WHEEL_SETTLE_MS]
