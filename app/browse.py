@@ -391,7 +391,7 @@ class BrowseView:
         # the page's thumbnails: one model, the browser draws its tiles (app/tiles.py)
         self.grid_tiles = Tiles(kind='grid', tile_px=THUMB_PX, sizing_mode='stretch_width')
         self.grid_tiles.on_click(self._grid_open)
-        self._grid_info = []        # (gid, label, caption) of the page shown
+        self._grid_info = []        # (gid, label, caption, full name) of the page shown
         self._grid_tones = []       # their buttons' tones ('primary': the image open)
         self.grid = pn.Column(
             # rows that wrap: the page never scrolls sideways (usable at 1280x800)
@@ -464,13 +464,13 @@ class BrowseView:
             n_pos, n_neg = facts.pool_counts(s.pools)
         info = []
         for gid, row in zip(gids.tolist(), rows.tolist()):
-            label = f'{gid}: {facts.names[row]}'
-            label = label if len(label) <= 17 else label[:16] + '…'
+            full = f'{gid}: {facts.names[row]}'
+            label = full if len(full) <= 17 else full[:16] + '…'
             caption = [(f'{facts.n_annots[row]} ann', '')]
             if n_pos is not None:
                 caption += [(' · ', ''), (str(n_pos[row]), 'pos'), ('+', ''),
                             (str(n_neg[row]), 'neg'), (' win', '')]
-            info.append((gid, label, caption))
+            info.append((gid, label, caption, full))
         self._grid_info = info
         self._fill_grid()
 
@@ -490,7 +490,7 @@ class BrowseView:
         from app.tiles import jpeg_src, tile
         sampler, shared, size, colors = self._thumb_args()
         missing, items, tones = [], [], []
-        for gid, label, caption in self._grid_info:
+        for gid, label, caption, full in self._grid_info:
             value = THUMBNAILS.get(shared, gid, size, colors)
             tone = 'primary' if gid == self.state.gid else ''
             if value is None:
@@ -498,7 +498,8 @@ class BrowseView:
             elif not isinstance(value, bytes):      # the image could not be read
                 caption = [('unreadable', 'error')]
             items.append(tile(gid, label, caption, jpeg_src(value if isinstance(value, bytes)
-                                                            else None), tone, data_gid=gid))
+                                                            else None), tone, data_gid=gid,
+                              title=full))
             tones.append(tone)
         self._grid_tones = tones
         self.grid_tiles.items = items

@@ -40,7 +40,8 @@ def jpeg_src(jpeg: bytes | None) -> str:
     return 'data:image/jpeg;base64,' + base64.b64encode(jpeg).decode('ascii')
 
 
-def tile(key, label: str, caption=(), src: str = '', tone: str = '', data_gid=None) -> dict:
+def tile(key, label: str, caption=(), src: str = '', tone: str = '', data_gid=None,
+         title: str | None = None) -> dict:
     """One tile of :attr:`Tiles.items`.
 
     Args:
@@ -50,8 +51,10 @@ def tile(key, label: str, caption=(), src: str = '', tone: str = '', data_gid=No
         src: the picture (:func:`jpeg_src`), or ``''`` while it is being drawn.
         tone: ``'primary'``, ``'warning'`` or ``''``: the button's colour.
         data_gid: written as the caption's ``data-gid`` attribute (the grid's image id).
+        title: the button's tooltip (default: the label), e.g. a name the label shortens.
     """
     return {'key': key, 'label': str(label), 'src': src, 'tone': tone,
+            'title': str(label if title is None else title),
             'caption': [[str(text), str(cls)] for text, cls in caption],
             'gid': None if data_gid is None else int(data_gid)}
 
@@ -113,7 +116,7 @@ for (const it of data.items) {
   bw.className = names[1];
   const b = document.createElement('button');
   b.type = 'button';
-  b.textContent = it.label; b.title = it.label;
+  b.textContent = it.label; b.title = it.title;
   if (it.tone) b.classList.add(it.tone);
   b.addEventListener('click', () => { state.n += 1; data.clicked = [it.key, state.n]; });
   bw.appendChild(b);

@@ -476,6 +476,7 @@ def test_browser_category_named_with_html_is_shown_as_text(browser, tmp_path):
     dset = kwcoco.CocoDataset.demo('shapes8')
     dset.reroot(absolute=True)
     dset.rename_categories({'star': EVIL})
+    dset.imgs[1]['name'] = EVIL                 # and an image (the grid's tiles)
     path = tmp_path / 'evil.kwcoco.json'
     dset.dump(str(path))
     proc, url = spawn_server([path, '--workdir', tmp_path / 'cache', '--backend', 'none'],
@@ -497,6 +498,8 @@ def test_browser_category_named_with_html_is_shown_as_text(browser, tmp_path):
         expect(pg.locator('.w-categories .choices__list--multiple .choices__item',
                           has_text=EVIL).first).to_be_visible()      # the chosen one
         expect(pg.locator('.status')).to_contain_text('positives')
+        expect(pg.locator('.image-grid .grid-button button').first).to_have_attribute(
+            'title', f'1: {EVIL}')
         assert_no_script_ran(pg, dialogs)
         shot(pg, 'category-as-text')
         context.close()
