@@ -67,7 +67,11 @@ class Tiles(pn.reactive.ReactiveHTML):
     have ``thumb`` / ``thumb-button-<kind>`` / ``thumb-caption``.
     """
 
-    items = param.List(default=[], doc='The tiles (:func:`tile`), in order.')
+    items = param.List(default=[], precedence=-1, doc='The tiles (:func:`tile`), in order.')
+    page = param.Dict(default={'items': []}, doc=(
+        'What the browser draws: ``{"items": items}`` (kept by :attr:`items`). A dict, because '
+        'Panel 1.9 takes an empty list that replaces a list of dicts for a list of '
+        'Parameterized objects and fails (unhashable type: dict).'))
     clicked = param.List(default=[], doc='``[key, n]`` of the latest click (set by the browser).')
     kind = param.String(default='grid', doc='CSS naming: grid, pos or neg.')
     tile_px = param.Integer(default=128, bounds=(16, 1024), doc='Side of a picture, px.')
@@ -92,15 +96,15 @@ class Tiles(pn.reactive.ReactiveHTML):
 ''']
 
     _scripts: ClassVar[dict] = {
-        'render': 'self.items()',
-        'items': '''
+        'render': 'self.page()',
+        'page': '''
 const px = data.tile_px, kind = data.kind;
 const grid = kind === 'grid';
 const names = grid ? ['grid-thumb', 'grid-button', 'grid-caption']
                    : ['thumb', 'thumb-button-' + kind, 'thumb-caption'];
 if (state.n === undefined) state.n = 0;
 const frag = document.createDocumentFragment();
-for (const it of data.items) {
+for (const it of data.page.items) {
   const box = document.createElement('div');
   box.className = 'tile';
   box.style.width = px + 'px';
@@ -137,9 +141,13 @@ for (const it of data.items) {
 }
 tiles.replaceChildren(frag);
 ''',
-        'tile_px': 'self.items()',
-        'kind': 'self.items()',
+        'tile_px': 'self.page()',
+        'kind': 'self.page()',
     }
+
+    @param.depends('items', watch=True, on_init=True)
+    def _send_items(self) -> None:
+        self.page = {'items': list(self.items)}
 
     def on_click(self, callback) -> None:
         """Call ``callback(key)`` on every click of a tile."""
