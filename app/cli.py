@@ -150,6 +150,28 @@ def serve_roots(args) -> list:
     return roots
 
 
+def freeze_long_lived() -> int:
+    """Move every object alive now (the dataset, its sampler's tables, the imported
+    libraries) to the garbage collector's permanent generation; return how many.
+
+    They live as long as the server, yet each full collection walked them all again: the
+    sessions' objects trigger one at every ~25 % growth of the objects alive (with 20
+    sessions, pauses of 1-2.5 s of the one server loop). Frozen, only the sessions' own
+    objects are walked. Called once by :func:`serve`, before the first session.
+
+    Example:
+        >>> import gc
+        >>> before = gc.get_freeze_count()
+        >>> freeze_long_lived() >= before
+        True
+        >>> gc.unfreeze()
+    """
+    import gc
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def _new_explorer(args, state=None, hold_updates: bool = False):
     from app.layout import Explorer
     from app.uploads import server_store
@@ -215,6 +237,7 @@ def serve(args, ready=None):
     from app.layout import ensure_extensions
     from app.uploads import WEBSOCKET_MAX_BYTES
     ensure_extensions()
+    freeze_long_lived()
     origins = sorted({f'{host}:{port}' for host in (args.address, 'localhost', '127.0.0.1')})
     ready_made = []
     with _prebound(sockets, port):
