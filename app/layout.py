@@ -775,8 +775,10 @@ class Explorer(SidebarView, OverviewView, BrowseView, DetailView, GalleriesView,
     @staticmethod
     def _show_deferred(doc, shows: list) -> None:
         """Run the ``shows`` of :meth:`_deferred` (each puts a view into the page) with the
-        document's model graph frozen: one walk of it for all their new models."""
-        with doc.models.freeze():
+        document's model graph frozen: one walk of it for all their new models. Held, so
+        that the page gets them in one message once the walk has made them known (sent
+        one by one while frozen, the models they share, e.g. style sheets, went in each)."""
+        with pn.io.hold(doc), doc.models.freeze():
             while shows:
                 shows.pop(0)()
 
