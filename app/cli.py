@@ -25,6 +25,12 @@ _DEMO_KEYS = ', '.join(DEMOS)
 #: how often the server looks for closed sessions to free (Bokeh's default: 17 s); a session
 #: is freed once it has had no connection for Bokeh's unused-session lifetime (15 s)
 CHECK_UNUSED_MS = 2000
+#: the garbage collector's thresholds in a server (Python's default: 700, 10, 10). A page
+#: makes ~40k objects that live as long as its session; with collections of the youngest
+#: generation every 700 allocations, the sessions' objects were walked again and again and
+#: full collections (up to 0.4 s each) came every few pages. Measured with 12 pages opened
+#: in turn: collector time 2.0 s -> 0.8 s, longest pause 416 -> 229 ms.
+GC_THRESHOLDS = (20_000, 10, 10)
 #: pixel backends on the command line; ``none`` is the library's ``backend=None``
 BACKEND_CHOICES = ('none', 'npy', 'cog')
 
@@ -150,6 +156,29 @@ def serve_roots(args) -> list:
     return roots
 
 
+def freeze_long_lived() -> int:
+    """Move every object alive now (the dataset, its sampler's tables, the imported
+    libraries) to the garbage collector's permanent generation; return how many.
+
+    They live as long as the server, yet each full collection walked them all again: the
+    sessions' objects trigger one at every ~25 % growth of the objects alive (with 20
+    sessions, pauses of 1-2.5 s of the one server loop). Frozen, only the sessions' own
+    objects are walked. Called once by :func:`serve`, before the first session, which
+    also sets the collector's :data:`GC_THRESHOLDS`.
+
+    Example:
+        >>> import gc
+        >>> before = gc.get_freeze_count()
+        >>> freeze_long_lived() >= before
+        True
+        >>> gc.unfreeze()
+    """
+    import gc
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def _new_explorer(args, state=None, hold_updates: bool = False):
     from app.layout import Explorer
     from app.uploads import server_store
@@ -215,6 +244,9 @@ def serve(args, ready=None):
     from app.layout import ensure_extensions
     from app.uploads import WEBSOCKET_MAX_BYTES
     ensure_extensions()
+    freeze_long_lived()
+    import gc
+    gc.set_threshold(*GC_THRESHOLDS)
     origins = sorted({f'{host}:{port}' for host in (args.address, 'localhost', '127.0.0.1')})
     ready_made = []
     with _prebound(sockets, port):

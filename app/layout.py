@@ -218,6 +218,18 @@ def _change_before_browser_connects(doc, change) -> bool:
     return True
 
 
+class _Template(pn.template.BootstrapTemplate):
+    """The served page: a BootstrapTemplate whose roots are added to the session's document
+    with its model graph frozen, so that Bokeh walks it once instead of once per root."""
+
+    def _init_doc(self, doc=None, comm=None, title=None, notebook=False, location=True):
+        document = doc or pn.state.curdoc
+        if document is None or notebook:
+            return super()._init_doc(doc, comm, title, notebook, location)
+        with document.models.freeze():
+            return super()._init_doc(document, comm, title, notebook, location)
+
+
 class Explorer(SidebarView, OverviewView, BrowseView, DetailView, GalleriesView, StatsView,
                pn.viewable.Viewer):
     """The sampler explorer for one dataset; one state per instance (per session).
@@ -614,7 +626,9 @@ class Explorer(SidebarView, OverviewView, BrowseView, DetailView, GalleriesView,
         """Show the computed statistics and galleries, in one message to the page
         (``pn.io.hold``). Only data and texts of existing models change, so Bokeh has no
         model graph to walk again (no ``freeze``: leaving one re-walks every model of the
-        page, ~40 ms each time; new gallery slots freeze for themselves)."""
+        page, ~40 ms each time; new gallery slots freeze for themselves. Not frozen the
+        first time either: Panel's design hooks then give the new gallery pictures style
+        sheets that are replaced, with a walk of the graph, at every later change)."""
         with pn.io.hold(self._doc):
             try:
                 if stats:
@@ -713,7 +727,12 @@ class Explorer(SidebarView, OverviewView, BrowseView, DetailView, GalleriesView,
         browser still loads BokehJS, so that the document it pulls already holds ``view``;
         if the browser has connected by then, once the page has loaded instead (see
         :func:`_change_before_browser_connects`).
+
+        The views of one moment are added together (:meth:`_show_deferred`): Bokeh walks
+        the page's model graph once for them all, not once per view.
         """
+        if when not in ('onload', 'later', 'early'):
+            raise ValueError(f"when must be 'onload', 'later' or 'early', got {when!r}")
         doc = pn.state.curdoc
         if doc is None or doc.session_context is None:
             return view
@@ -726,26 +745,42 @@ class Explorer(SidebarView, OverviewView, BrowseView, DetailView, GalleriesView,
             if not shown_early:
                 holder[:] = [view]
 
-        def show_early():
-            if _change_before_browser_connects(doc, show):
-                shown_early.append(True)
-
         if when == 'early':
             from tornado.ioloop import IOLoop
+
+            def show_early():
+                if _change_before_browser_connects(doc, show):
+                    shown_early.append(True)
 
             def at_delay():
                 if doc.session_context is not None:   # the session may have ended since
                     doc.add_next_tick_callback(show_early)
 
             IOLoop.current().call_later(EARLY_DELAY, at_delay)
-            pn.state.onload(show)
-        elif when == 'later':
-            pn.state.onload(lambda: doc.add_next_tick_callback(show))
-        elif when == 'onload':
-            pn.state.onload(show)
-        else:
-            raise ValueError(f"when must be 'onload', 'later' or 'early', got {when!r}")
+        pending = getattr(self, '_pending_views', None)
+        if pending is None or pending[0] is not doc:
+            pending = self._pending_views = (doc, {'onload': [], 'later': []})
+
+            def later():
+                self._show_deferred(doc, pending[1]['later'])
+
+            def onload():
+                self._show_deferred(doc, pending[1]['onload'])
+                doc.add_next_tick_callback(later)
+
+            pn.state.onload(onload)
+        pending[1]['later' if when == 'later' else 'onload'].append(show)
         return holder
+
+    @staticmethod
+    def _show_deferred(doc, shows: list) -> None:
+        """Run the ``shows`` of :meth:`_deferred` (each puts a view into the page) with the
+        document's model graph frozen: one walk of it for all their new models. Held, so
+        that the page gets them in one message once the walk has made them known (sent
+        one by one while frozen, the models they share, e.g. style sheets, went in each)."""
+        with pn.io.hold(doc), doc.models.freeze():
+            while shows:
+                shows.pop(0)()
 
     def __panel__(self):
         # a notebook cell: the main column goes below the sidebar when the cell is narrower
@@ -771,7 +806,7 @@ class Explorer(SidebarView, OverviewView, BrowseView, DetailView, GalleriesView,
             pn.state.on_session_destroyed(self._on_session_destroyed)
         if sync_url and pn.state.location is not None:
             self.link = link_location(pn.state.location, self.state)   # app.link
-        return pn.template.BootstrapTemplate(
+        return _Template(
             title=title,
             sidebar=[self._deferred(pn.Column(*self.sidebar(), sizing_mode='stretch_width'))],
             main=self.main(), sidebar_width=340,

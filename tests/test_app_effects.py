@@ -109,15 +109,20 @@ def test_draw_plots_are_updated_in_place_and_shown_while_their_option_is_on():
     plots = e._stats_plots
     figures = dict(plots.figures)
     assert not any(plots.panes[k].visible for k in ('sides', 'scales', 'times'))
+    assert not set(figures) & {'sides', 'scales', 'times'}    # not made while not shown
     e.state.window_size_range = [32, 48]            # a 'read' field: the pools stay
     src = plots.sources['sides'].data
     assert plots.panes['sides'].visible and not plots.panes['scales'].visible
     assert int(np.sum(src['items'])) == e.state.pools.n_pos + e.state.pools.n_neg
     assert 'Window sides drawn' in plots.figures['sides'].title.text
     assert 'window sides drawn' in e.stats_numbers.object
+    sides = plots.figures['sides']                    # made the first time it is shown
+    assert plots.figures == {**figures, 'sides': sides}
     e.state.window_size_range = None
     assert not plots.panes['sides'].visible
-    assert plots.figures == figures                   # the same figures all along
+    e.state.window_size_range = [32, 40]
+    assert plots.panes['sides'].visible
+    assert plots.figures == {**figures, 'sides': sides}   # the same figures all along
 
 
 def test_gallery_labels_say_the_drawn_size_and_scale():
