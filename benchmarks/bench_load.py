@@ -198,6 +198,7 @@ def _register_panel_models() -> None:
             importlib.import_module(f'panel.models.{info.name}')
         except ImportError:  # an optional extension's model (e.g. a missing package)
             pass
+    import app.tiles  # noqa: F401  (the explorer's own ReactiveHTML data model: Tiles)
 
 
 def _models_with_class(doc, css_class: str) -> list:
