@@ -507,18 +507,27 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
             raise ValueError(f'config key "time_steps" is {config.time_steps} but the dataset '
                              f'{config.dataset!r} has no videos (time_steps reads frames of a '
                              f'video); set time_steps to null for 2-D images')
-        scales = None
-        if config.resolution is not None:
+        if config.resolution is None:
+            self._resolution_scales = None
+        else:
+            self._scales_of_resolution(config)
+
+    def _scales_of_resolution(self, config) -> dict:
+        """``{gid: (sy, sx)}`` of ``config.resolution`` in the space its windows are read in
+        (video space with ``time_steps``), computed once per (resolution, space).
+
+        Raises:
+            ValueError: an image without its own resolution (named).
+        """
+        space = 'video' if config.time_steps is not None else 'image'
+        cached = getattr(self, '_resolution_scales', None)
+        if cached is None or cached[:2] != (config.resolution, space):
             from sampler_core.resolution import resolution_scale
-            cached = getattr(self, '_resolution_scales', None)
-            if cached is not None and cached[0] == config.resolution:
-                scales = cached
-            else:
-                space = 'video' if config.time_steps is not None else 'image'
-                scales = (config.resolution, space,
-                          {gid: resolution_scale(self.dset, gid, config.resolution, space)
-                           for gid in self.dset.imgs})
-        self._resolution_scales = scales
+            cached = self._resolution_scales = (
+                config.resolution, space,
+                {gid: resolution_scale(self.dset, gid, config.resolution, space)
+                 for gid in self.dset.imgs})
+        return cached[2]
 
     def _config_target(self, tr: dict, cfg, pool_index, epoch: int, draw_index, rng) -> None:
         """Update pool target ``tr`` with what ``cfg`` reads: its target keys, the per-item
@@ -538,12 +547,7 @@ class CocoSampler(AbstractSampler, HashIdentifiable):
             tr.update(video.time_target(self, tr, cfg.time_steps, cfg.time_sampling,
                                         cfg.time_span, draw))
         if cfg.resolution is not None:
-            cached = getattr(self, '_resolution_scales', None)
-            if cached is None or cached[0] != cfg.resolution or \
-                    cached[1] != ('video' if cfg.time_steps is not None else 'image'):
-                self._check_config(cfg)
-                cached = self._resolution_scales
-            sy, sx = cached[2][tr['gid']]
+            sy, sx = self._scales_of_resolution(cfg)[tr['gid']]
             jitter = tr.get('scale', 1.0)      # scale_range's factor (scale is None here)
             jy, jx = jitter if isinstance(jitter, tuple) else (jitter, jitter)
             tr['scale'] = (sy * jy, sx * jx)
