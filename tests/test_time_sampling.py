@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from sampler_core import CocoSampler, SamplingConfig
 from sampler_core.video import time_indices
+from test_video import image_oracle_aids
 
 DEMO = 'vidshapes3-frames6'
 
@@ -185,19 +186,6 @@ def _crop(frame, ltrb):
     return out
 
 
-def _visible_aids(dset, gid, ltrb):
-    """Annotations of ``gid`` whose box has area inside the window (independent lookup)."""
-    x0, y0, x1, y1 = ltrb
-    out = []
-    for aid in dset.index.gid_to_aids[gid]:
-        bx, by, bw, bh = dset.anns[aid]['bbox']
-        iw = min(bx + bw, x1) - max(bx, x0)
-        ih = min(by + bh, y1) - max(by, y0)
-        if iw > 0 and ih > 0:
-            out.append(aid)
-    return sorted(out)
-
-
 @pytest.mark.parametrize('sampling, span', [('contiguous', None), ('uniform', None),
                                             ('uniform', 4), ('random', 4), ('random', None)])
 def test_items_read_exactly_the_chosen_frames(demo_dset, frames_of, sampling, span):
@@ -232,7 +220,7 @@ def test_items_read_exactly_the_chosen_frames(demo_dset, frames_of, sampling, sp
             for t, gid in enumerate(gids):
                 np.testing.assert_array_equal(sample['im'][t], _crop(frames_of(gid), ltrb))
                 got = sorted(sample['annots']['frame_dets'][t].data['aids'].tolist())
-                assert got == _visible_aids(demo_dset, gid, ltrb), (index, t)
+                assert got == image_oracle_aids(demo_dset, gid, ltrb), (index, t)
             again = sampler.load_sample(tr)   # the target says which frames: same sample
             np.testing.assert_array_equal(again['im'], sample['im'])
 

@@ -144,12 +144,19 @@ def oracle_aids(dset, gid, window_vid):
     """Annotations of ``gid`` with positive visible area in the video-space window."""
     s, tx, ty = warp_params(dset, gid)
     x0, y0, x1, y1 = window_vid
-    wx0, wy0, wx1, wy1 = (x0 - tx) / s, (y0 - ty) / s, (x1 - tx) / s, (y1 - ty) / s
+    return image_oracle_aids(dset, gid, ((x0 - tx) / s, (y0 - ty) / s,
+                                         (x1 - tx) / s, (y1 - ty) / s))
+
+
+def image_oracle_aids(dset, gid, ltrb):
+    """Annotations of ``gid`` whose box has positive area inside the image-space window
+    ``ltrb`` (read from the dataset's boxes, independently of the sampler)."""
+    x0, y0, x1, y1 = ltrb
     out = []
     for aid in dset.index.gid_to_aids[gid]:
         x, y, w, h = dset.anns[aid]['bbox']
-        iw = min(x + w, wx1) - max(x, wx0)
-        ih = min(y + h, wy1) - max(y, wy0)
+        iw = min(x + w, x1) - max(x, x0)
+        ih = min(y + h, y1) - max(y, y0)
         if iw > 0 and ih > 0:
             out.append(aid)
     return sorted(out)
