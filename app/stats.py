@@ -37,10 +37,8 @@ import panel as pn
 
 from app import views
 
-#: bar colours of the class-balance plot when its table has no ``color`` column (row order)
-BALANCE_PALETTE = 'Category20_20'
-#: colour of the visible-fraction bars, and of the ``negatives asked`` bar
-GREY, LIGHT_GREY = '#64748b', '#94a3b8'
+#: colour of the visible-fraction bars
+GREY = '#64748b'
 #: size of each statistics plot, pixels
 PLOT_WIDTH, PLOT_HEIGHT = 400, 260
 #: images in the coverage plot (the most covered first)
@@ -59,17 +57,6 @@ DRAW_BINS = 20
 #: config fields that change the per-item draws without redrawing the pools
 DRAW_FIELDS = ('scale', 'epoch_length', 'scale_range', 'window_size_range', 'output_dims',
                'time_steps', 'time_sampling', 'time_span', 'resolution')
-
-
-def _balance_colors(table) -> list[str]:
-    """The bars' colours: the class-balance table's own ``color`` column when it has one,
-    else a Category20 colour per row. (Colours are chosen apart from the counts, so that
-    another colour rule only changes this function or the table.)"""
-    if 'color' in table:
-        return [str(c) for c in table['color']]
-    from bokeh import palettes
-    palette = getattr(palettes, BALANCE_PALETTE)
-    return [palette[i % len(palette)] for i in range(len(table))]
 
 
 def stats_data(pools, dset, regions, pad=None, coverage=None, sampler=None) -> dict:
@@ -131,11 +118,11 @@ def stats_data(pools, dset, regions, pad=None, coverage=None, sampler=None) -> d
         **draws_columns(draws, pools.config),
         'balance': {'category': [str(c) for c in balance['category']],
                     'windows': [int(v) for v in balance['windows']],
-                    'color': _balance_colors(balance)},
+                    'color': [str(c) for c in balance['color']]},
         'visible': {'left': edges[:-1], 'right': edges[1:], 'annotations': counts},
         'negatives': {'what': ['asked', 'found'],
                       'windows': [int(pools.n_neg_asked), int(pools.n_neg)],
-                      'color': [LIGHT_GREY, views.NEG_COLOR]},
+                      'color': [views.OTHER_COLOR, views.NEG_COLOR]},
         'coverage': {'image': [str(g) for g in top['gid'].tolist()],
                      'covered': top['covered'].to_numpy(dtype=np.float64)},
     }

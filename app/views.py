@@ -30,7 +30,7 @@ from sampler_core.window import pad_boxes, window_boxes
 
 #: colour of positive / negative / highlighted / clicked windows
 POS_COLOR, NEG_COLOR, SELECT_COLOR, CLICK_COLOR = '#16a34a', '#dc2626', '#facc15', '#06b6d4'
-#: colour of chart bars that are no category (negatives, grid windows)
+#: colour of chart bars that are no category (negatives, grid windows, negatives asked)
 OTHER_COLOR = '#94a3b8'
 #: largest side (pixels) of the overview image sent to the browser
 OVERVIEW_PX = 1000
