@@ -68,20 +68,6 @@ def category_colors(dset) -> dict[int, str]:
     return dict(hit[1])
 
 
-def name_colors(dset) -> dict[str, str]:
-    """``{category name: '#rrggbb'}``: :func:`category_colors` by name (for charts keyed by
-    name).
-
-    Example:
-        >>> import kwcoco
-        >>> dset = kwcoco.CocoDataset.demo('shapes8')
-        >>> cid = min(dset.cats)
-        >>> name_colors(dset)[dset.cats[cid]['name']] == category_colors(dset)[cid]
-        True
-    """
-    return {dset.cats[cid]['name']: color for cid, color in category_colors(dset).items()}
-
-
 def halo_hook(plot, element) -> None:
     """HoloViews hook: draw a :data:`HALO` line (2 px wider) under an outline glyph.
 

@@ -25,7 +25,7 @@ import weakref
 import holoviews as hv
 import numpy as np
 
-from app.colors import UNKNOWN, category_colors, name_colors  # noqa: F401  (views.<name>)
+from app.colors import UNKNOWN, category_colors  # noqa: F401  (views.<name>)
 from sampler_core.window import pad_boxes, window_boxes
 
 #: colour of positive / negative / highlighted / clicked windows

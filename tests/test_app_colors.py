@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import views
-from app.colors import HALO, category_colors, name_colors
+from app.colors import HALO, category_colors
 
 
 def _rgb(color: str) -> np.ndarray:
@@ -93,7 +93,8 @@ def test_every_view_draws_a_category_in_the_legend_colour(explorer):
     ex, s = explorer, explorer.state
     dset = s.shared.dset
     legend = _legend_colors(ex)
-    assert legend == name_colors(dset)
+    assert legend == {dset.cats[cid]['name']: color
+                      for cid, color in category_colors(dset).items()}
     # overview: every annotation glyph (boxes, polygons, keypoints) in its category colour
     plot = _overview_plot(ex)
     seen = set()
