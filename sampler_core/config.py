@@ -284,8 +284,9 @@ class SamplingConfig(param.Parameterized):
         'split_by': 'pools', 'val_fraction': 'pools', 'split_seed': 'pools',
         'split_block': 'pools',
         'epoch_length': 'read', 'scale_range': 'read', 'window_size_range': 'read',
-        'output_dims': 'read', 'max_nodata_fraction': 'pools', 'time_steps': 'read', 'time_sampling': 'read',
-        'time_span': 'read', 'resolution': 'read',
+        'output_dims': 'read', 'max_nodata_fraction': 'pools',
+        'time_steps': 'read', 'time_sampling': 'read', 'time_span': 'read',
+        'resolution': 'read',
     })
     #: keys written to files, in order
     FIELDS = tuple(FIELD_ROLES)
