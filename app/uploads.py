@@ -46,6 +46,8 @@ import threading
 import zipfile
 from collections.abc import Hashable
 
+from app.roots import is_inside
+
 #: largest ``.kwcoco.json`` one upload may be, bytes (decimal MB, as the browser's check counts)
 MAX_UPLOAD_BYTES = 20_000_000
 #: largest config file one import may be, bytes
@@ -306,12 +308,11 @@ def archive_dataset(archive: str, folder: str) -> str:
     root = dataset.get('img_root')
     if isinstance(root, str) and root:
         base = os.path.join(base, root)
-    real_folder = os.path.realpath(folder)
     for name in image_file_names(dataset):
         if not _is_relative(name):
             continue
         real = os.path.realpath(os.path.join(base, name))
-        if not real.startswith(real_folder + os.sep) or not os.path.isfile(real):
+        if not is_inside(real, [folder]) or not os.path.isfile(real):
             raise ValueError(f'refused: {archive} lacks {name!r}, an image its dataset '
                              f'{candidates[0]} names (at that path relative to the .json)')
     return fpath
