@@ -334,4 +334,4 @@ def compute_pools(sampler, config) -> Pools:
     return Pools(pos=_table(pos, 'pos', 0, wd), neg=_table(neg, 'neg', n_pos, wd),
                  n_neg_asked=int(asked), config=config, warnings=messages,
                  nodata_stats=sampler.regions.nodata_stats,
-                 nodata_dropped=getattr(sampler.regions, 'nodata_dropped', None))
+                 nodata_dropped=sampler.regions.nodata_dropped)

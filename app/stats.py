@@ -90,7 +90,7 @@ def stats_data(pools, dset, regions, pad=None, coverage=None, sampler=None) -> d
     counts, edges = np.histogram(fractions, bins=VISIBLE_BINS, range=(0.0, 1.0))
     top = views.top_covered(per_image, COVERAGE_LIMIT, dset.imgs)
     table = views.stats_table(pools, fractions, overall)
-    nodata = getattr(pools, 'nodata_stats', None) or {}
+    nodata = pools.nodata_stats or {}
     if nodata.get('max_nodata_fraction') is not None:   # what max_nodata_fraction did
         table.loc[len(table)] = ['padded windows moved / dropped', (
             f"positives {nodata['positives_redrawn']} / {nodata['positives_dropped']}, "
